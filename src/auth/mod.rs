@@ -1,0 +1,1 @@
+//! Authentication: bearer extraction, JWT verification, the JWKS source and cache.

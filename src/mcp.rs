@@ -1,0 +1,1 @@
+//! JSON-RPC inspection of MCP request bodies.

@@ -1,0 +1,1 @@
+//! Policy: the TOML policy model, loading, the compiled matcher and decisions.
