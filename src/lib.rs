@@ -2,10 +2,41 @@
 //! scopegate: an authorization sidecar for MCP servers. The binary's subcommands live in
 //! `main.rs`; everything they use is here, so the integration tests can start the real pieces.
 
+pub mod audit;
 pub mod auth;
 pub mod client;
+pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod error;
+pub mod logging;
 pub mod mcp;
+pub mod metadata;
 pub mod policy;
+pub mod proxy;
+pub mod server;
 pub mod tls;
+pub mod units;
+pub mod upstream;
+
+use std::path::Path;
+
+/// `scopegate run`: loads the config and serves until the process is stopped.
+pub async fn run(config_path: &Path) -> anyhow::Result<()> {
+    let config = config::Config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let running = server::start(&config).await?;
+    shutdown_signal().await?;
+    tracing::info!("stopping");
+    running.stop().await;
+    Ok(())
+}
+
+/// SIGTERM (what Kubernetes sends) or Ctrl-C.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! The per-request context and the audit line written from it: one JSON line per decision on the
+//! `audit` tracing target. Filled step by step as the request travels, read once at the end.
+//! Never holds the token or a tool's arguments.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+
+use crate::auth::Principal;
+use crate::error::ProxyError;
+use crate::policy::Denial;
+
+/// The request id header: taken from the client when it sends a usable one, so a trace can be
+/// followed across hops, and returned on every response.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A client-sent request id longer than this is replaced: it goes into every audit line.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// How a request ended, as the audit line and the metrics name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Allow,
+    /// Denied by a rule in audit (shadow) mode, and let through.
+    WouldDeny,
+    Deny,
+}
+
+impl Outcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Allow => "allow",
+            Outcome::WouldDeny => "would_deny",
+            Outcome::Deny => "deny",
+        }
+    }
+}
+
+/// What is known about one request so far.
+pub struct Ctx {
+    tracked: bool,
+    started: Instant,
+    request_id: Option<HeaderValue>,
+    session_id: Option<String>,
+    http_method: Method,
+    subject: Option<String>,
+    client_id: Option<String>,
+    method: Option<String>,
+    tool: Option<String>,
+    messages: usize,
+    outcome: Outcome,
+    reason: &'static str,
+    missing: Vec<String>,
+    upstream_status: Option<StatusCode>,
+    upstream_duration: Option<Duration>,
+}
+
+impl Ctx {
+    /// A request on the MCP endpoint: it ends in a decision and an audit line.
+    pub fn start(headers: &HeaderMap, method: &Method) -> Ctx {
+        Ctx {
+            tracked: true,
+            started: Instant::now(),
+            request_id: Some(request_id(headers)),
+            session_id: crate::proxy::session_id(headers)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            http_method: method.clone(),
+            subject: None,
+            client_id: None,
+            method: None,
+            tool: None,
+            messages: 0,
+            outcome: Outcome::Deny,
+            reason: "",
+            missing: Vec::new(),
+            upstream_status: None,
+            upstream_duration: None,
+        }
+    }
+
+    /// A request that decides nothing (metadata, unknown paths): no audit line.
+    pub fn untracked() -> Ctx {
+        let mut ctx = Ctx::start(&HeaderMap::new(), &Method::GET);
+        ctx.tracked = false;
+        ctx.request_id = None;
+        ctx
+    }
+
+    pub fn request_id(&self) -> Option<&HeaderValue> {
+        self.request_id.as_ref()
+    }
+
+    pub fn authenticated(&mut self, principal: &Principal) {
+        self.subject.clone_from(&principal.subject);
+        self.client_id.clone_from(&principal.client_id);
+    }
+
+    /// Records a message about to be decided; the first one names the request in the audit line.
+    pub fn saw(&mut self, method: &str, target: Option<&str>) {
+        self.messages += 1;
+        if self.method.is_none() {
+            self.method = Some(method.to_string());
+            self.tool = target.map(str::to_string);
+        }
+    }
+
+    pub fn allowed(&mut self) {
+        if self.outcome != Outcome::WouldDeny {
+            self.outcome = Outcome::Allow;
+            self.reason = "allowed";
+        }
+    }
+
+    pub fn allowed_without_body(&mut self) {
+        self.outcome = Outcome::Allow;
+        self.reason = "allowed";
+    }
+
+    pub fn would_deny(&mut self, denial: &Denial<'_>) {
+        self.outcome = Outcome::WouldDeny;
+        self.reason = denial.reason.label();
+        self.missing = denial.missing.iter().map(|s| s.to_string()).collect();
+    }
+
+    pub fn failed(&mut self, error: &ProxyError) {
+        self.outcome = Outcome::Deny;
+        self.reason = error.reason();
+        if let ProxyError::Forbidden(denied) = error {
+            self.method = Some(denied.method.clone());
+            self.tool.clone_from(&denied.target);
+            self.missing.clone_from(&denied.missing);
+        }
+    }
+
+    pub fn upstream_answered(&mut self, status: StatusCode, elapsed: Duration) {
+        self.upstream_status = Some(status);
+        self.upstream_duration = Some(elapsed);
+    }
+
+    /// Writes the audit line.
+    pub fn finish(&self, status: StatusCode) {
+        if !self.tracked {
+            return;
+        }
+        let request_id = self.request_id.as_ref().and_then(|v| v.to_str().ok());
+        tracing::info!(
+            target: "audit",
+            request_id,
+            session_id = self.session_id.as_deref(),
+            http_method = self.http_method.as_str(),
+            subject = self.subject.as_deref(),
+            client_id = self.client_id.as_deref(),
+            method = self.method.as_deref(),
+            tool = self.tool.as_deref(),
+            messages = self.messages,
+            decision = self.outcome.label(),
+            reason = self.reason,
+            missing_scopes = %self.missing.join(" "),
+            status = status.as_u16(),
+            upstream_status = self.upstream_status.map(|s| s.as_u16()),
+            upstream_ms = self.upstream_duration.map(|d| d.as_secs_f64() * 1e3),
+            duration_ms = self.started.elapsed().as_secs_f64() * 1e3,
+            "decision"
+        );
+    }
+}
+
+/// The client's `X-Request-Id` when it is short visible ASCII, else a new one: process-start
+/// nanoseconds and a counter, unique per process without a random source.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(id) = headers.get(&X_REQUEST_ID)
+        && !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_LEN
+        && id.as_bytes().iter().all(|b| b.is_ascii_graphic())
+    {
+        return id.clone();
+    }
+    static EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let epoch = *EPOCH.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    HeaderValue::try_from(format!("{epoch:016x}-{n:08x}")).unwrap_or(HeaderValue::from_static("-"))
+}

@@ -1,0 +1,609 @@
+//! The config file of `scopegate run`: the raw TOML model, its defaults, and its validation into a
+//! [`Config`] whose every value is usable as is. Owns file parsing and problem reporting with
+//! `file:line:col`; not the policy file (see `policy`), not what the values do.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::Uri;
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::auth::{AuthSettings, JwksSettings};
+use crate::units::{parse_duration, parse_size};
+
+/// The MCP endpoint path when `[mcp] path` is not set: the path the MCP SDKs use in their examples.
+pub const DEFAULT_MCP_PATH: &str = "/mcp";
+/// Largest POST body read for inspection; MCP requests are small, and a bound keeps a client from
+/// making the proxy buffer without end.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Clock skew tolerated on `exp`/`nbf`: enough for unsynchronised pods, short enough to matter.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// Largest bearer token accepted; real access tokens are 1–2 KiB, and the cap bounds the work an
+/// attacker can make the verifier do.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Time allowed to open a connection to the upstream before answering `502`.
+pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time allowed for the upstream's response head before answering `504`. Generous, because a
+/// tool may work for a while before its first byte; the body (an SSE stream) is not bounded.
+pub const DEFAULT_UPSTREAM_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The admin listener's address when `[admin]` is absent: Prometheus' conventional exporter range.
+pub const DEFAULT_ADMIN_ADDRESS: &str = "0.0.0.0:9464";
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: ListenConfig,
+    pub upstream: UpstreamConfig,
+    pub mcp: McpConfig,
+    pub auth: AuthSettings,
+    /// Extra CA bundle for reaching the IdP (JWKS, discovery) over TLS.
+    pub auth_ca_file: Option<PathBuf>,
+    /// `authorization_servers` for the protected-resource metadata.
+    pub authorization_servers: Vec<String>,
+    pub policy_file: PathBuf,
+    pub admin_address: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenConfig {
+    pub address: SocketAddr,
+    /// `None` only when `insecure_plaintext = true`.
+    pub tls: Option<TlsFiles>,
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub url: Uri,
+    pub forward_token: bool,
+    /// Verified claim name → request header that carries it upstream.
+    pub identity_headers: Vec<(String, http::HeaderName)>,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct McpConfig {
+    pub path: String,
+    pub resource: String,
+    pub max_body_bytes: usize,
+}
+
+/// A config file that cannot be used: every problem found, each with its place.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            f.write_str(problem)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---- the raw file model -------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: RawListen,
+    upstream: RawUpstream,
+    mcp: RawMcp,
+    auth: RawAuth,
+    policy: RawPolicy,
+    admin: Option<RawAdmin>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListen {
+    address: Spanned<String>,
+    tls: Option<Spanned<RawTls>>,
+    #[serde(default)]
+    insecure_plaintext: bool,
+    #[serde(default)]
+    allowed_origins: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: Spanned<PathBuf>,
+    key: Spanned<PathBuf>,
+    client_ca: Option<Spanned<PathBuf>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    url: Spanned<String>,
+    #[serde(default)]
+    forward_token: bool,
+    identity_headers: Option<Spanned<toml::Table>>,
+    connect_timeout: Option<Spanned<String>>,
+    response_timeout: Option<Spanned<String>>,
+    ca_file: Option<Spanned<PathBuf>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMcp {
+    path: Option<Spanned<String>>,
+    resource: Spanned<String>,
+    max_body: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    issuer: Spanned<String>,
+    audiences: Spanned<Vec<String>>,
+    jwks_uri: Option<Spanned<String>>,
+    algorithms: Option<Spanned<Vec<Spanned<String>>>>,
+    leeway: Option<Spanned<String>>,
+    scope_claim: Option<String>,
+    require_typ: Option<String>,
+    max_token_size: Option<Spanned<String>>,
+    authorization_servers: Option<Vec<String>>,
+    ca_file: Option<Spanned<PathBuf>>,
+    jwks: Option<RawJwks>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJwks {
+    default_ttl: Option<Spanned<String>>,
+    min_ttl: Option<Spanned<String>>,
+    max_ttl: Option<Spanned<String>>,
+    refetch_interval: Option<Spanned<String>>,
+    max_stale: Option<Spanned<String>>,
+    fetch_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    file: Spanned<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    address: Option<Spanned<String>>,
+}
+
+/// The claim-to-header map when none is configured: the verified subject and client reach the
+/// upstream, which can no longer see the token.
+const DEFAULT_IDENTITY_HEADERS: [(&str, &str); 2] = [
+    ("sub", "x-scopegate-subject"),
+    ("client_id", "x-scopegate-client-id"),
+];
+
+/// Algorithms accepted when `auth.algorithms` is absent: the two that IdPs issue by default.
+const DEFAULT_ALGORITHMS: [Algorithm; 2] = [Algorithm::RS256, Algorithm::ES256];
+
+// ---- loading --------------------------------------------------------------------------------
+
+impl Config {
+    /// Reads and validates a config file. Relative paths inside it are taken from the file's
+    /// directory, so a config and its policy can travel together.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![format!("{}: cannot read: {e}", path.display())],
+        })?;
+        Config::parse(&source, path)
+    }
+
+    /// Validates config text; `path` names it in messages and anchors relative paths.
+    pub fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut problems = Problems::new(source, path);
+        let raw: RawConfig = match toml::from_str(source) {
+            Ok(raw) => raw,
+            Err(e) => {
+                problems.at(e.span(), "", e.message().trim_end());
+                return Err(problems.into_error());
+            }
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let config = validate(raw, base, &mut problems);
+        match config {
+            Some(config) if problems.is_empty() => Ok(config),
+            _ => Err(problems.into_error()),
+        }
+    }
+}
+
+fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Config> {
+    let listen = validate_listen(raw.listen, base, problems);
+    let upstream = validate_upstream(raw.upstream, base, problems);
+    let mcp = validate_mcp(raw.mcp, problems);
+    let auth = validate_auth(&raw.auth, problems);
+    let auth_ca_file = raw.auth.ca_file.map(|p| resolve(base, p.into_inner()));
+    let authorization_servers = raw
+        .auth
+        .authorization_servers
+        .unwrap_or_else(|| vec![raw.auth.issuer.get_ref().clone()]);
+    let admin_address = match raw.admin.and_then(|a| a.address) {
+        Some(address) => problems.value(&address, "admin.address", |s| {
+            s.parse::<SocketAddr>().map_err(|e| e.to_string())
+        }),
+        None => DEFAULT_ADMIN_ADDRESS.parse().ok(),
+    };
+    Some(Config {
+        listen: listen?,
+        upstream: upstream?,
+        mcp: mcp?,
+        auth: auth?,
+        auth_ca_file,
+        authorization_servers,
+        policy_file: resolve(base, raw.policy.file.into_inner()),
+        admin_address: admin_address?,
+    })
+}
+
+fn validate_listen(raw: RawListen, base: &Path, problems: &mut Problems) -> Option<ListenConfig> {
+    let address = problems.value(&raw.address, "listen.address", |s| {
+        s.parse::<SocketAddr>().map_err(|e| e.to_string())
+    });
+    let tls = match (raw.tls, raw.insecure_plaintext) {
+        (Some(tls), _) => {
+            let tls = tls.into_inner();
+            Some(TlsFiles {
+                cert: resolve(base, tls.cert.into_inner()),
+                key: resolve(base, tls.key.into_inner()),
+                client_ca: tls.client_ca.map(|p| resolve(base, p.into_inner())),
+            })
+        }
+        (None, true) => None,
+        (None, false) => {
+            problems.at(
+                Some(raw.address.span()),
+                "listen.tls",
+                "missing: a [listen.tls] cert and key are required unless insecure_plaintext = true",
+            );
+            None
+        }
+    };
+    let mut allowed_origins = Vec::with_capacity(raw.allowed_origins.len());
+    for origin in &raw.allowed_origins {
+        if let Some(origin) = problems.value(origin, "listen.allowed_origins", parse_origin) {
+            allowed_origins.push(origin);
+        }
+    }
+    Some(ListenConfig {
+        address: address?,
+        tls,
+        allowed_origins,
+    })
+}
+
+/// An origin is `scheme://host[:port]`, compared as the browser sends it.
+fn parse_origin(s: &str) -> Result<String, String> {
+    let uri: Uri = s.parse().map_err(|_| "not a URL".to_string())?;
+    match (uri.scheme_str(), uri.authority(), uri.path()) {
+        (Some("http" | "https"), Some(_), "" | "/") if uri.query().is_none() => {
+            Ok(s.trim_end_matches('/').to_ascii_lowercase())
+        }
+        _ => Err("an origin is scheme://host[:port], with no path".into()),
+    }
+}
+
+fn validate_upstream(
+    raw: RawUpstream,
+    base: &Path,
+    problems: &mut Problems,
+) -> Option<UpstreamConfig> {
+    let url = problems.value(&raw.url, "upstream.url", parse_http_url);
+    let connect_timeout = problems.duration(
+        raw.connect_timeout.as_ref(),
+        "upstream.connect_timeout",
+        DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
+    );
+    let response_timeout = problems.duration(
+        raw.response_timeout.as_ref(),
+        "upstream.response_timeout",
+        DEFAULT_UPSTREAM_RESPONSE_TIMEOUT,
+    );
+    let identity_headers = match &raw.identity_headers {
+        None => DEFAULT_IDENTITY_HEADERS
+            .iter()
+            .map(|(claim, header)| (claim.to_string(), http::HeaderName::from_static(header)))
+            .collect(),
+        Some(table) => {
+            let mut headers = Vec::new();
+            for (claim, header) in table.get_ref() {
+                let parsed = header
+                    .as_str()
+                    .ok_or_else(|| "must be a header name string".to_string())
+                    .and_then(|h| parse_identity_header(h));
+                match parsed {
+                    Ok(name) => headers.push((claim.clone(), name)),
+                    Err(msg) => problems.at(
+                        Some(table.span()),
+                        &format!("upstream.identity_headers.{claim}"),
+                        &msg,
+                    ),
+                }
+            }
+            headers
+        }
+    };
+    Some(UpstreamConfig {
+        url: url?,
+        forward_token: raw.forward_token,
+        identity_headers,
+        connect_timeout: connect_timeout?,
+        response_timeout: response_timeout?,
+        ca_file: raw.ca_file.map(|p| resolve(base, p.into_inner())),
+    })
+}
+
+/// Identity headers may not name a header the proxy itself manages, or the client could not be
+/// kept from sending it.
+fn parse_identity_header(name: &str) -> Result<http::HeaderName, String> {
+    let header = http::HeaderName::try_from(name).map_err(|_| format!("{name:?} is not a header name"))?;
+    let reserved = [
+        http::header::AUTHORIZATION,
+        http::header::HOST,
+        http::header::CONTENT_LENGTH,
+        http::header::CONTENT_TYPE,
+        http::header::TRANSFER_ENCODING,
+        http::header::CONNECTION,
+    ];
+    if reserved.contains(&header) || header.as_str().starts_with("mcp-") {
+        return Err(format!("{name:?} is managed by the proxy and cannot carry a claim"));
+    }
+    Ok(header)
+}
+
+fn parse_http_url(s: &str) -> Result<Uri, String> {
+    let uri: Uri = s.parse().map_err(|e| format!("not a URL: {e}"))?;
+    match (uri.scheme_str(), uri.authority()) {
+        (Some("http" | "https"), Some(_)) => Ok(uri),
+        _ => Err("must be an absolute http:// or https:// URL".into()),
+    }
+}
+
+fn validate_mcp(raw: RawMcp, problems: &mut Problems) -> Option<McpConfig> {
+    let path = match &raw.path {
+        Some(path) => problems.value(path, "mcp.path", |p| {
+            if p.starts_with('/') && !p.contains(['?', '#', ' ']) && p.len() > 1 {
+                Ok(p.trim_end_matches('/').to_string())
+            } else {
+                Err("must be an absolute path such as \"/mcp\"".into())
+            }
+        }),
+        None => Some(DEFAULT_MCP_PATH.to_string()),
+    };
+    let resource = problems.value(&raw.resource, "mcp.resource", |s| {
+        parse_http_url(s)?;
+        if s.contains('#') {
+            return Err("a resource identifier has no fragment (RFC 8707)".into());
+        }
+        Ok(s.to_string())
+    });
+    let max_body_bytes = match &raw.max_body {
+        Some(size) => problems.value(size, "mcp.max_body", parse_size),
+        None => Some(DEFAULT_MAX_BODY_BYTES),
+    };
+    Some(McpConfig {
+        path: path?,
+        resource: resource?,
+        max_body_bytes: max_body_bytes?,
+    })
+}
+
+fn validate_auth(raw: &RawAuth, problems: &mut Problems) -> Option<AuthSettings> {
+    let issuer = problems.value(&raw.issuer, "auth.issuer", |s| {
+        parse_http_url(s)?;
+        Ok(s.to_string())
+    });
+    if raw.audiences.get_ref().is_empty() {
+        problems.at(
+            Some(raw.audiences.span()),
+            "auth.audiences",
+            "must name at least one audience (usually mcp.resource)",
+        );
+    }
+    let jwks_uri = match &raw.jwks_uri {
+        Some(uri) => problems
+            .value(uri, "auth.jwks_uri", |s| parse_http_url(s).map(|_| s.to_string()))
+            .map(Some),
+        None => Some(None),
+    };
+    let algorithms = match &raw.algorithms {
+        None => Some(DEFAULT_ALGORITHMS.to_vec()),
+        Some(list) if list.get_ref().is_empty() => {
+            problems.at(Some(list.span()), "auth.algorithms", "must name at least one algorithm");
+            None
+        }
+        Some(list) => {
+            let parsed: Vec<_> = list
+                .get_ref()
+                .iter()
+                .map(|alg| problems.value(alg, "auth.algorithms", parse_algorithm))
+                .collect();
+            parsed.into_iter().collect::<Option<Vec<_>>>()
+        }
+    };
+    let leeway = problems.duration(raw.leeway.as_ref(), "auth.leeway", DEFAULT_LEEWAY);
+    let max_token_bytes = match &raw.max_token_size {
+        Some(size) => problems.value(size, "auth.max_token_size", parse_size),
+        None => Some(DEFAULT_MAX_TOKEN_BYTES),
+    };
+    let jwks = validate_jwks(raw.jwks.as_ref(), problems);
+    Some(AuthSettings {
+        issuer: issuer?,
+        audiences: raw.audiences.get_ref().clone(),
+        jwks_uri: jwks_uri?,
+        algorithms: algorithms?,
+        leeway: leeway?,
+        scope_claim: raw.scope_claim.clone().unwrap_or_else(|| "scope".into()),
+        require_typ: raw.require_typ.clone(),
+        max_token_bytes: max_token_bytes?,
+        jwks: jwks?,
+    })
+}
+
+fn validate_jwks(raw: Option<&RawJwks>, problems: &mut Problems) -> Option<JwksSettings> {
+    let defaults = JwksSettings::default();
+    let Some(raw) = raw else {
+        return Some(defaults);
+    };
+    let default_ttl = problems.duration(raw.default_ttl.as_ref(), "auth.jwks.default_ttl", defaults.default_ttl);
+    let min_ttl = problems.duration(raw.min_ttl.as_ref(), "auth.jwks.min_ttl", defaults.min_ttl);
+    let max_ttl = problems.duration(raw.max_ttl.as_ref(), "auth.jwks.max_ttl", defaults.max_ttl);
+    let refetch_interval = problems.duration(
+        raw.refetch_interval.as_ref(),
+        "auth.jwks.refetch_interval",
+        defaults.refetch_interval,
+    );
+    let max_stale = problems.duration(raw.max_stale.as_ref(), "auth.jwks.max_stale", defaults.max_stale);
+    let fetch_timeout = problems.duration(
+        raw.fetch_timeout.as_ref(),
+        "auth.jwks.fetch_timeout",
+        defaults.fetch_timeout,
+    );
+    let settings = JwksSettings {
+        default_ttl: default_ttl?,
+        min_ttl: min_ttl?,
+        max_ttl: max_ttl?,
+        refetch_interval: refetch_interval?,
+        max_stale: max_stale?,
+        fetch_timeout: fetch_timeout?,
+    };
+    if settings.min_ttl > settings.max_ttl {
+        problems.at(
+            raw.min_ttl.as_ref().map(Spanned::span),
+            "auth.jwks.min_ttl",
+            "must not exceed auth.jwks.max_ttl",
+        );
+        return None;
+    }
+    Some(settings)
+}
+
+/// Only asymmetric algorithms: a JWKS holds public keys, and HMAC with a public key as its secret
+/// is the classic key-confusion attack.
+fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
+    match s {
+        "RS256" => Ok(Algorithm::RS256),
+        "RS384" => Ok(Algorithm::RS384),
+        "RS512" => Ok(Algorithm::RS512),
+        "PS256" => Ok(Algorithm::PS256),
+        "PS384" => Ok(Algorithm::PS384),
+        "PS512" => Ok(Algorithm::PS512),
+        "ES256" => Ok(Algorithm::ES256),
+        "ES384" => Ok(Algorithm::ES384),
+        "EdDSA" => Ok(Algorithm::EdDSA),
+        "HS256" | "HS384" | "HS512" => Err(format!(
+            "{s:?} is refused: HMAC cannot be verified with an IdP's public keys"
+        )),
+        other => Err(format!(
+            "{other:?} is not supported (RS256/384/512, PS256/384/512, ES256/384, EdDSA)"
+        )),
+    }
+}
+
+fn resolve(base: &Path, path: PathBuf) -> PathBuf {
+    if path.is_absolute() { path } else { base.join(path) }
+}
+
+/// Collects problems with their `file:line:col`.
+struct Problems<'s> {
+    source: &'s str,
+    file: String,
+    found: Vec<String>,
+}
+
+impl<'s> Problems<'s> {
+    fn new(source: &'s str, path: &Path) -> Self {
+        Problems {
+            source,
+            file: path.display().to_string(),
+            found: Vec::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.found.is_empty()
+    }
+
+    fn into_error(self) -> ConfigError {
+        ConfigError {
+            problems: self.found,
+        }
+    }
+
+    fn at(&mut self, span: Option<Range<usize>>, key: &str, message: &str) {
+        let place = match span {
+            Some(span) => {
+                let (line, col) = line_col(self.source, span.start);
+                format!("{}:{line}:{col}", self.file)
+            }
+            None => self.file.clone(),
+        };
+        let key = if key.is_empty() { String::new() } else { format!(" {key}:") };
+        self.found.push(format!("{place}:{key} {message}"));
+    }
+
+    /// Parses one spanned value, recording a problem at its place on failure.
+    fn value<T, R>(
+        &mut self,
+        raw: &Spanned<R>,
+        key: &str,
+        parse: impl FnOnce(&R) -> Result<T, String>,
+    ) -> Option<T> {
+        match parse(raw.get_ref()) {
+            Ok(value) => Some(value),
+            Err(msg) => {
+                self.at(Some(raw.span()), key, &msg);
+                None
+            }
+        }
+    }
+
+    fn duration(
+        &mut self,
+        raw: Option<&Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Option<Duration> {
+        match raw {
+            Some(raw) => self.value(raw, key, |s| parse_duration(s)),
+            None => Some(default),
+        }
+    }
+}
+
+fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let before = &source[..offset.min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

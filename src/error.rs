@@ -1,0 +1,289 @@
+//! Every way a request can fail, and the one place each is turned into a response: status,
+//! `WWW-Authenticate`, JSON body. Not where failures are detected (each step does that).
+
+use bytes::Bytes;
+use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::auth::AuthError;
+use crate::mcp::InspectError;
+
+/// JSON-RPC error codes. The spec's own for malformed input; the implementation-defined range
+/// (-32000 to -32099) for authorization, so a client can tell a denial from a tool failure.
+mod code {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const UNAUTHORIZED: i64 = -32001;
+    pub const FORBIDDEN: i64 = -32003;
+    pub const UPSTREAM: i64 = -32010;
+}
+
+/// A JSON-RPC id as it goes back into an error body: the client's own value, or null.
+pub type ErrorId = Option<serde_json::Value>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    // ---- the client's request --------------------------------------------------------------
+    #[error("no such endpoint")]
+    NotFound,
+    #[error("method not allowed on the MCP endpoint")]
+    MethodNotAllowed,
+    #[error("origin {0:?} is not allowed")]
+    OriginNotAllowed(String),
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
+    #[error("body larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("request body could not be read")]
+    BodyRead,
+    #[error("{error}")]
+    Malformed { error: InspectError },
+    #[error("{0}")]
+    HeaderMismatch(&'static str),
+
+    // ---- the token -------------------------------------------------------------------------
+    #[error("{0}")]
+    Unauthenticated(AuthError),
+
+    // ---- the policy ------------------------------------------------------------------------
+    #[error("{message}")]
+    Forbidden(Box<Denied>),
+
+    // ---- the upstream ----------------------------------------------------------------------
+    #[error("upstream unreachable")]
+    UpstreamUnreachable { id: ErrorId },
+    #[error("upstream did not answer in time")]
+    UpstreamTimeout { id: ErrorId },
+}
+
+/// What a policy denial tells the client: enough to step up (the scopes), nothing about rules.
+#[derive(Debug)]
+pub struct Denied {
+    pub id: ErrorId,
+    pub message: String,
+    /// `insufficient_scope`, `no_rule` or `missing_target`.
+    pub reason: &'static str,
+    pub method: String,
+    pub target: Option<String>,
+    pub missing: Vec<String>,
+    /// The scopes to ask for: those the call needs together with those the token already holds,
+    /// so a client that steps up loses none (MCP 2025-11-25). Empty when no scope would help.
+    pub challenge_scopes: Vec<String>,
+}
+
+impl ProxyError {
+    /// A bounded label for metrics and the audit line.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ProxyError::NotFound => "not_found",
+            ProxyError::MethodNotAllowed => "method_not_allowed",
+            ProxyError::OriginNotAllowed(_) => "origin_not_allowed",
+            ProxyError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ProxyError::BodyTooLarge { .. } => "body_too_large",
+            ProxyError::BodyRead => "body_read",
+            ProxyError::Malformed { error } => error.reason(),
+            ProxyError::HeaderMismatch(_) => "header_mismatch",
+            ProxyError::Unauthenticated(error) => error.reason(),
+            ProxyError::Forbidden(denied) => denied.reason,
+            ProxyError::UpstreamUnreachable { .. } => "upstream_unreachable",
+            ProxyError::UpstreamTimeout { .. } => "upstream_timeout",
+        }
+    }
+
+    /// Renders the response. `resource_metadata` is the RFC 9728 metadata URL that every
+    /// `WWW-Authenticate` challenge points to.
+    pub fn into_response(self, resource_metadata: &str) -> Response<Bytes> {
+        let description = self.to_string();
+        match self {
+            ProxyError::NotFound => plain(StatusCode::NOT_FOUND, "not_found", &description),
+            ProxyError::MethodNotAllowed => {
+                let mut response =
+                    plain(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &description);
+                response
+                    .headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+                response
+            }
+            ProxyError::OriginNotAllowed(_) => rpc(
+                StatusCode::FORBIDDEN,
+                None,
+                code::FORBIDDEN,
+                &description,
+                json!({ "reason": "origin_not_allowed" }),
+            ),
+            ProxyError::UnsupportedMediaType(_) => {
+                plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", &description)
+            }
+            ProxyError::BodyTooLarge { .. } => {
+                plain(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", &description)
+            }
+            ProxyError::BodyRead => plain(StatusCode::BAD_REQUEST, "body_read", &description),
+            ProxyError::Malformed { error } => {
+                let code = if error.is_parse_error() {
+                    code::PARSE_ERROR
+                } else {
+                    code::INVALID_REQUEST
+                };
+                rpc(
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    code,
+                    &description,
+                    json!({ "reason": error.reason() }),
+                )
+            }
+            ProxyError::HeaderMismatch(_) => rpc(
+                StatusCode::BAD_REQUEST,
+                None,
+                code::INVALID_REQUEST,
+                &description,
+                json!({ "reason": "header_mismatch" }),
+            ),
+            ProxyError::Unauthenticated(error) => unauthenticated(&error, resource_metadata),
+            ProxyError::Forbidden(denied) => forbidden(*denied, resource_metadata),
+            ProxyError::UpstreamUnreachable { id } => rpc(
+                StatusCode::BAD_GATEWAY,
+                id,
+                code::UPSTREAM,
+                &description,
+                json!({ "reason": "upstream_unreachable" }),
+            ),
+            ProxyError::UpstreamTimeout { id } => rpc(
+                StatusCode::GATEWAY_TIMEOUT,
+                id,
+                code::UPSTREAM,
+                &description,
+                json!({ "reason": "upstream_timeout" }),
+            ),
+        }
+    }
+}
+
+fn unauthenticated(error: &AuthError, resource_metadata: &str) -> Response<Bytes> {
+    let description = header_safe(&error.to_string());
+    if error.reason() == "keys_unavailable" {
+        // The token may be fine: the IdP's keys are not to be had. A 401 would send the client
+        // to fetch a new token that fails the same way, so say "try later" instead.
+        let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", &description);
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        return response;
+    }
+    let challenge = if error.token_presented() {
+        format!(
+            "Bearer resource_metadata=\"{resource_metadata}\", error=\"invalid_token\", error_description=\"{description}\""
+        )
+    } else {
+        format!("Bearer resource_metadata=\"{resource_metadata}\"")
+    };
+    let error_code = if error.token_presented() {
+        "invalid_token"
+    } else {
+        "unauthorized"
+    };
+    let mut response = rpc(
+        StatusCode::UNAUTHORIZED,
+        None,
+        code::UNAUTHORIZED,
+        &description,
+        json!({ "reason": error.reason(), "error": error_code }),
+    );
+    insert_challenge(&mut response, challenge);
+    response
+}
+
+fn forbidden(denied: Denied, resource_metadata: &str) -> Response<Bytes> {
+    let data = json!({
+        "reason": denied.reason,
+        "method": denied.method,
+        "tool": denied.target,
+        "missing_scopes": denied.missing,
+    });
+    let mut response = rpc(
+        StatusCode::FORBIDDEN,
+        denied.id,
+        code::FORBIDDEN,
+        &denied.message,
+        data,
+    );
+    // Only a denial that more scopes would lift is an `insufficient_scope` challenge; a call no
+    // rule allows gets a plain 403, so clients do not loop on step-up.
+    if !denied.challenge_scopes.is_empty() {
+        let challenge = format!(
+            "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{resource_metadata}\", error_description=\"{}\"",
+            denied.challenge_scopes.join(" "),
+            header_safe(&denied.message),
+        );
+        insert_challenge(&mut response, challenge);
+    }
+    response
+}
+
+fn insert_challenge(response: &mut Response<Bytes>, challenge: String) {
+    // Every part is header-safe by construction (config URLs, sanitised text); should that ever
+    // not hold, the challenge is dropped rather than the process panicking.
+    if let Ok(value) = HeaderValue::try_from(challenge) {
+        response.headers_mut().insert(WWW_AUTHENTICATE, value);
+    }
+}
+
+/// Text that may stand inside a quoted header parameter: printable ASCII without `"` and `\`.
+fn header_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct RpcErrorBody<'a> {
+    jsonrpc: &'static str,
+    id: ErrorId,
+    error: RpcError<'a>,
+}
+
+#[derive(Serialize)]
+struct RpcError<'a> {
+    code: i64,
+    message: &'a str,
+    data: serde_json::Value,
+}
+
+fn rpc(
+    status: StatusCode,
+    id: ErrorId,
+    code: i64,
+    message: &str,
+    data: serde_json::Value,
+) -> Response<Bytes> {
+    let body = RpcErrorBody {
+        jsonrpc: "2.0",
+        id,
+        error: RpcError {
+            code,
+            message,
+            data,
+        },
+    };
+    json_response(status, serde_json::to_vec(&body).unwrap_or_default())
+}
+
+/// An OAuth-style error body, for failures outside JSON-RPC (wrong path, media type, size).
+fn plain(status: StatusCode, error: &str, description: &str) -> Response<Bytes> {
+    let body = json!({ "error": error, "error_description": description });
+    json_response(status, serde_json::to_vec(&body).unwrap_or_default())
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

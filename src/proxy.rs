@@ -1,0 +1,501 @@
+//! The request path: route, authenticate, inspect, authorize, forward, in that order, in one
+//! function that reads top to bottom. Each step's work lives in its own module; this one owns
+//! their order and the per-request context that the audit line is written from.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+
+use crate::audit::Ctx;
+use crate::auth::{Authenticator, Principal};
+use crate::client::HttpClient;
+use crate::config::Config;
+use crate::error::{Denied, ErrorId, ProxyError};
+use crate::mcp::{self, InspectLimits, Inspection, MessageKind};
+use crate::metadata;
+use crate::policy::{Action, Decision, Denial, DenyReason, Mode, Policy, ScopeSet};
+use crate::upstream::{self, Peer, Target};
+
+/// What the proxy answers with: the upstream's body streamed as it comes, or its own.
+pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+static MCP_METHOD: header::HeaderName = header::HeaderName::from_static("mcp-method");
+static MCP_NAME: header::HeaderName = header::HeaderName::from_static("mcp-name");
+static MCP_SESSION_ID: header::HeaderName = header::HeaderName::from_static("mcp-session-id");
+
+/// The loaded policy with what is derived from it, swapped as one on reload.
+pub struct PolicyState {
+    pub policy: Policy,
+    /// The RFC 9728 document, whose `scopes_supported` come from the policy.
+    pub metadata_document: Bytes,
+}
+
+/// Everything a request needs, built once at start-up and shared by all connections.
+pub struct Proxy {
+    mcp_path: String,
+    resource: String,
+    authorization_servers: Vec<String>,
+    metadata_url: String,
+    metadata_paths: Vec<String>,
+    allowed_origins: Vec<String>,
+    max_body_bytes: usize,
+    inspect_limits: InspectLimits,
+    response_timeout: Duration,
+    auth: Authenticator,
+    policy: ArcSwap<PolicyState>,
+    client: HttpClient,
+    target: Target,
+}
+
+impl Proxy {
+    /// `client` reaches the upstream; `auth_client` the IdP (each may trust its own extra CA).
+    pub fn new(
+        config: &Config,
+        policy: Policy,
+        client: HttpClient,
+        auth_client: HttpClient,
+    ) -> anyhow::Result<Proxy> {
+        let auth = Authenticator::new(config.auth.clone(), auth_client);
+        let state = policy_state(&config.mcp.resource, &config.authorization_servers, policy);
+        Ok(Proxy {
+            mcp_path: config.mcp.path.clone(),
+            resource: config.mcp.resource.clone(),
+            authorization_servers: config.authorization_servers.clone(),
+            metadata_url: metadata::url_for(&config.mcp.resource),
+            metadata_paths: metadata::paths(&config.mcp.resource, &config.mcp.path),
+            allowed_origins: config.listen.allowed_origins.clone(),
+            max_body_bytes: config.mcp.max_body_bytes,
+            inspect_limits: InspectLimits::default(),
+            response_timeout: config.upstream.response_timeout,
+            auth,
+            policy: ArcSwap::from_pointee(state),
+            client,
+            target: Target::new(&config.upstream)?,
+        })
+    }
+
+    /// Swaps in a new policy; requests in flight finish under the one they started with.
+    pub fn replace_policy(&self, policy: Policy) {
+        let state = policy_state(&self.resource, &self.authorization_servers, policy);
+        self.policy.store(Arc::new(state));
+    }
+
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.auth
+    }
+
+    /// Serves one request. Never fails: every error becomes its response here.
+    pub async fn handle(&self, request: Request<Incoming>, peer: Peer) -> Response<ProxyBody> {
+        let path = request.uri().path();
+        if path == self.mcp_path {
+            let mut ctx = Ctx::start(request.headers(), request.method());
+            let result = self.mcp(request, peer, &mut ctx).await;
+            let response = self.respond(result, &mut ctx);
+            ctx.finish(response.status());
+            response
+        } else if self.metadata_paths.iter().any(|p| p == path) {
+            let result = self.metadata(request.method());
+            let mut ctx = Ctx::untracked();
+            self.respond(result, &mut ctx)
+        } else {
+            let mut ctx = Ctx::untracked();
+            self.respond(Err(ProxyError::NotFound), &mut ctx)
+        }
+    }
+
+    fn respond(
+        &self,
+        result: Result<Response<ProxyBody>, ProxyError>,
+        ctx: &mut Ctx,
+    ) -> Response<ProxyBody> {
+        let mut response = match result {
+            Ok(response) => response,
+            Err(error) => {
+                ctx.failed(&error);
+                error
+                    .into_response(&self.metadata_url)
+                    .map(|body| Either::Right(Full::new(body)))
+            }
+        };
+        if let Some(id) = ctx.request_id() {
+            response.headers_mut().insert(crate::audit::X_REQUEST_ID.clone(), id.clone());
+        }
+        response
+    }
+
+    fn metadata(&self, method: &Method) -> Result<Response<ProxyBody>, ProxyError> {
+        if method != Method::GET {
+            return Err(ProxyError::MethodNotAllowed);
+        }
+        let document = self.policy.load().metadata_document.clone();
+        let mut response = Response::new(Either::Right(Full::new(document)));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Ok(response)
+    }
+
+    /// The MCP endpoint: POST carries JSON-RPC, GET opens the server's event stream, DELETE ends a
+    /// session.
+    async fn mcp(
+        &self,
+        request: Request<Incoming>,
+        peer: Peer,
+        ctx: &mut Ctx,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let (parts, body) = request.into_parts();
+        if !matches!(parts.method, Method::POST | Method::GET | Method::DELETE) {
+            return Err(ProxyError::MethodNotAllowed);
+        }
+        // Before the token: a browser page on a foreign origin learns nothing, not even whether
+        // a token would have worked (DNS-rebinding defence).
+        self.check_origin(&parts.headers)?;
+
+        // Authenticate before reading the body, so a caller without a valid token costs no
+        // buffering and no parsing.
+        let principal = self
+            .auth
+            .authenticate(&parts.headers)
+            .await
+            .map_err(ProxyError::Unauthenticated)?;
+        ctx.authenticated(&principal);
+
+        let body = if parts.method == Method::POST {
+            check_media_type(&parts.headers)?;
+            read_body(body, &parts.headers, self.max_body_bytes).await?
+        } else {
+            // GET and DELETE carry no body; one that does would reach the upstream unchecked.
+            refuse_body(&parts.headers)?;
+            Bytes::new()
+        };
+
+        let error_id = if parts.method == Method::POST {
+            let inspection = mcp::inspect(&body, &self.inspect_limits)
+                .map_err(|error| ProxyError::Malformed { error })?;
+            check_mcp_headers(&parts.headers, &inspection)?;
+            self.authorize(&principal, &inspection, ctx)?;
+            inspection.first_id().and_then(|id| serde_json::to_value(id).ok())
+        } else {
+            ctx.allowed_without_body();
+            None
+        };
+
+        self.forward(parts, body, &principal, peer, error_id, ctx).await
+    }
+
+    fn check_origin(&self, headers: &HeaderMap) -> Result<(), ProxyError> {
+        let mut origins = headers.get_all(header::ORIGIN).iter();
+        let Some(origin) = origins.next() else {
+            return Ok(());
+        };
+        let text = origin.to_str().unwrap_or("");
+        let allowed = origins.next().is_none()
+            && self
+                .allowed_origins
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(text.trim_end_matches('/')));
+        if allowed {
+            Ok(())
+        } else {
+            Err(ProxyError::OriginNotAllowed(text.chars().take(64).collect()))
+        }
+    }
+
+    /// Every message of the body is decided; one denial refuses the whole body, since the
+    /// upstream would run every element of a batch.
+    fn authorize(
+        &self,
+        principal: &Principal,
+        inspection: &Inspection<'_>,
+        ctx: &mut Ctx,
+    ) -> Result<(), ProxyError> {
+        let state = self.policy.load();
+        let scopes = ScopeSet::new(principal.scopes.iter().map(String::as_str));
+        for message in &inspection.messages {
+            // A response answers the server's own request (sampling, elicitation): nothing to
+            // authorize beyond the token.
+            let (MessageKind::Request | MessageKind::Notification, Some(method)) =
+                (message.kind, message.method.as_deref())
+            else {
+                continue;
+            };
+            let action = Action {
+                method,
+                target: message.target.as_deref(),
+            };
+            ctx.saw(method, action.target);
+            let Decision::Deny(denial) = state.policy.decide(&scopes, &action) else {
+                continue;
+            };
+            let enforced = denial.rule.as_ref().map_or(state.policy.mode(), |r| r.mode);
+            if enforced == Mode::Audit {
+                ctx.would_deny(&denial);
+                continue;
+            }
+            let id = message.id.as_ref().and_then(|id| serde_json::to_value(id).ok());
+            return Err(ProxyError::Forbidden(Box::new(denied(id, &action, &denial, principal))));
+        }
+        ctx.allowed();
+        Ok(())
+    }
+
+    async fn forward(
+        &self,
+        parts: Parts,
+        body: Bytes,
+        principal: &Principal,
+        peer: Peer,
+        error_id: ErrorId,
+        ctx: &mut Ctx,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let request = self
+            .target
+            .request(parts.method, &parts.uri, parts.headers, body, principal, peer);
+        let started = Instant::now();
+        let response = match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error_chain(&error), "upstream request failed");
+                return Err(ProxyError::UpstreamUnreachable { id: error_id });
+            }
+            Err(_) => return Err(ProxyError::UpstreamTimeout { id: error_id }),
+        };
+        ctx.upstream_answered(response.status(), started.elapsed());
+        let (mut parts, body) = response.into_parts();
+        upstream::rewrite_response_headers(&mut parts.headers);
+        Ok(Response::from_parts(parts, Either::Left(body)))
+    }
+}
+
+fn policy_state(resource: &str, authorization_servers: &[String], policy: Policy) -> PolicyState {
+    let metadata_document =
+        metadata::document(resource, authorization_servers, policy.scopes_supported());
+    PolicyState {
+        policy,
+        metadata_document,
+    }
+}
+
+fn denied(id: ErrorId, action: &Action<'_>, denial: &Denial<'_>, principal: &Principal) -> Denied {
+    let what = match action.target {
+        Some(target) => format!("{} {target:?}", action.method),
+        None => action.method.to_string(),
+    };
+    let message = match denial.reason {
+        DenyReason::InsufficientScope => format!(
+            "{what} requires scope {}; missing {}",
+            denial.required.join(" "),
+            denial.missing.join(" ")
+        ),
+        DenyReason::NoRule => format!("{what} is not allowed by policy"),
+        DenyReason::MissingTarget => format!("{what} names no target"),
+    };
+    let challenge_scopes = if denial.reason == DenyReason::InsufficientScope {
+        let mut scopes: Vec<String> = denial.required.iter().map(|s| s.to_string()).collect();
+        for held in &principal.scopes {
+            if is_scope_token(held) && !scopes.contains(held) {
+                scopes.push(held.clone());
+            }
+        }
+        scopes
+    } else {
+        Vec::new()
+    };
+    Denied {
+        id,
+        message,
+        reason: denial.reason.label(),
+        method: action.method.to_string(),
+        target: action.target.map(str::to_string),
+        missing: denial.missing.iter().map(|s| s.to_string()).collect(),
+        challenge_scopes,
+    }
+}
+
+/// RFC 6749 §3.3 scope-token characters: a token's scope that is not one never reaches a header.
+fn is_scope_token(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+/// `application/json`, optionally with `charset=utf-8`: the only form the MCP servers parse the
+/// way the inspector does. One header only, and no content coding (the JavaScript server
+/// inflates gzip, which would let a compressed body differ from the one inspected).
+fn check_media_type(headers: &HeaderMap) -> Result<(), ProxyError> {
+    let mut types = headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(content_type), None) = (types.next(), types.next()) else {
+        return Err(ProxyError::UnsupportedMediaType(
+            "exactly one Content-Type: application/json is required",
+        ));
+    };
+    let content_type = content_type.to_str().unwrap_or("");
+    let mut params = content_type.split(';');
+    let essence = params.next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(ProxyError::UnsupportedMediaType(
+            "Content-Type must be application/json",
+        ));
+    }
+    for param in params {
+        let (name, value) = param.split_once('=').unwrap_or((param, ""));
+        let value = value.trim().trim_matches('"');
+        if !name.trim().eq_ignore_ascii_case("charset") || !value.eq_ignore_ascii_case("utf-8") {
+            return Err(ProxyError::UnsupportedMediaType(
+                "only charset=utf-8 is accepted with application/json",
+            ));
+        }
+    }
+    for encoding in headers.get_all(header::CONTENT_ENCODING) {
+        if !encoding.as_bytes().eq_ignore_ascii_case(b"identity") {
+            return Err(ProxyError::UnsupportedMediaType(
+                "Content-Encoding is not accepted: send the body uncompressed",
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<Bytes, ProxyError> {
+    // A declared length past the limit is refused before a byte is read.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ProxyError::BodyTooLarge { limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ProxyError::BodyTooLarge { limit })
+        }
+        Err(_) => Err(ProxyError::BodyRead),
+    }
+}
+
+fn refuse_body(headers: &HeaderMap) -> Result<(), ProxyError> {
+    let has_length = headers
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0");
+    if has_length || headers.contains_key(header::TRANSFER_ENCODING) {
+        return Err(ProxyError::UnsupportedMediaType(
+            "GET and DELETE on the MCP endpoint carry no body",
+        ));
+    }
+    Ok(())
+}
+
+/// `Mcp-Method` / `Mcp-Name` (MCP 2026-07-28) let intermediaries route without the body; where a
+/// client sends them they must say what the body says, or a router and the upstream would act
+/// on different calls.
+fn check_mcp_headers(headers: &HeaderMap, inspection: &Inspection<'_>) -> Result<(), ProxyError> {
+    let method = single(headers, &MCP_METHOD)?;
+    let name = single(headers, &MCP_NAME)?;
+    if method.is_none() && name.is_none() {
+        return Ok(());
+    }
+    let [message] = inspection.messages.as_slice() else {
+        return Err(ProxyError::HeaderMismatch(
+            "Mcp-Method/Mcp-Name headers require a single JSON-RPC message",
+        ));
+    };
+    if let Some(method) = method
+        && Some(method.as_bytes()) != message.method.as_deref().map(str::as_bytes)
+    {
+        return Err(ProxyError::HeaderMismatch(
+            "Mcp-Method header does not match the body's method",
+        ));
+    }
+    if let Some(name) = name
+        && Some(name.as_bytes()) != message.target.as_deref().map(str::as_bytes)
+    {
+        return Err(ProxyError::HeaderMismatch(
+            "Mcp-Name header does not match the body's tool or resource",
+        ));
+    }
+    Ok(())
+}
+
+fn single<'h>(
+    headers: &'h HeaderMap,
+    name: &header::HeaderName,
+) -> Result<Option<&'h HeaderValue>, ProxyError> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (first, None) => Ok(first),
+        _ => Err(ProxyError::HeaderMismatch("an Mcp-* header appears more than once")),
+    }
+}
+
+/// The session the request belongs to, for the audit line.
+pub(crate) fn session_id(headers: &HeaderMap) -> Option<&HeaderValue> {
+    headers.get(&MCP_SESSION_ID)
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                header::HeaderName::try_from(*k).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn json_with_utf8_charset_is_accepted_in_any_case() {
+        assert!(check_media_type(&headers(&[("content-type", "Application/JSON; Charset=\"UTF-8\"")])).is_ok());
+        assert!(check_media_type(&headers(&[("content-type", "application/json")])).is_ok());
+    }
+
+    #[test]
+    fn other_media_types_and_charsets_are_refused() {
+        for value in ["text/plain", "application/json; charset=utf-16", "application/jsonx", ""] {
+            assert!(check_media_type(&headers(&[("content-type", value)])).is_err(), "{value}");
+        }
+        assert!(check_media_type(&headers(&[])).is_err());
+        assert!(check_media_type(&headers(&[("content-type", "application/json"), ("content-type", "application/json")])).is_err());
+    }
+
+    #[test]
+    fn any_content_coding_but_identity_is_refused() {
+        let gzip = headers(&[("content-type", "application/json"), ("content-encoding", "gzip")]);
+        assert!(check_media_type(&gzip).is_err());
+        let identity = headers(&[("content-type", "application/json"), ("content-encoding", "identity")]);
+        assert!(check_media_type(&identity).is_ok());
+    }
+
+    #[test]
+    fn scope_tokens_exclude_quotes_and_spaces() {
+        assert!(is_scope_token("customer:read"));
+        assert!(!is_scope_token("a\"b"));
+        assert!(!is_scope_token("a b"));
+        assert!(!is_scope_token(""));
+    }
+}

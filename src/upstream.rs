@@ -1,0 +1,216 @@
+//! The way to the MCP server: which request headers cross the proxy and in what form, the
+//! upstream request built from the client's, and which response headers come back. Not the
+//! decision whether a request may go (that was made before anything here runs).
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{PathAndQuery, Uri};
+use http::{Method, Request};
+use http_body_util::Full;
+
+use crate::auth::Principal;
+use crate::config::UpstreamConfig;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Where requests go, resolved once at start-up so a request only clones it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    uri: Uri,
+    host: HeaderValue,
+    forward_token: bool,
+    identity_headers: Vec<(String, HeaderName)>,
+}
+
+/// What the client's connection tells about the request, for `X-Forwarded-*`.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub scheme: &'static str,
+}
+
+impl Target {
+    pub fn new(config: &UpstreamConfig) -> anyhow::Result<Target> {
+        let authority = config
+            .url
+            .authority()
+            .ok_or_else(|| anyhow::anyhow!("upstream.url has no host"))?;
+        Ok(Target {
+            uri: config.url.clone(),
+            host: HeaderValue::from_str(authority.as_str())?,
+            forward_token: config.forward_token,
+            identity_headers: config.identity_headers.clone(),
+        })
+    }
+
+    /// Builds the upstream request from the client's head and the body bytes exactly as the
+    /// client sent them. The client's query string rides along; its path is the upstream's.
+    pub fn request(
+        &self,
+        method: Method,
+        client_uri: &Uri,
+        mut headers: HeaderMap,
+        body: Bytes,
+        principal: &Principal,
+        peer: Peer,
+    ) -> Request<Full<Bytes>> {
+        let uri = match client_uri.query() {
+            None => self.uri.clone(),
+            Some(query) => with_query(&self.uri, query),
+        };
+        let client_host = headers
+            .get(header::HOST)
+            .cloned()
+            .or_else(|| {
+                client_uri
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            });
+        self.rewrite_request_headers(&mut headers, principal, peer, client_host);
+        if method == Method::POST || !body.is_empty() {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        request
+    }
+
+    fn rewrite_request_headers(
+        &self,
+        headers: &mut HeaderMap,
+        principal: &Principal,
+        peer: Peer,
+        client_host: Option<HeaderValue>,
+    ) {
+        strip_hop_by_hop(headers);
+        headers.remove(header::PROXY_AUTHORIZATION);
+        headers.remove(header::CONTENT_LENGTH);
+        // MCP forbids passing the client's token on: the upstream would accept a token minted for
+        // another audience. Identity travels in the claim headers below instead.
+        if !self.forward_token {
+            headers.remove(header::AUTHORIZATION);
+        }
+        // The MCP SDK servers refuse a foreign Host (their DNS-rebinding check).
+        headers.insert(header::HOST, self.host.clone());
+
+        append_forwarded_for(headers, peer.addr);
+        headers.insert(
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(peer.scheme),
+        );
+        match client_host {
+            Some(host) => headers.insert(X_FORWARDED_HOST.clone(), host),
+            None => headers.remove(&X_FORWARDED_HOST),
+        };
+
+        // A client-sent copy of an identity header would let it claim any identity.
+        for (claim, name) in &self.identity_headers {
+            headers.remove(name);
+            if let Some(value) = principal.claims.get(claim).and_then(claim_header_value) {
+                headers.insert(name.clone(), value);
+            }
+        }
+    }
+}
+
+/// Response headers from the upstream, made fit for the client's connection.
+pub fn rewrite_response_headers(headers: &mut HeaderMap) {
+    strip_hop_by_hop(headers);
+    headers.remove(header::PROXY_AUTHENTICATE);
+}
+
+/// Removes the connection-specific headers of RFC 9110 §7.6.1: `Connection` itself, every header
+/// it names, and the fixed list that older peers send without naming.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        &header::CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &header::TE,
+        &header::TRAILER,
+        &header::TRANSFER_ENCODING,
+        &header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, addr: SocketAddr) {
+    let ip = addr.ip().to_string();
+    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(existing) => format!("{existing}, {ip}"),
+        None => ip,
+    };
+    if let Ok(value) = HeaderValue::try_from(value) {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+}
+
+/// A claim as a header value: strings and numbers as written; other types and values that are
+/// not valid header text are left out rather than mangled.
+fn claim_header_value(claim: &serde_json::Value) -> Option<HeaderValue> {
+    match claim {
+        serde_json::Value::String(s) => HeaderValue::from_str(s).ok(),
+        serde_json::Value::Number(n) => HeaderValue::try_from(n.to_string()).ok(),
+        serde_json::Value::Bool(b) => Some(HeaderValue::from_static(if *b { "true" } else { "false" })),
+        _ => None,
+    }
+}
+
+fn with_query(base: &Uri, query: &str) -> Uri {
+    let path = base.path();
+    let mut parts = base.clone().into_parts();
+    parts.path_and_query = PathAndQuery::try_from(format!("{path}?{query}")).ok();
+    Uri::from_parts(parts).unwrap_or_else(|_| base.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_named_headers_are_stripped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close, x-secret"));
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        strip_hop_by_hop(&mut headers);
+        assert!(headers.get("x-secret").is_none());
+        assert!(headers.get(header::CONNECTION).is_none());
+        assert!(headers.get(header::TE).is_none());
+        assert!(headers.get("x-kept").is_some());
+    }
+
+    #[test]
+    fn forwarded_for_appends_to_an_existing_chain() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
+        append_forwarded_for(&mut headers, "127.0.0.1:5000".parse().unwrap());
+        assert_eq!(headers["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+    }
+
+    #[test]
+    fn query_is_carried_onto_the_upstream_path() {
+        let base: Uri = "http://127.0.0.1:8000/mcp".parse().unwrap();
+        assert_eq!(with_query(&base, "a=1").to_string(), "http://127.0.0.1:8000/mcp?a=1");
+    }
+}
