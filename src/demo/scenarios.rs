@@ -1,0 +1,275 @@
+//! The demo's scenarios: real clients asking for real tokens and calling tools through the proxy,
+//! each outcome shown in a table. Speaks plain HTTP so the status and headers a client sees are
+//! on screen, not hidden behind an SDK.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use http::{Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+
+use super::system::DemoSystem;
+use crate::client::{self, HttpClient};
+
+/// One scenario's result, as the table shows it.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub scenario: &'static str,
+    pub client: &'static str,
+    pub call: String,
+    pub expected: StatusCode,
+    pub status: StatusCode,
+    pub detail: String,
+}
+
+impl Outcome {
+    pub fn as_expected(&self) -> bool {
+        self.status == self.expected
+    }
+}
+
+/// A response as the demo reads it.
+struct Answer {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: Value,
+}
+
+struct DemoClient<'s> {
+    http: HttpClient,
+    system: &'s DemoSystem,
+}
+
+impl DemoClient<'_> {
+    async fn token(&self, client_id: &str) -> anyhow::Result<String> {
+        let form = format!(
+            "grant_type=client_credentials&client_id={client_id}&client_secret={secret}&resource={resource}",
+            secret = super::issuer::DEMO_CLIENT_SECRET,
+            resource = form_encode(&self.system.resource),
+        );
+        let request = Request::post(self.system.issuer.token_url())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(form)))?;
+        let answer = self.send(request).await?;
+        answer.body["access_token"]
+            .as_str()
+            .map(str::to_string)
+            .with_context(|| format!("token endpoint said {}: {}", answer.status, answer.body))
+    }
+
+    async fn post(
+        &self,
+        token: Option<&str>,
+        session: Option<&str>,
+        message: Value,
+    ) -> anyhow::Result<Answer> {
+        let mut request = Request::post(&self.system.mcp_url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18");
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        self.send(request.body(Full::new(Bytes::from(message.to_string())))?)
+            .await
+    }
+
+    async fn send(&self, request: Request<Full<Bytes>>) -> anyhow::Result<Answer> {
+        let response = self.http.request(request).await?;
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await?.to_bytes();
+        Ok(Answer {
+            status: parts.status,
+            body: parse_body(&parts.headers, &bytes),
+            headers: parts.headers,
+        })
+    }
+
+    /// `initialize` and `notifications/initialized`: the handshake every MCP session starts with.
+    async fn open_session(&self, token: &str) -> anyhow::Result<String> {
+        let init = json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": { "name": "scopegate-demo", "version": env!("CARGO_PKG_VERSION") }
+            }
+        });
+        let answer = self.post(Some(token), None, init).await?;
+        if answer.status != StatusCode::OK {
+            bail!("initialize answered {}: {}", answer.status, answer.body);
+        }
+        let session = answer
+            .headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .context("initialize returned no Mcp-Session-Id")?
+            .to_string();
+        let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
+        self.post(Some(token), Some(&session), initialized).await?;
+        Ok(session)
+    }
+
+    async fn call_tool(
+        &self,
+        token: Option<&str>,
+        session: Option<&str>,
+        tool: &str,
+        arguments: Value,
+    ) -> anyhow::Result<Answer> {
+        let call = json!({
+            "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": { "name": tool, "arguments": arguments }
+        });
+        self.post(token, session, call).await
+    }
+}
+
+/// Plays every scenario against a running system.
+pub async fn play(system: &DemoSystem) -> anyhow::Result<Vec<Outcome>> {
+    let http = client::build(Some(&system.certs.ca), std::time::Duration::from_secs(5))?;
+    let client = DemoClient { http, system };
+    let support = client.token("support-agent").await?;
+    let readonly = client.token("readonly-agent").await?;
+    let support_session = client.open_session(&support).await?;
+    let readonly_session = client.open_session(&readonly).await?;
+    let mut outcomes = Vec::new();
+
+    let answer = client
+        .call_tool(Some(&support), Some(&support_session), "get_customer_info", json!({ "customer_id": "C001" }))
+        .await?;
+    outcomes.push(outcome("allowed customer lookup", "support-agent", "get_customer_info C001", StatusCode::OK, &answer));
+
+    let answer = client
+        .call_tool(Some(&support), Some(&support_session), "calculate_account_value", json!({ "customer_id": "C001" }))
+        .await?;
+    outcomes.push(outcome("account calculation", "support-agent", "calculate_account_value C001", StatusCode::OK, &answer));
+
+    let ticket = json!({ "customer_id": "C001", "subject": "Refund", "description": "Double charge" });
+    let answer = client
+        .call_tool(Some(&readonly), Some(&readonly_session), "create_support_ticket", ticket)
+        .await?;
+    outcomes.push(outcome("ticket by a read-only client", "readonly-agent", "create_support_ticket", StatusCode::FORBIDDEN, &answer));
+
+    let answer = client
+        .call_tool(None, Some(&support_session), "get_customer_info", json!({ "customer_id": "C001" }))
+        .await?;
+    outcomes.push(outcome("no token", "(none)", "get_customer_info C001", StatusCode::UNAUTHORIZED, &answer));
+
+    let mut claims = system.issuer.claims_for("support-agent", &["customer:read"]);
+    let now = unix_now();
+    claims["iat"] = json!(now - 7200);
+    claims["nbf"] = json!(now - 7200);
+    claims["exp"] = json!(now - 3600);
+    let expired = system.issuer.mint(claims);
+    let answer = client
+        .call_tool(Some(&expired), Some(&support_session), "get_customer_info", json!({ "customer_id": "C001" }))
+        .await?;
+    outcomes.push(outcome("expired token", "support-agent", "get_customer_info C001", StatusCode::UNAUTHORIZED, &answer));
+
+    Ok(outcomes)
+}
+
+fn outcome(
+    scenario: &'static str,
+    client: &'static str,
+    call: &str,
+    expected: StatusCode,
+    answer: &Answer,
+) -> Outcome {
+    Outcome {
+        scenario,
+        client,
+        call: call.to_string(),
+        expected,
+        status: answer.status,
+        detail: describe(answer),
+    }
+}
+
+/// What a person wants to read of an answer: the tool's text, or why it was refused.
+fn describe(answer: &Answer) -> String {
+    if let Some(text) = answer.body["result"]["content"][0]["text"].as_str() {
+        let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        return format!("allowed: {}", truncate(&text, 60));
+    }
+    let challenge = answer
+        .headers
+        .get(header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok());
+    match (answer.body["error"]["message"].as_str(), challenge) {
+        (Some(message), Some(challenge)) => {
+            format!("{}; WWW-Authenticate: {}", message, truncate(challenge, 70))
+        }
+        (Some(message), None) => message.to_string(),
+        _ => truncate(&answer.body.to_string(), 80),
+    }
+}
+
+/// Renders the outcomes as a table.
+pub fn table(outcomes: &[Outcome]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<30} {:<15} {:<30} {:<8} {}",
+        "scenario", "client", "call", "status", "what the client saw"
+    );
+    let _ = writeln!(out, "{}", "-".repeat(120));
+    for o in outcomes {
+        let mark = if o.as_expected() { "" } else { "  <-- UNEXPECTED" };
+        let _ = writeln!(
+            out,
+            "{:<30} {:<15} {:<30} {:<8} {}{mark}",
+            o.scenario,
+            o.client,
+            o.call,
+            o.status.as_u16(),
+            o.detail
+        );
+    }
+    out
+}
+
+/// A JSON body, or the JSON-RPC message inside an SSE stream's `data:` lines.
+fn parse_body(headers: &http::HeaderMap, bytes: &[u8]) -> Value {
+    let is_sse = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !is_sse {
+        return serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    }
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+        .find(|message| message.get("result").is_some() || message.get("error").is_some())
+        .unwrap_or(Value::Null)
+}
+
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

@@ -1,0 +1,97 @@
+//! The whole system on one machine: dev issuer, sample MCP server and the proxy on TLS, wired
+//! together with files written the way an operator would write them.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use super::certs::{CertFiles, DevCa};
+use super::issuer::{Issuer, IssuerConfig, IssuerHandle};
+use super::sample_server::{SampleServer, SampleServerHandle, SampleServerOptions};
+use crate::config::Config;
+use crate::server::{self, Running};
+
+/// The shipped customer-service policy: the demo enforces the very file platform teams start from.
+pub const CUSTOMER_SERVICE_POLICY: &str = include_str!("../../policies/customer-service.toml");
+
+pub struct DemoSystem {
+    pub issuer: IssuerHandle,
+    pub upstream: SampleServerHandle,
+    pub proxy: Running,
+    pub certs: CertFiles,
+    pub config_file: PathBuf,
+    /// The MCP endpoint clients use: `https://localhost:PORT/mcp`.
+    pub mcp_url: String,
+    pub resource: String,
+}
+
+impl DemoSystem {
+    /// Starts everything, writing the certificates, policy and config into `dir`.
+    pub async fn start(dir: &Path) -> anyhow::Result<DemoSystem> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let certs = DevCa::generate()?.write_server_files(dir)?;
+
+        // The resource identifier names the proxy's own URL, so its port is chosen first.
+        let proxy_addr = free_loopback_port()?;
+        let mcp_url = format!("https://localhost:{}/mcp", proxy_addr.port());
+        let resource = mcp_url.clone();
+
+        let upstream = SampleServer::start(SampleServerOptions::default()).await?;
+        let issuer = Issuer::start(IssuerConfig::demo(&resource)).await?;
+
+        let policy_file = dir.join("policy.toml");
+        std::fs::write(&policy_file, CUSTOMER_SERVICE_POLICY)?;
+        let config_file = dir.join("config.toml");
+        let config_text = format!(
+            r#"# Written by `scopegate demo`.
+[listen]
+address = "{proxy_addr}"
+[listen.tls]
+cert = "tls.crt"
+key = "tls.key"
+
+[upstream]
+url = "{upstream}"
+
+[mcp]
+path = "/mcp"
+resource = "{resource}"
+
+[auth]
+issuer = "{issuer}"
+audiences = ["{resource}"]
+jwks_uri = "{jwks}"
+algorithms = ["ES256", "RS256", "EdDSA"]
+
+[policy]
+file = "policy.toml"
+
+[admin]
+address = "127.0.0.1:0"
+"#,
+            upstream = upstream.url(),
+            issuer = issuer.issuer(),
+            jwks = issuer.jwks_uri(),
+        );
+        std::fs::write(&config_file, &config_text)?;
+        let config = Config::parse(&config_text, &config_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let proxy = server::start(&config).await?;
+        Ok(DemoSystem {
+            issuer,
+            upstream,
+            proxy,
+            certs,
+            config_file,
+            mcp_url,
+            resource,
+        })
+    }
+}
+
+/// A loopback port that was free a moment ago. The demo needs the port before the proxy binds
+/// it (the resource identifier names it); a race with another process only costs a retry.
+fn free_loopback_port() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
+    Ok(listener.local_addr()?)
+}
