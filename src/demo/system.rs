@@ -26,9 +26,29 @@ pub struct DemoSystem {
     pub resource: String,
 }
 
+/// What may differ from the demo's own set-up; the tests start the same system with their own
+/// policy and settings. Each `*_settings` string is extra TOML lines for that config table.
+#[derive(Default)]
+pub struct SystemOptions {
+    /// Policy text; the customer-service policy when `None`.
+    pub policy: Option<String>,
+    pub upstream: SampleServerOptions,
+    pub listen_settings: String,
+    pub upstream_settings: String,
+    pub mcp_settings: String,
+    pub auth_settings: String,
+    /// Leave `jwks_uri` out, so the proxy discovers it from the issuer.
+    pub discover_jwks: bool,
+}
+
 impl DemoSystem {
-    /// Starts everything, writing the certificates, policy and config into `dir`.
+    /// Starts the demo's system, writing the certificates, policy and config into `dir`.
     pub async fn start(dir: &Path) -> anyhow::Result<DemoSystem> {
+        DemoSystem::start_with(dir, SystemOptions::default()).await
+    }
+
+    /// Starts the system with `options` applied.
+    pub async fn start_with(dir: &Path, options: SystemOptions) -> anyhow::Result<DemoSystem> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let certs = DevCa::generate()?.write_server_files(dir)?;
 
@@ -37,32 +57,42 @@ impl DemoSystem {
         let mcp_url = format!("https://localhost:{}/mcp", proxy_addr.port());
         let resource = mcp_url.clone();
 
-        let upstream = SampleServer::start(SampleServerOptions::default()).await?;
+        let upstream = SampleServer::start(options.upstream).await?;
         let issuer = Issuer::start(IssuerConfig::demo(&resource)).await?;
 
         let policy_file = dir.join("policy.toml");
-        std::fs::write(&policy_file, CUSTOMER_SERVICE_POLICY)?;
+        let policy = options.policy.as_deref().unwrap_or(CUSTOMER_SERVICE_POLICY);
+        std::fs::write(&policy_file, policy)?;
+        let jwks_line = if options.discover_jwks {
+            String::new()
+        } else {
+            format!("jwks_uri = \"{}\"", issuer.jwks_uri())
+        };
         let config_file = dir.join("config.toml");
         let config_text = format!(
             r#"# Written by `scopegate demo`.
 [listen]
 address = "{proxy_addr}"
+{listen_settings}
 [listen.tls]
 cert = "tls.crt"
 key = "tls.key"
 
 [upstream]
 url = "{upstream}"
+{upstream_settings}
 
 [mcp]
 path = "/mcp"
 resource = "{resource}"
+{mcp_settings}
 
 [auth]
 issuer = "{issuer}"
 audiences = ["{resource}"]
-jwks_uri = "{jwks}"
+{jwks_line}
 algorithms = ["ES256", "RS256", "EdDSA"]
+{auth_settings}
 
 [policy]
 file = "policy.toml"
@@ -72,7 +102,10 @@ address = "127.0.0.1:0"
 "#,
             upstream = upstream.url(),
             issuer = issuer.issuer(),
-            jwks = issuer.jwks_uri(),
+            listen_settings = options.listen_settings,
+            upstream_settings = options.upstream_settings,
+            mcp_settings = options.mcp_settings,
+            auth_settings = options.auth_settings,
         );
         std::fs::write(&config_file, &config_text)?;
         let config = Config::parse(&config_text, &config_file).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -1,0 +1,117 @@
+//! Starts the real system for a test in a few lines: dev issuer (real JWKS over HTTP, real signed
+//! tokens), rmcp sample server, and the proxy on TLS with a generated CA; plus clients that trust
+//! that CA. Everything binds 127.0.0.1:0.
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use rmcp::ServiceExt;
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use scopegate::demo::system::{DemoSystem, SystemOptions};
+use serde_json::{Value, json};
+
+pub use scopegate::demo::system::SystemOptions as Options;
+
+pub struct TestSystem {
+    pub system: DemoSystem,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn start() -> TestSystem {
+    start_with(SystemOptions::default()).await
+}
+
+pub async fn start_with(options: SystemOptions) -> TestSystem {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let system = DemoSystem::start_with(dir.path(), options)
+        .await
+        .expect("system starts");
+    let http = https_client(&system);
+    TestSystem {
+        system,
+        http,
+        _dir: dir,
+    }
+}
+
+/// A client that trusts the test CA and goes nowhere but here.
+pub fn https_client(system: &DemoSystem) -> reqwest::Client {
+    let ca = std::fs::read(&system.certs.ca).expect("CA file");
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA PEM"))
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+impl TestSystem {
+    pub fn url(&self) -> &str {
+        &self.system.mcp_url
+    }
+
+    /// A valid ES256 token for subject `tester` with these scopes.
+    pub fn token(&self, scopes: &[&str]) -> String {
+        self.system
+            .issuer
+            .mint(self.system.issuer.claims_for("tester", scopes))
+    }
+
+    /// A token whose claims were changed by `edit` from a valid set.
+    pub fn token_with(&self, scopes: &[&str], edit: impl FnOnce(&mut Value)) -> String {
+        let mut claims = self.system.issuer.claims_for("tester", scopes);
+        edit(&mut claims);
+        self.system.issuer.mint(claims)
+    }
+
+    /// A POST to the MCP endpoint with the headers a Streamable HTTP client sends.
+    pub fn post(&self, token: Option<&str>, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .post(self.url())
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json, text/event-stream")
+            .body(body);
+        if let Some(token) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        request
+    }
+
+    /// A `tools/call` body for `tool` with request id `id`.
+    pub fn tool_call(tool: &str, id: i64) -> String {
+        json!({
+            "jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": { "name": tool, "arguments": { "customer_id": "C001" } }
+        })
+        .to_string()
+    }
+
+    /// Requests the sample server has received so far.
+    pub fn upstream_requests(&self) -> usize {
+        self.system.upstream.requests()
+    }
+
+    /// An `rmcp` client session through the proxy, with this bearer token.
+    pub async fn mcp_client(&self, token: &str) -> RunningService<rmcp::RoleClient, ()> {
+        let transport = StreamableHttpClientTransport::with_client(
+            self.http.clone(),
+            StreamableHttpClientTransportConfig::with_uri(self.url().to_string()).auth_header(token),
+        );
+        ().serve(transport).await.expect("MCP session through the proxy")
+    }
+}
+
+/// A response's status, headers and JSON body.
+pub async fn read(response: reqwest::Response) -> (u16, reqwest::header::HeaderMap, Value) {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, headers, body)
+}
+
+pub fn header<'h>(headers: &'h reqwest::header::HeaderMap, name: &str) -> &'h str {
+    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
