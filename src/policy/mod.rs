@@ -1,1 +1,212 @@
 //! Policy: the TOML policy model, loading, the compiled matcher and decisions.
+//!
+//! A policy says which token scopes each MCP call needs. It is loaded once (and again on reload)
+//! into a [`Policy`], whose [`Policy::decide`] answers for one JSON-RPC message without touching
+//! the file again. This module does not read tokens, parse JSON-RPC or count rate limits: it
+//! takes the token's scopes as a [`ScopeSet`] and the message as an [`Action`], and hands the
+//! rule's rate limit and mode back for the proxy to apply.
+//!
+//! Matching a `tools/call`: an exact tool name beats any glob; among globs, the first in file
+//! order wins, so put narrow globs (`admin_delete_*`) before broad ones (`admin_*`). A tool
+//! that no rule matches is denied.
+
+mod compile;
+mod decide;
+mod error;
+mod glob;
+mod raw;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+pub use decide::{Decision, Denial, DenyReason, RuleRef, ScopeSet};
+pub use error::{PolicyError, Problem};
+
+use glob::Glob;
+
+/// What the policy decides about: one JSON-RPC message's method and, for `tools/call`,
+/// `prompts/get`, `resources/read`…, its target (tool name, prompt name, resource URI).
+///
+/// Only `tools/call` rules look at the target today; other methods are ruled per method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Action<'a> {
+    pub method: &'a str,
+    pub target: Option<&'a str>,
+}
+
+/// Whether a denial is enforced or only recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Deny: the call is refused.
+    #[default]
+    Enforce,
+    /// Shadow roll-out: the denial is logged and counted, and the call goes through.
+    Audit,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+        }
+    }
+}
+
+/// A rule's rate limit, `count` calls `per` period (written `"10/m"`). Counting is the proxy's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// At least 1.
+    pub count: u32,
+    pub per: Per,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Per {
+    Second,
+    Minute,
+    Hour,
+}
+
+impl RateLimit {
+    /// The window the count applies to.
+    pub fn period(&self) -> Duration {
+        match self.per {
+            Per::Second => Duration::from_secs(1),
+            Per::Minute => Duration::from_secs(60),
+            Per::Hour => Duration::from_secs(3600),
+        }
+    }
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = match self.per {
+            Per::Second => "s",
+            Per::Minute => "m",
+            Per::Hour => "h",
+        };
+        write!(f, "{}/{unit}", self.count)
+    }
+}
+
+/// A loaded, validated and compiled policy. Cheap to share (`Arc`) and to swap on reload.
+#[derive(Debug)]
+pub struct Policy {
+    mode: Mode,
+    rules: Vec<Rule>,
+    /// Exact tool names, tried first.
+    exact_tools: HashMap<Box<str>, RuleIndex>,
+    /// Glob tool names in file order, tried when no exact name matches.
+    glob_tools: Vec<(Glob, RuleIndex)>,
+    /// `[methods]` rules by exact method name.
+    methods: HashMap<Box<str>, RuleIndex>,
+    source_hash: String,
+}
+
+/// Index into `Policy::rules`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RuleIndex(usize);
+
+#[derive(Debug)]
+struct Rule {
+    /// The tool name or pattern, or the method, as written.
+    name: Box<str>,
+    need: Need,
+    /// The rule's own mode, or else the policy's.
+    mode: Mode,
+    rate_limit: Option<RateLimit>,
+}
+
+/// The scopes a rule needs.
+#[derive(Debug)]
+enum Need {
+    /// Every one of these (none: any valid token).
+    All(Box<[Box<str>]>),
+    /// Every scope of at least one of these sets; never empty, nor is any set.
+    AnyOf(Box<[Box<[Box<str>]>]>),
+}
+
+impl Policy {
+    /// Reads and compiles the policy file at `path`; errors name the path as given.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let source = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Policy::parse(&source, &path.display().to_string())
+    }
+
+    /// Compiles a policy from its text; `origin` (usually the file name) starts every message.
+    pub fn parse(source: &str, origin: &str) -> Result<Policy, PolicyError> {
+        let mut problems = error::Problems::default();
+        let policy = raw::read(source, &mut problems)
+            .map(|raw| compile::compile(raw, source, &mut problems));
+        match policy {
+            Some(policy) if problems.is_empty() => Ok(policy),
+            _ => Err(problems.into_error(origin, source)),
+        }
+    }
+
+    /// The policy-wide mode, which applies to rules without their own and to denials without a
+    /// rule.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Every scope that some rule names, sorted and deduplicated: the protected resource
+    /// metadata's `scopes_supported` (RFC 9728).
+    pub fn scopes_supported(&self) -> Vec<&str> {
+        let mut scopes: Vec<&str> = Vec::new();
+        for rule in &self.rules {
+            match &rule.need {
+                Need::All(set) => scopes.extend(set.iter().map(|s| &**s)),
+                Need::AnyOf(sets) => scopes.extend(sets.iter().flatten().map(|s| &**s)),
+            }
+        }
+        scopes.sort_unstable();
+        scopes.dedup();
+        scopes
+    }
+
+    /// Whether some tool rule (exact or glob) matches `name`: only such names become metric
+    /// labels, which keeps label values bounded by the policy rather than by callers.
+    pub fn knows_tool(&self, name: &str) -> bool {
+        self.tool_rule(name).is_some()
+    }
+
+    /// Hex of a 64-bit FNV-1a hash of the policy text, to tell which policy is running.
+    pub fn source_hash(&self) -> &str {
+        &self.source_hash
+    }
+
+    /// The rule for tool `name`: exact name first, then globs in file order.
+    fn tool_rule(&self, name: &str) -> Option<&Rule> {
+        let index = match self.exact_tools.get(name) {
+            Some(&index) => index,
+            None => self
+                .glob_tools
+                .iter()
+                .find(|(glob, _)| glob.matches(name))
+                .map(|&(_, index)| index)?,
+        };
+        Some(&self.rules[index.0])
+    }
+
+    fn method_rule(&self, method: &str) -> Option<&Rule> {
+        self.methods.get(method).map(|&index| &self.rules[index.0])
+    }
+}
+
+/// 64-bit FNV-1a: stable across builds and platforms, unlike `std`'s hasher.
+fn fnv1a_64(bytes: &[u8]) -> u64 {
+    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes.iter().fold(OFFSET_BASIS, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(PRIME)
+    })
+}

@@ -1,0 +1,258 @@
+//! The policy file as written: TOML parsed into a raw model that remembers where each key
+//! stands, so that later checks can name a line. Owns the structural checks (syntax, unknown
+//! keys, value types); not what the values mean (`compile.rs`).
+//!
+//! The top level and each rule's keys are walked one by one instead of deserialising the whole
+//! document in one go: serde stops at the first error, and a policy author fixing a file in CI
+//! wants every problem in one run.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::ops::Range;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use super::error::Problems;
+
+/// Top-level keys, in the order the documentation presents them.
+const POLICY_KEYS: [&str; 5] = ["version", "default", "mode", "tools", "methods"];
+/// Keys of a `[[tools]]` entry.
+const TOOL_KEYS: [&str; 5] = ["name", "scopes", "any_of", "rate_limit", "mode"];
+/// Keys of a `[methods]` rule: a tool rule without `name`, the method being the key.
+const METHOD_KEYS: [&str; 4] = ["scopes", "any_of", "rate_limit", "mode"];
+
+const TOOL_EXAMPLE: &str = r#"{ name = "tool", scopes = ["scope"] }"#;
+const METHOD_EXAMPLE: &str = r#"{ scopes = ["scope"] }"#;
+
+/// A value and the byte offset of the key that introduced it.
+#[derive(Debug)]
+pub(super) struct Keyed<T> {
+    pub at: usize,
+    pub value: T,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct RawPolicy {
+    pub version: Option<Keyed<i64>>,
+    pub default: Option<Keyed<String>>,
+    pub mode: Option<Keyed<String>>,
+    pub tools: Vec<Entry>,
+    pub methods: Vec<Entry>,
+}
+
+/// One rule as written: a `[[tools]]` entry or one `[methods]` key.
+#[derive(Debug)]
+pub(super) struct Entry {
+    /// `tools[1]` or `methods."prompts/get"`.
+    pub path: String,
+    /// Where the entry starts: its `[[tools]]` header or its method key.
+    pub at: usize,
+    /// The method, for a `[methods]` rule; `None` for a tool rule, whose name is `rule.name`.
+    pub method: Option<Keyed<String>>,
+    /// Offsets of the keys present, to point at a key rather than at its value.
+    keys: Vec<(String, usize)>,
+    pub rule: RawRule,
+}
+
+impl Entry {
+    /// Offset of `key` in this entry, or of the entry itself when the key is absent.
+    pub fn key_at(&self, key: &str) -> usize {
+        self.keys
+            .iter()
+            .find(|(name, _)| name == key)
+            .map_or(self.at, |&(_, at)| at)
+    }
+
+    /// `tools[1].scopes`, for messages.
+    pub fn key_path(&self, key: &str) -> String {
+        format!("{}.{key}", self.path)
+    }
+}
+
+/// Fields shared by tool and method rules. `deny_unknown_fields` is a backstop: unknown keys
+/// are reported (all of them) by `read_entry` before serde sees the table.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table such as { name = \"tool\", scopes = [\"scope\"] }"
+)]
+pub(super) struct RawRule {
+    pub name: Option<String>,
+    pub scopes: Option<Vec<Spanned<String>>>,
+    pub any_of: Option<Vec<Spanned<Vec<Spanned<String>>>>>,
+    pub rate_limit: Option<String>,
+    pub mode: Option<String>,
+}
+
+/// Parses `source` into the raw model, or reports every structural problem found.
+pub(super) fn read(source: &str, problems: &mut Problems) -> Option<RawPolicy> {
+    let (root, syntax) = DeTable::parse_recoverable(source);
+    if !syntax.is_empty() {
+        // The recovered tree may be missing whatever follows each error, so checking it would
+        // only add confusing follow-on problems.
+        for error in syntax {
+            let span = error.span().unwrap_or(0..0);
+            let mut message = error.message().to_owned();
+            if message == "duplicate key" {
+                // TOML keeps a key once per table (and so one rule per method): name it.
+                message = format!("duplicate key {}", source.get(span.clone()).unwrap_or(""));
+            }
+            problems.push(span.start, "", message);
+        }
+        return None;
+    }
+
+    let root = root.into_inner();
+    if !root.contains_key("version") {
+        problems.push(0, "version", "missing; start the file with `version = 1`");
+    }
+    let mut raw = RawPolicy::default();
+    for (key, value) in root {
+        let at = key.span().start;
+        match key.get_ref().as_ref() {
+            "version" => raw.version = keyed(value, at, "version", problems),
+            "default" => raw.default = keyed(value, at, "default", problems),
+            "mode" => raw.mode = keyed(value, at, "mode", problems),
+            "tools" => read_tools(value, problems, &mut raw.tools),
+            "methods" => read_methods(value, problems, &mut raw.methods),
+            other => problems.push(at, quote_key(other), unknown_key(&POLICY_KEYS)),
+        }
+    }
+    Some(raw)
+}
+
+fn read_tools(value: Spanned<DeValue<'_>>, problems: &mut Problems, into: &mut Vec<Entry>) {
+    let at = value.span().start;
+    let DeValue::Array(array) = value.get_ref() else {
+        problems.push(
+            at,
+            "tools",
+            "expected an array of tables: [[tools]] entries",
+        );
+        return;
+    };
+    for (i, item) in array.iter().enumerate() {
+        let path = format!("tools[{i}]");
+        if let Some(entry) = read_entry(
+            item.clone(),
+            path,
+            None,
+            (&TOOL_KEYS, TOOL_EXAMPLE),
+            problems,
+        ) {
+            into.push(entry);
+        }
+    }
+}
+
+fn read_methods(value: Spanned<DeValue<'_>>, problems: &mut Problems, into: &mut Vec<Entry>) {
+    let at = value.span().start;
+    let DeValue::Table(table) = value.into_inner() else {
+        problems.push(at, "methods", "expected a table: [methods]");
+        return;
+    };
+    for (key, item) in table {
+        let method = Keyed {
+            at: key.span().start,
+            value: key.get_ref().to_string(),
+        };
+        let path = format!("methods.{}", quote_key(&method.value));
+        if let Some(entry) = read_entry(
+            item,
+            path,
+            Some(method),
+            (&METHOD_KEYS, METHOD_EXAMPLE),
+            problems,
+        ) {
+            into.push(entry);
+        }
+    }
+}
+
+/// Reads one rule: reports its unknown keys, then deserialises the known ones.
+fn read_entry(
+    value: Spanned<DeValue<'_>>,
+    path: String,
+    method: Option<Keyed<String>>,
+    (allowed, example): (&[&str], &str),
+    problems: &mut Problems,
+) -> Option<Entry> {
+    let span = value.span();
+    let at = method.as_ref().map_or(span.start, |m| m.at);
+    let DeValue::Table(table) = value.into_inner() else {
+        problems.push(at, path, format!("expected a table such as {example}"));
+        return None;
+    };
+
+    let mut known = DeTable::new();
+    let mut keys = Vec::new();
+    let mut value_spans: Vec<(String, Range<usize>)> = Vec::new();
+    for (key, value) in table {
+        let name = key.get_ref().as_ref();
+        if allowed.contains(&name) {
+            keys.push((name.to_owned(), key.span().start));
+            value_spans.push((name.to_owned(), value.span()));
+            known.insert(key, value);
+        } else {
+            let key_path = format!("{path}.{}", quote_key(name));
+            problems.push(key.span().start, key_path, unknown_key(allowed));
+        }
+    }
+
+    let deserializer = ValueDeserializer::from(Spanned::new(span, DeValue::Table(known)));
+    match RawRule::deserialize(deserializer) {
+        Ok(rule) => Some(Entry {
+            path,
+            at,
+            method,
+            keys,
+            rule,
+        }),
+        Err(error) => {
+            // Name the key whose value held the error, when there is one.
+            let error_at = error.span().map_or(at, |s| s.start);
+            let key = value_spans
+                .iter()
+                .find(|(_, span)| span.contains(&error_at))
+                .map_or(path.clone(), |(name, _)| format!("{path}.{name}"));
+            problems.push(error_at, key, error.message());
+            None
+        }
+    }
+}
+
+/// Deserialises one top-level value introduced by the key at `at`, reporting a type error
+/// against `key`.
+fn keyed<T: DeserializeOwned>(
+    value: Spanned<DeValue<'_>>,
+    at: usize,
+    key: &str,
+    problems: &mut Problems,
+) -> Option<Keyed<T>> {
+    let value_at = value.span().start;
+    match T::deserialize(ValueDeserializer::from(value)) {
+        Ok(value) => Some(Keyed { at, value }),
+        Err(error) => {
+            let error_at = error.span().map_or(value_at, |s| s.start);
+            problems.push(error_at, key, error.message());
+            None
+        }
+    }
+}
+
+fn unknown_key(allowed: &[&str]) -> String {
+    format!("unknown key; expected one of: {}", allowed.join(", "))
+}
+
+/// A key as it would be written in TOML: bare when it can be, quoted otherwise.
+pub(super) fn quote_key(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
+    }
+}
