@@ -235,8 +235,7 @@ impl Proxy {
             let Decision::Deny(denial) = state.policy.decide(&scopes, &action) else {
                 continue;
             };
-            let enforced = denial.rule.as_ref().map_or(state.policy.mode(), |r| r.mode);
-            if enforced == Mode::Audit {
+            if denial.mode == Mode::Audit {
                 ctx.would_deny(&denial);
                 continue;
             }
