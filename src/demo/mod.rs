@@ -1,12 +1,13 @@
 //! `scopegate demo`: the whole system on one machine. A dev issuer (keys, JWKS, client-credentials
 //! token endpoint), a sample MCP server with the customer-service tools, and the proxy on TLS;
 //! then the scenarios, played by real clients. The issuer and sample server also serve the
-//! integration tests as their real peers.
+//! integration tests as their real peers. None of it is meant for production.
 
 pub mod certs;
 pub mod issuer;
 pub mod sample_server;
 pub mod scenarios;
+mod serve;
 pub mod system;
 
 use std::path::PathBuf;
