@@ -187,7 +187,7 @@ async fn forward_token_passes_the_authorization_header_when_configured() {
 async fn sse_events_reach_the_client_while_the_tool_is_still_working() {
     let t = common::start_with(Options {
         upstream: scopegate::demo::sample_server::SampleServerOptions {
-            slow_tool: true,
+            slow_tools: true,
             ..Default::default()
         },
         policy: Some(
@@ -341,7 +341,7 @@ async fn foreign_origin_is_refused_and_no_origin_passes() {
 #[tokio::test]
 async fn upstream_down_is_a_bad_gateway_with_the_request_id() {
     let t = common::start().await;
-    t.system.upstream.shutdown().await;
+    t.system.upstream.shutdown();
     let response = t
         .post(Some(&t.token(&["customer:read"])), TestSystem::tool_call("get_customer_info", 41))
         .send()

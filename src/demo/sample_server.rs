@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use http::{HeaderMap, Request, Response, StatusCode, header};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -97,11 +99,14 @@ impl SampleServer {
                 let mcp = mcp.clone();
                 let seen = seen.clone();
                 async move {
-                    seen.record(&req);
-                    if req.uri().path() != MCP_PATH {
+                    // Read whole, so tests can compare the bytes with what the client sent.
+                    let (parts, body) = req.into_parts();
+                    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    seen.record(&parts.headers, &body);
+                    if parts.uri.path() != MCP_PATH {
                         return Ok::<_, Infallible>(not_found());
                     }
-                    Ok(mcp.handle(req).await)
+                    Ok(mcp.handle(Request::from_parts(parts, Full::new(body))).await)
                 }
             })
         };
@@ -140,11 +145,13 @@ struct HandleInner {
 struct Seen {
     requests: AtomicUsize,
     last_headers: Mutex<HeaderMap>,
+    last_body: Mutex<Bytes>,
 }
 
 impl Seen {
-    fn record(&self, req: &Request<Incoming>) {
-        *lock(&self.last_headers) = req.headers().clone();
+    fn record(&self, headers: &HeaderMap, body: &Bytes) {
+        *lock(&self.last_headers) = headers.clone();
+        *lock(&self.last_body) = body.clone();
         self.requests.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -168,6 +175,11 @@ impl SampleServerHandle {
     /// The headers of the last request that arrived; empty before the first.
     pub fn last_request_headers(&self) -> HeaderMap {
         lock(&self.inner.seen.last_headers).clone()
+    }
+
+    /// The body of the last request that arrived, as received.
+    pub fn last_request_body(&self) -> Bytes {
+        lock(&self.inner.seen.last_body).clone()
     }
 
     /// Stops serving; open connections and sessions are closed.
