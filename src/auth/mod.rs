@@ -1,1 +1,463 @@
 //! Authentication: bearer extraction, JWT verification, the JWKS source and cache.
+//!
+//! Owns turning a request's headers into a verified [`Principal`], or an [`AuthError`] that says
+//! why not. Does not own what the principal may do (the policy), nor how a failure becomes a
+//! response (the proxy's error type renders it, using [`AuthError::reason`] and its `Display`).
+
+mod bearer;
+mod discovery;
+mod fetch;
+mod jwks;
+mod jwt;
+#[cfg(test)]
+mod test_support;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
+
+use crate::client::HttpClient;
+
+pub use jwks::JwksStatus;
+
+/// Clock skew tolerated on `exp` and `nbf`: IdPs and sidecars run on different hosts, and 30 s
+/// covers ordinary NTP drift without keeping an expired token alive for long.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// The claim scopes are read from: RFC 9068 and RFC 8693 name `scope`, a space-delimited string.
+pub const DEFAULT_SCOPE_CLAIM: &str = "scope";
+/// Largest token accepted. Access tokens with a few dozen scopes stay well under 4 KiB; 8 KiB leaves
+/// room for rich claims while bounding the work an unauthenticated caller can cause.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
+/// The algorithms most IdPs sign access tokens with (Keycloak, Auth0, Okta, Entra: RS256; many
+/// newer set-ups: ES256). Never HMAC: a shared secret has no place in a JWKS.
+pub const DEFAULT_ALGORITHMS: [Algorithm; 2] = [Algorithm::RS256, Algorithm::ES256];
+
+/// How long a fetched key set is fresh when the IdP sends no `Cache-Control: max-age`: short enough
+/// that a rotated-in key is picked up within minutes even without an unknown `kid` forcing it.
+pub const DEFAULT_JWKS_TTL: Duration = Duration::from_secs(5 * 60);
+/// Lower bound for `max-age`: an IdP that says `no-cache` or `max-age=0` would otherwise make
+/// every request a fetch.
+pub const DEFAULT_JWKS_MIN_TTL: Duration = Duration::from_secs(30);
+/// Upper bound for `max-age`: a revoked key must stop verifying within a day at the latest.
+pub const DEFAULT_JWKS_MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// At most one fetch per this interval when tokens name unknown keys or fetches fail, so that
+/// tokens with made-up `kid`s cannot turn the proxy into a load generator against the IdP.
+pub const DEFAULT_JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+/// How long the last good key set keeps verifying past its freshness while the IdP is failing: an
+/// IdP outage should not take every protected MCP server down with it, but a day is the limit.
+pub const DEFAULT_JWKS_MAX_STALE: Duration = Duration::from_secs(24 * 60 * 60);
+/// Per-request budget for a key set or discovery fetch; a request waiting on a fetch (unknown
+/// `kid`) waits at most this long.
+pub const DEFAULT_JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the authenticator accepts. Built and validated by the config layer.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// The `iss` every token must carry, compared as an exact string. Required.
+    pub issuer: String,
+    /// Accepted `aud` values; a token must name at least one. Required.
+    pub audiences: Vec<String>,
+    /// Where the signing keys are. `None`: discovered from the issuer's metadata on first need.
+    pub jwks_uri: Option<String>,
+    /// Accepted `alg` values. Default [`DEFAULT_ALGORITHMS`]. The config layer refuses `none` and
+    /// `HS*`; they are refused here again, so a mistake there cannot open the key-confusion attack.
+    pub algorithms: Vec<Algorithm>,
+    /// Clock skew tolerated on `exp`/`nbf`. Default [`DEFAULT_LEEWAY`].
+    pub leeway: Duration,
+    /// The claim scopes are read from. Default [`DEFAULT_SCOPE_CLAIM`]; `scp` is read when it is absent.
+    pub scope_claim: String,
+    /// If set, the header `typ` must equal it (case-insensitive, `application/` prefix allowed),
+    /// e.g. `at+jwt` for RFC 9068 access tokens, so ID tokens cannot be replayed as access tokens.
+    /// Default `None`: not checked, because many IdPs still send `JWT`.
+    pub require_typ: Option<String>,
+    /// Largest token accepted. Default [`DEFAULT_MAX_TOKEN_BYTES`].
+    pub max_token_bytes: usize,
+    /// Key set fetching and caching.
+    pub jwks: JwksSettings,
+}
+
+impl AuthSettings {
+    /// Settings for `issuer` and `audiences` with every other field at its default.
+    pub fn new(issuer: impl Into<String>, audiences: Vec<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audiences,
+            jwks_uri: None,
+            algorithms: DEFAULT_ALGORITHMS.to_vec(),
+            leeway: DEFAULT_LEEWAY,
+            scope_claim: DEFAULT_SCOPE_CLAIM.to_owned(),
+            require_typ: None,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            jwks: JwksSettings::default(),
+        }
+    }
+}
+
+/// How the key set is fetched and cached. See the `DEFAULT_JWKS_*` consts for each default's reason.
+#[derive(Debug, Clone)]
+pub struct JwksSettings {
+    /// Freshness when the response has no `Cache-Control: max-age`.
+    pub default_ttl: Duration,
+    /// `max-age` is clamped to at least this.
+    pub min_ttl: Duration,
+    /// `max-age` is clamped to at most this.
+    pub max_ttl: Duration,
+    /// At most one fetch per interval on unknown `kid`s and after failures.
+    pub refetch_interval: Duration,
+    /// How long past freshness the last good set keeps verifying while fetches fail.
+    pub max_stale: Duration,
+    /// Budget for one fetch (discovery and key set each).
+    pub fetch_timeout: Duration,
+}
+
+impl Default for JwksSettings {
+    fn default() -> Self {
+        Self {
+            default_ttl: DEFAULT_JWKS_TTL,
+            min_ttl: DEFAULT_JWKS_MIN_TTL,
+            max_ttl: DEFAULT_JWKS_MAX_TTL,
+            refetch_interval: DEFAULT_JWKS_REFETCH_INTERVAL,
+            max_stale: DEFAULT_JWKS_MAX_STALE,
+            fetch_timeout: DEFAULT_JWKS_FETCH_TIMEOUT,
+        }
+    }
+}
+
+/// What the rest of the proxy knows about the caller, taken from a verified token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    /// `sub`, if the token has one (client-credentials tokens sometimes do not).
+    pub subject: Option<String>,
+    /// `client_id` (RFC 9068), else `azp` (OIDC).
+    pub client_id: Option<String>,
+    /// Granted scopes, in token order, without duplicates.
+    pub scopes: Vec<String>,
+    /// `exp`, seconds since the Unix epoch.
+    pub expires_at: u64,
+    /// Every verified claim, for forwarding chosen ones upstream as headers.
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Every way authentication can fail. `Display` is the `error_description` a client sees: specific
+/// enough to fix a client, but never any part of the token.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no bearer token")]
+    MissingToken,
+    #[error("{0}")]
+    Malformed(Cow<'static, str>),
+    #[error("more than one Authorization header")]
+    MultipleAuthorization,
+    #[error("token larger than {limit} bytes")]
+    TokenTooLarge { limit: usize },
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("signature does not verify")]
+    BadSignature,
+    #[error("issuer not accepted")]
+    WrongIssuer,
+    #[error("audience not accepted")]
+    WrongAudience,
+    #[error("missing required claim `{0}`")]
+    MissingClaim(&'static str),
+    #[error("{0}")]
+    UnknownKey(&'static str),
+    #[error("algorithm not allowed")]
+    AlgorithmNotAllowed,
+    #[error("key with this kid does not fit the token's algorithm")]
+    KeyMismatch,
+    #[error("critical header parameters are not supported")]
+    CritHeader,
+    #[error("token type not accepted")]
+    BadTyp,
+    #[error("signing keys unavailable")]
+    KeysUnavailable,
+    /// Only from [`Authenticator::refresh_keys`], never from `authenticate`: the detail names URLs
+    /// and is meant for logs and start-up errors, not clients.
+    #[error("key set fetch failed: {0}")]
+    KeyFetch(String),
+}
+
+impl AuthError {
+    /// Bounded snake_case label for metrics and audit lines.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::Malformed(_) => "malformed",
+            Self::MultipleAuthorization => "multiple_authorization",
+            Self::TokenTooLarge { .. } => "token_too_large",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::BadSignature => "bad_signature",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::MissingClaim(_) => "missing_claim",
+            Self::UnknownKey(_) => "unknown_key",
+            Self::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Self::KeyMismatch => "key_mismatch",
+            Self::CritHeader => "crit_header",
+            Self::BadTyp => "bad_typ",
+            Self::KeysUnavailable => "keys_unavailable",
+            Self::KeyFetch(_) => "jwks_fetch_failed",
+        }
+    }
+
+    /// Whether the client sent a token at all. When not, the 401 carries no `error="invalid_token"`
+    /// (RFC 6750 §3.1).
+    pub fn token_presented(&self) -> bool {
+        !matches!(self, Self::MissingToken)
+    }
+
+    pub(crate) fn malformed(why: &'static str) -> Self {
+        Self::Malformed(Cow::Borrowed(why))
+    }
+}
+
+/// Verifies bearer tokens. Cheap to clone: the state is shared.
+#[derive(Clone)]
+pub struct Authenticator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: AuthSettings,
+    /// One prepared `Validation` per allowed algorithm, so the hot path builds none.
+    validations: Vec<(Algorithm, Validation)>,
+    keys: Arc<jwks::KeySource>,
+}
+
+impl Authenticator {
+    /// Builds the authenticator. Fetches nothing: call [`Self::refresh_keys`] at start-up to load
+    /// the keys early; otherwise the first request does.
+    pub fn new(mut settings: AuthSettings, client: HttpClient) -> Self {
+        settings.algorithms.retain(|alg| {
+            let hmac = alg.family() == AlgorithmFamily::Hmac;
+            if hmac {
+                tracing::warn!(
+                    ?alg,
+                    "HMAC algorithms are never accepted; dropped from the allow-list"
+                );
+            }
+            !hmac
+        });
+        settings.algorithms.dedup();
+        let validations = settings
+            .algorithms
+            .iter()
+            .map(|&alg| (alg, jwt::validation(alg, &settings)))
+            .collect();
+        let keys = Arc::new(jwks::KeySource::new(
+            client,
+            settings.issuer.clone(),
+            settings.jwks_uri.clone(),
+            settings.jwks.clone(),
+        ));
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                validations,
+                keys,
+            }),
+        }
+    }
+
+    /// Authenticates a request from its headers: the bearer token must be well formed, signed by a
+    /// key from the issuer's key set, and carry acceptable claims.
+    pub async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Principal, AuthError> {
+        let inner = &*self.inner;
+        let settings = &inner.settings;
+        let token = bearer::extract(headers, settings.max_token_bytes)?;
+        // Every header check runs before any key lookup, so a token we would refuse anyway never
+        // causes a key set fetch.
+        let header =
+            jwt::check_header(token, &settings.algorithms, settings.require_typ.as_deref())?;
+        let key = inner
+            .keys
+            .key_for(header.kid.as_deref(), header.alg)
+            .await?;
+        let validation = inner
+            .validations
+            .iter()
+            .find_map(|(alg, v)| (*alg == header.alg).then_some(v))
+            .ok_or(AuthError::AlgorithmNotAllowed)?;
+        let claims = jwt::verify(token, &key.key, validation)?;
+        jwt::principal(claims, settings, jsonwebtoken::get_current_timestamp())
+    }
+
+    /// Fetches the key set now (through the same rate limit as every fetch: within the refetch
+    /// interval of the last fetch, that fetch's outcome is returned). Returns the key count.
+    pub async fn refresh_keys(&self) -> Result<usize, AuthError> {
+        self.inner.keys.refresh().await.map_err(AuthError::KeyFetch)
+    }
+
+    /// Whether a key set is loaded that may still verify tokens (fresh, or stale within `max_stale`).
+    pub fn has_keys(&self) -> bool {
+        self.inner.keys.has_usable_keys()
+    }
+
+    /// Key count, last successful fetch and fetch counters, for metrics.
+    pub fn jwks_status(&self) -> JwksStatus {
+        self.inner.keys.status()
+    }
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("settings", &self.inner.settings)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::HeaderMap;
+    use http::header::AUTHORIZATION;
+    use serde_json::json;
+
+    use super::test_support::{JwksServer, TestKey, now};
+    use super::*;
+
+    fn settings(server: &JwksServer, audience: &str) -> AuthSettings {
+        let mut s = AuthSettings::new(server.issuer(), vec![audience.to_owned()]);
+        s.algorithms = vec![Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256];
+        s.jwks.refetch_interval = Duration::from_millis(200);
+        s
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        h
+    }
+
+    #[tokio::test]
+    async fn valid_token_yields_principal_with_keys_found_by_discovery() {
+        let key = TestKey::es256("k1");
+        let server = JwksServer::start(vec![key.jwk()]).await;
+        let auth = Authenticator::new(settings(&server, "mcp"), super::test_support::client());
+        let token = key.mint(json!({
+            "iss": server.issuer(), "aud": ["other", "mcp"], "exp": now() + 60,
+            "sub": "alice", "azp": "agent", "scope": "a b a", "tenant": "t1",
+        }));
+        let p = auth.authenticate(&bearer(&token)).await.unwrap();
+        assert_eq!(p.subject.as_deref(), Some("alice"));
+        assert_eq!(p.client_id.as_deref(), Some("agent"));
+        assert_eq!(p.scopes, vec!["a", "b"]);
+        assert_eq!(p.expires_at, now() + 60);
+        assert_eq!(p.claims["tenant"], "t1");
+        assert!(auth.has_keys());
+        assert_eq!(auth.jwks_status().keys, 1);
+        assert_eq!(server.discovery_hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn token_failures_map_to_specific_reasons() {
+        let key = TestKey::es256("k1");
+        let other = TestKey::es256("k1");
+        let server = JwksServer::start(vec![key.jwk()]).await;
+        let auth = Authenticator::new(settings(&server, "mcp"), super::test_support::client());
+        let iss = server.issuer();
+        let cases = [
+            (
+                key.mint(json!({"iss": iss, "aud": "mcp", "exp": now() - 120})),
+                "expired",
+            ),
+            (
+                key.mint(json!({"iss": iss, "aud": "mcp", "exp": now() + 60, "nbf": now() + 600})),
+                "not_yet_valid",
+            ),
+            (
+                key.mint(json!({"iss": "https://evil", "aud": "mcp", "exp": now() + 60})),
+                "wrong_issuer",
+            ),
+            (
+                key.mint(json!({"iss": iss, "aud": "else", "exp": now() + 60})),
+                "wrong_audience",
+            ),
+            (
+                key.mint(json!({"iss": iss, "exp": now() + 60})),
+                "missing_claim",
+            ),
+            (key.mint(json!({"iss": iss, "aud": "mcp"})), "missing_claim"),
+            (
+                key.mint(json!({"iss": [iss], "aud": "mcp", "exp": now() + 60})),
+                "malformed",
+            ),
+            (
+                other.mint(json!({"iss": iss, "aud": "mcp", "exp": now() + 60})),
+                "bad_signature",
+            ),
+            (
+                TestKey::es256("nope").mint(json!({"iss": iss, "aud": "mcp", "exp": now() + 60})),
+                "unknown_key",
+            ),
+        ];
+        for (token, reason) in cases {
+            let err = auth.authenticate(&bearer(&token)).await.unwrap_err();
+            assert_eq!(err.reason(), reason, "{err}");
+            assert!(!err.to_string().contains(&token[..20]));
+        }
+        let missing = auth.authenticate(&HeaderMap::new()).await.unwrap_err();
+        assert_eq!(missing.reason(), "missing_token");
+        assert!(!missing.token_presented());
+    }
+
+    #[tokio::test]
+    async fn refused_header_never_triggers_a_key_fetch() {
+        let key = TestKey::es256("k1");
+        let server = JwksServer::start(vec![key.jwk()]).await;
+        let auth = Authenticator::new(settings(&server, "mcp"), super::test_support::client());
+        let token = key.mint_with_header(
+            json!({"alg": "ES256", "kid": "k1", "crit": ["exp"]}),
+            json!({"iss": server.issuer(), "aud": "mcp", "exp": now() + 60}),
+        );
+        let err = auth.authenticate(&bearer(&token)).await.unwrap_err();
+        assert_eq!(err, AuthError::CritHeader);
+        assert_eq!(server.jwks_hits(), 0);
+    }
+
+    #[test]
+    fn hmac_algorithms_are_dropped_from_the_allow_list() {
+        let mut s = AuthSettings::new("https://issuer", vec!["mcp".into()]);
+        s.algorithms = vec![Algorithm::HS256, Algorithm::RS256];
+        let auth = Authenticator::new(s, super::test_support::client());
+        assert_eq!(auth.inner.settings.algorithms, vec![Algorithm::RS256]);
+    }
+
+    #[test]
+    fn every_reason_is_bounded_snake_case() {
+        let all = [
+            AuthError::MissingToken,
+            AuthError::malformed("x"),
+            AuthError::MultipleAuthorization,
+            AuthError::TokenTooLarge { limit: 1 },
+            AuthError::Expired,
+            AuthError::NotYetValid,
+            AuthError::BadSignature,
+            AuthError::WrongIssuer,
+            AuthError::WrongAudience,
+            AuthError::MissingClaim("exp"),
+            AuthError::UnknownKey("x"),
+            AuthError::AlgorithmNotAllowed,
+            AuthError::KeyMismatch,
+            AuthError::CritHeader,
+            AuthError::BadTyp,
+            AuthError::KeysUnavailable,
+            AuthError::KeyFetch("x".into()),
+        ];
+        for e in all {
+            assert!(
+                e.reason()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
+            );
+        }
+    }
+}
