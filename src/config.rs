@@ -287,7 +287,7 @@ fn validate_listen(raw: RawListen, base: &Path, problems: &mut Problems) -> Opti
     };
     let mut allowed_origins = Vec::with_capacity(raw.allowed_origins.len());
     for origin in &raw.allowed_origins {
-        if let Some(origin) = problems.value(origin, "listen.allowed_origins", parse_origin) {
+        if let Some(origin) = problems.value(origin, "listen.allowed_origins", |s| parse_origin(s)) {
             allowed_origins.push(origin);
         }
     }
@@ -314,7 +314,7 @@ fn validate_upstream(
     base: &Path,
     problems: &mut Problems,
 ) -> Option<UpstreamConfig> {
-    let url = problems.value(&raw.url, "upstream.url", parse_http_url);
+    let url = problems.value(&raw.url, "upstream.url", |s| parse_http_url(s));
     let connect_timeout = problems.duration(
         raw.connect_timeout.as_ref(),
         "upstream.connect_timeout",
@@ -404,7 +404,7 @@ fn validate_mcp(raw: RawMcp, problems: &mut Problems) -> Option<McpConfig> {
         Ok(s.to_string())
     });
     let max_body_bytes = match &raw.max_body {
-        Some(size) => problems.value(size, "mcp.max_body", parse_size),
+        Some(size) => problems.value(size, "mcp.max_body", |s| parse_size(s)),
         None => Some(DEFAULT_MAX_BODY_BYTES),
     };
     Some(McpConfig {
@@ -442,14 +442,14 @@ fn validate_auth(raw: &RawAuth, problems: &mut Problems) -> Option<AuthSettings>
             let parsed: Vec<_> = list
                 .get_ref()
                 .iter()
-                .map(|alg| problems.value(alg, "auth.algorithms", parse_algorithm))
+                .map(|alg| problems.value(alg, "auth.algorithms", |s| parse_algorithm(s)))
                 .collect();
             parsed.into_iter().collect::<Option<Vec<_>>>()
         }
     };
     let leeway = problems.duration(raw.leeway.as_ref(), "auth.leeway", DEFAULT_LEEWAY);
     let max_token_bytes = match &raw.max_token_size {
-        Some(size) => problems.value(size, "auth.max_token_size", parse_size),
+        Some(size) => problems.value(size, "auth.max_token_size", |s| parse_size(s)),
         None => Some(DEFAULT_MAX_TOKEN_BYTES),
     };
     let jwks = validate_jwks(raw.jwks.as_ref(), problems);

@@ -48,7 +48,7 @@ pub enum ProxyError {
     Unauthenticated(AuthError),
 
     // ---- the policy ------------------------------------------------------------------------
-    #[error("{message}")]
+    #[error("{}", .0.message)]
     Forbidden(Box<Denied>),
 
     // ---- the upstream ----------------------------------------------------------------------
