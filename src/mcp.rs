@@ -1,1 +1,0 @@
-//! JSON-RPC inspection of MCP request bodies.
