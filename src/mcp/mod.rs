@@ -148,6 +148,21 @@ pub enum InspectError {
 
 impl InspectError {
     /// A bounded snake_case label for metrics and the audit line.
+    /// Whether the body was not well-formed JSON as every parser reads it (JSON-RPC's parse
+    /// error, -32700), rather than well-formed JSON that is not a valid MCP message (-32600).
+    pub fn is_parse_error(&self) -> bool {
+        matches!(
+            self,
+            InspectError::Bom
+                | InspectError::InvalidUtf8
+                | InspectError::LoneSurrogate
+                | InspectError::Syntax(_)
+                | InspectError::TrailingData
+                | InspectError::TooDeep { .. }
+                | InspectError::DuplicateKey { .. }
+        )
+    }
+
     pub fn reason(&self) -> &'static str {
         match self {
             InspectError::Bom => "bom",
