@@ -287,7 +287,8 @@ fn validate_listen(raw: RawListen, base: &Path, problems: &mut Problems) -> Opti
     };
     let mut allowed_origins = Vec::with_capacity(raw.allowed_origins.len());
     for origin in &raw.allowed_origins {
-        if let Some(origin) = problems.value(origin, "listen.allowed_origins", |s| parse_origin(s)) {
+        if let Some(origin) = problems.value(origin, "listen.allowed_origins", |s| parse_origin(s))
+        {
             allowed_origins.push(origin);
         }
     }
@@ -336,7 +337,7 @@ fn validate_upstream(
                 let parsed = header
                     .as_str()
                     .ok_or_else(|| "must be a header name string".to_string())
-                    .and_then(|h| parse_identity_header(h));
+                    .and_then(parse_identity_header);
                 match parsed {
                     Ok(name) => headers.push((claim.clone(), name)),
                     Err(msg) => problems.at(
@@ -362,7 +363,8 @@ fn validate_upstream(
 /// Identity headers may not name a header the proxy itself manages, or the client could not be
 /// kept from sending it.
 fn parse_identity_header(name: &str) -> Result<http::HeaderName, String> {
-    let header = http::HeaderName::try_from(name).map_err(|_| format!("{name:?} is not a header name"))?;
+    let header =
+        http::HeaderName::try_from(name).map_err(|_| format!("{name:?} is not a header name"))?;
     let reserved = [
         http::header::AUTHORIZATION,
         http::header::HOST,
@@ -372,7 +374,9 @@ fn parse_identity_header(name: &str) -> Result<http::HeaderName, String> {
         http::header::CONNECTION,
     ];
     if reserved.contains(&header) || header.as_str().starts_with("mcp-") {
-        return Err(format!("{name:?} is managed by the proxy and cannot carry a claim"));
+        return Err(format!(
+            "{name:?} is managed by the proxy and cannot carry a claim"
+        ));
     }
     Ok(header)
 }
@@ -428,14 +432,20 @@ fn validate_auth(raw: &RawAuth, problems: &mut Problems) -> Option<AuthSettings>
     }
     let jwks_uri = match &raw.jwks_uri {
         Some(uri) => problems
-            .value(uri, "auth.jwks_uri", |s| parse_http_url(s).map(|_| s.to_string()))
+            .value(uri, "auth.jwks_uri", |s| {
+                parse_http_url(s).map(|_| s.to_string())
+            })
             .map(Some),
         None => Some(None),
     };
     let algorithms = match &raw.algorithms {
         None => Some(DEFAULT_ALGORITHMS.to_vec()),
         Some(list) if list.get_ref().is_empty() => {
-            problems.at(Some(list.span()), "auth.algorithms", "must name at least one algorithm");
+            problems.at(
+                Some(list.span()),
+                "auth.algorithms",
+                "must name at least one algorithm",
+            );
             None
         }
         Some(list) => {
@@ -471,7 +481,11 @@ fn validate_jwks(raw: Option<&RawJwks>, problems: &mut Problems) -> Option<JwksS
     let Some(raw) = raw else {
         return Some(defaults);
     };
-    let default_ttl = problems.duration(raw.default_ttl.as_ref(), "auth.jwks.default_ttl", defaults.default_ttl);
+    let default_ttl = problems.duration(
+        raw.default_ttl.as_ref(),
+        "auth.jwks.default_ttl",
+        defaults.default_ttl,
+    );
     let min_ttl = problems.duration(raw.min_ttl.as_ref(), "auth.jwks.min_ttl", defaults.min_ttl);
     let max_ttl = problems.duration(raw.max_ttl.as_ref(), "auth.jwks.max_ttl", defaults.max_ttl);
     let refetch_interval = problems.duration(
@@ -479,7 +493,11 @@ fn validate_jwks(raw: Option<&RawJwks>, problems: &mut Problems) -> Option<JwksS
         "auth.jwks.refetch_interval",
         defaults.refetch_interval,
     );
-    let max_stale = problems.duration(raw.max_stale.as_ref(), "auth.jwks.max_stale", defaults.max_stale);
+    let max_stale = problems.duration(
+        raw.max_stale.as_ref(),
+        "auth.jwks.max_stale",
+        defaults.max_stale,
+    );
     let fetch_timeout = problems.duration(
         raw.fetch_timeout.as_ref(),
         "auth.jwks.fetch_timeout",
@@ -527,7 +545,11 @@ fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
 }
 
 fn resolve(base: &Path, path: PathBuf) -> PathBuf {
-    if path.is_absolute() { path } else { base.join(path) }
+    if path.is_absolute() {
+        path
+    } else {
+        base.join(path)
+    }
 }
 
 /// Collects problems with their `file:line:col`.
@@ -564,7 +586,11 @@ impl<'s> Problems<'s> {
             }
             None => self.file.clone(),
         };
-        let key = if key.is_empty() { String::new() } else { format!(" {key}:") };
+        let key = if key.is_empty() {
+            String::new()
+        } else {
+            format!(" {key}:")
+        };
         self.found.push(format!("{place}:{key} {message}"));
     }
 

@@ -31,9 +31,15 @@ fn minimal_config_takes_the_documented_defaults() {
     assert_eq!(config.mcp.path, "/mcp");
     assert_eq!(config.mcp.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
     assert_eq!(config.auth.leeway, DEFAULT_LEEWAY);
-    assert_eq!(config.auth.algorithms, vec![Algorithm::RS256, Algorithm::ES256]);
+    assert_eq!(
+        config.auth.algorithms,
+        vec![Algorithm::RS256, Algorithm::ES256]
+    );
     assert_eq!(config.auth.scope_claim, "scope");
-    assert_eq!(config.authorization_servers, vec!["https://idp.example.com/realms/mcp"]);
+    assert_eq!(
+        config.authorization_servers,
+        vec!["https://idp.example.com/realms/mcp"]
+    );
     assert!(!config.upstream.forward_token);
     assert_eq!(config.upstream.identity_headers.len(), 2);
     assert_eq!(config.admin_address, DEFAULT_ADMIN_ADDRESS.parse().unwrap());
@@ -51,7 +57,10 @@ fn relative_paths_are_taken_from_the_config_directory() {
 fn unknown_key_names_file_line_and_key() {
     let source = MINIMAL.replace("[mcp]\n", "[mcp]\nresorce = \"x\"\n");
     let error = parse(&source).unwrap_err().to_string();
-    assert!(error.starts_with("/etc/scopegate/config.toml:13:1:"), "{error}");
+    assert!(
+        error.starts_with("/etc/scopegate/config.toml:12:1:"),
+        "{error}"
+    );
     assert!(error.contains("unknown field `resorce`"), "{error}");
 }
 
@@ -62,14 +71,26 @@ fn every_semantic_problem_is_reported_with_its_line() {
         .replace("audiences = [\"https://mcp.example.com/mcp\"]", "audiences = [\"https://mcp.example.com/mcp\"]\nalgorithms = [\"HS256\", \"RS256\"]\nleeway = \"30\"");
     let error = parse(&source).unwrap_err();
     assert_eq!(error.problems.len(), 3, "{error}");
-    assert!(error.problems[0].starts_with("/etc/scopegate/config.toml:3:11: listen.address:"), "{error}");
-    assert!(error.problems[1].contains(":18:15: auth.algorithms: \"HS256\" is refused"), "{error}");
-    assert!(error.problems[2].contains(":19:10: auth.leeway: \"30\" needs a unit"), "{error}");
+    assert!(
+        error.problems[0].starts_with("/etc/scopegate/config.toml:3:11: listen.address:"),
+        "{error}"
+    );
+    assert!(
+        error.problems[1].contains(":17:15: auth.algorithms: \"HS256\" is refused"),
+        "{error}"
+    );
+    assert!(
+        error.problems[2].contains(":18:10: auth.leeway: \"30\" needs a unit"),
+        "{error}"
+    );
 }
 
 #[test]
 fn tls_is_required_unless_plaintext_is_asked_for() {
-    let without_tls = MINIMAL.replace("[listen.tls]\ncert = \"tls/tls.crt\"\nkey = \"tls/tls.key\"\n", "");
+    let without_tls = MINIMAL.replace(
+        "[listen.tls]\ncert = \"tls/tls.crt\"\nkey = \"tls/tls.key\"\n",
+        "",
+    );
     let error = parse(&without_tls).unwrap_err().to_string();
     assert!(error.contains("listen.tls: missing"), "{error}");
     let plaintext = without_tls.replace("[listen]\n", "[listen]\ninsecure_plaintext = true\n");
@@ -90,5 +111,8 @@ fn identity_headers_cannot_name_proxy_managed_headers() {
 fn upstream_must_be_an_http_url() {
     let source = MINIMAL.replace("http://127.0.0.1:8000/mcp", "ftp://host/mcp");
     let error = parse(&source).unwrap_err().to_string();
-    assert!(error.contains("upstream.url: must be an absolute http"), "{error}");
+    assert!(
+        error.contains("upstream.url: must be an absolute http"),
+        "{error}"
+    );
 }

@@ -99,8 +99,11 @@ impl ProxyError {
         match self {
             ProxyError::NotFound => plain(StatusCode::NOT_FOUND, "not_found", &description),
             ProxyError::MethodNotAllowed => {
-                let mut response =
-                    plain(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &description);
+                let mut response = plain(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    &description,
+                );
                 response
                     .headers_mut()
                     .insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
@@ -113,12 +116,16 @@ impl ProxyError {
                 &description,
                 json!({ "reason": "origin_not_allowed" }),
             ),
-            ProxyError::UnsupportedMediaType(_) => {
-                plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", &description)
-            }
-            ProxyError::BodyTooLarge { .. } => {
-                plain(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", &description)
-            }
+            ProxyError::UnsupportedMediaType(_) => plain(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                &description,
+            ),
+            ProxyError::BodyTooLarge { .. } => plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                &description,
+            ),
             ProxyError::BodyRead => plain(StatusCode::BAD_REQUEST, "body_read", &description),
             ProxyError::Malformed { error } => {
                 let code = if error.is_parse_error() {
@@ -166,7 +173,11 @@ fn unauthenticated(error: &AuthError, resource_metadata: &str) -> Response<Bytes
     if error.reason() == "keys_unavailable" {
         // The token may be fine: the IdP's keys are not to be had. A 401 would send the client
         // to fetch a new token that fails the same way, so say "try later" instead.
-        let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", &description);
+        let mut response = plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            &description,
+        );
         response
             .headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from_static("5"));

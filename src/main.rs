@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "scopegate", version, about = "Authorization sidecar for MCP servers")]
+#[command(
+    name = "scopegate",
+    version,
+    about = "Authorization sidecar for MCP servers"
+)]
 struct Cli {
     /// Log line format; the level comes from RUST_LOG (default info).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Json)]
@@ -16,8 +20,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-#[derive(PartialEq, Eq)]
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 enum LogFormat {
     Json,
     Text,
@@ -42,7 +45,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("scopegate: cannot start the runtime: {error}");

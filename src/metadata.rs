@@ -49,7 +49,11 @@ pub fn paths(resource: &str, mcp_path: &str) -> Vec<String> {
         .split_once("://")
         .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
         .unwrap_or_else(|| WELL_KNOWN.to_string());
-    let mut paths = vec![WELL_KNOWN.to_string(), resource_path, format!("{WELL_KNOWN}{mcp_path}")];
+    let mut paths = vec![
+        WELL_KNOWN.to_string(),
+        resource_path,
+        format!("{WELL_KNOWN}{mcp_path}"),
+    ];
     paths.sort();
     paths.dedup();
     paths

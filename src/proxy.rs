@@ -125,7 +125,9 @@ impl Proxy {
             }
         };
         if let Some(id) = ctx.request_id() {
-            response.headers_mut().insert(crate::audit::X_REQUEST_ID.clone(), id.clone());
+            response
+                .headers_mut()
+                .insert(crate::audit::X_REQUEST_ID.clone(), id.clone());
         }
         response
     }
@@ -182,13 +184,16 @@ impl Proxy {
                 .map_err(|error| ProxyError::Malformed { error })?;
             check_mcp_headers(&parts.headers, &inspection)?;
             self.authorize(&principal, &inspection, ctx)?;
-            inspection.first_id().and_then(|id| serde_json::to_value(id).ok())
+            inspection
+                .first_id()
+                .and_then(|id| serde_json::to_value(id).ok())
         } else {
             ctx.allowed_without_body();
             None
         };
 
-        self.forward(parts, body, &principal, peer, error_id, ctx).await
+        self.forward(parts, body, &principal, peer, error_id, ctx)
+            .await
     }
 
     fn check_origin(&self, headers: &HeaderMap) -> Result<(), ProxyError> {
@@ -205,7 +210,9 @@ impl Proxy {
         if allowed {
             Ok(())
         } else {
-            Err(ProxyError::OriginNotAllowed(text.chars().take(64).collect()))
+            Err(ProxyError::OriginNotAllowed(
+                text.chars().take(64).collect(),
+            ))
         }
     }
 
@@ -239,8 +246,13 @@ impl Proxy {
                 ctx.would_deny(&denial);
                 continue;
             }
-            let id = message.id.as_ref().and_then(|id| serde_json::to_value(id).ok());
-            return Err(ProxyError::Forbidden(Box::new(denied(id, &action, &denial, principal))));
+            let id = message
+                .id
+                .as_ref()
+                .and_then(|id| serde_json::to_value(id).ok());
+            return Err(ProxyError::Forbidden(Box::new(denied(
+                id, &action, &denial, principal,
+            ))));
         }
         ctx.allowed();
         Ok(())
@@ -255,18 +267,24 @@ impl Proxy {
         error_id: ErrorId,
         ctx: &mut Ctx,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let request = self
-            .target
-            .request(parts.method, &parts.uri, parts.headers, body, principal, peer);
+        let request = self.target.request(
+            parts.method,
+            &parts.uri,
+            parts.headers,
+            body,
+            principal,
+            peer,
+        );
         let started = Instant::now();
-        let response = match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(error)) => {
-                tracing::warn!(error = %error_chain(&error), "upstream request failed");
-                return Err(ProxyError::UpstreamUnreachable { id: error_id });
-            }
-            Err(_) => return Err(ProxyError::UpstreamTimeout { id: error_id }),
-        };
+        let response =
+            match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(error)) => {
+                    tracing::warn!(error = %error_chain(&error), "upstream request failed");
+                    return Err(ProxyError::UpstreamUnreachable { id: error_id });
+                }
+                Err(_) => return Err(ProxyError::UpstreamTimeout { id: error_id }),
+            };
         ctx.upstream_answered(response.status(), started.elapsed());
         let (mut parts, body) = response.into_parts();
         upstream::rewrite_response_headers(&mut parts.headers);
@@ -432,7 +450,9 @@ fn single<'h>(
     let mut values = headers.get_all(name).iter();
     match (values.next(), values.next()) {
         (first, None) => Ok(first),
-        _ => Err(ProxyError::HeaderMismatch("an Mcp-* header appears more than once")),
+        _ => Err(ProxyError::HeaderMismatch(
+            "an Mcp-* header appears more than once",
+        )),
     }
 }
 
@@ -469,24 +489,50 @@ mod tests {
 
     #[test]
     fn json_with_utf8_charset_is_accepted_in_any_case() {
-        assert!(check_media_type(&headers(&[("content-type", "Application/JSON; Charset=\"UTF-8\"")])).is_ok());
+        assert!(
+            check_media_type(&headers(&[(
+                "content-type",
+                "Application/JSON; Charset=\"UTF-8\""
+            )]))
+            .is_ok()
+        );
         assert!(check_media_type(&headers(&[("content-type", "application/json")])).is_ok());
     }
 
     #[test]
     fn other_media_types_and_charsets_are_refused() {
-        for value in ["text/plain", "application/json; charset=utf-16", "application/jsonx", ""] {
-            assert!(check_media_type(&headers(&[("content-type", value)])).is_err(), "{value}");
+        for value in [
+            "text/plain",
+            "application/json; charset=utf-16",
+            "application/jsonx",
+            "",
+        ] {
+            assert!(
+                check_media_type(&headers(&[("content-type", value)])).is_err(),
+                "{value}"
+            );
         }
         assert!(check_media_type(&headers(&[])).is_err());
-        assert!(check_media_type(&headers(&[("content-type", "application/json"), ("content-type", "application/json")])).is_err());
+        assert!(
+            check_media_type(&headers(&[
+                ("content-type", "application/json"),
+                ("content-type", "application/json")
+            ]))
+            .is_err()
+        );
     }
 
     #[test]
     fn any_content_coding_but_identity_is_refused() {
-        let gzip = headers(&[("content-type", "application/json"), ("content-encoding", "gzip")]);
+        let gzip = headers(&[
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+        ]);
         assert!(check_media_type(&gzip).is_err());
-        let identity = headers(&[("content-type", "application/json"), ("content-encoding", "identity")]);
+        let identity = headers(&[
+            ("content-type", "application/json"),
+            ("content-encoding", "identity"),
+        ]);
         assert!(check_media_type(&identity).is_ok());
     }
 

@@ -56,8 +56,14 @@ impl Running {
 /// serving. Every file problem fails here, before a connection is accepted.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let policy = Policy::load(&config.policy_file).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let client = crate::client::build(config.upstream.ca_file.as_deref(), config.upstream.connect_timeout)?;
-    let auth_client = crate::client::build(config.auth_ca_file.as_deref(), config.auth.jwks.fetch_timeout)?;
+    let client = crate::client::build(
+        config.upstream.ca_file.as_deref(),
+        config.upstream.connect_timeout,
+    )?;
+    let auth_client = crate::client::build(
+        config.auth_ca_file.as_deref(),
+        config.auth.jwks.fetch_timeout,
+    )?;
     let proxy = Arc::new(Proxy::new(config, policy, client, auth_client)?);
 
     // Keys now, so the first requests do not wait on the IdP; an IdP that is down is not fatal:

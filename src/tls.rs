@@ -79,12 +79,10 @@ pub fn server_config(
             {
                 roots.add(cert.with_context(|| format!("{}: bad PEM", path.display()))?)?;
             }
-            let verifier = WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                crypto_provider(),
-            )
-            .build()
-            .with_context(|| format!("{}: unusable client CA", path.display()))?;
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crypto_provider())
+                    .build()
+                    .with_context(|| format!("{}: unusable client CA", path.display()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };

@@ -12,7 +12,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        "" => return Err(format!("{s:?} needs a unit: ms, s, m, h or d (e.g. \"30s\")")),
+        "" => {
+            return Err(format!(
+                "{s:?} needs a unit: ms, s, m, h or d (e.g. \"30s\")"
+            ));
+        }
         _ => return Err(format!("{s:?} has an unknown unit (use ms, s, m, h or d)")),
     };
     number

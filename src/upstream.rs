@@ -64,14 +64,11 @@ impl Target {
             None => self.uri.clone(),
             Some(query) => with_query(&self.uri, query),
         };
-        let client_host = headers
-            .get(header::HOST)
-            .cloned()
-            .or_else(|| {
-                client_uri
-                    .authority()
-                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            });
+        let client_host = headers.get(header::HOST).cloned().or_else(|| {
+            client_uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
         self.rewrite_request_headers(&mut headers, principal, peer, client_host);
         if method == Method::POST || !body.is_empty() {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
@@ -170,7 +167,9 @@ fn claim_header_value(claim: &serde_json::Value) -> Option<HeaderValue> {
     match claim {
         serde_json::Value::String(s) => HeaderValue::from_str(s).ok(),
         serde_json::Value::Number(n) => HeaderValue::try_from(n.to_string()).ok(),
-        serde_json::Value::Bool(b) => Some(HeaderValue::from_static(if *b { "true" } else { "false" })),
+        serde_json::Value::Bool(b) => {
+            Some(HeaderValue::from_static(if *b { "true" } else { "false" }))
+        }
         _ => None,
     }
 }
@@ -189,7 +188,10 @@ mod tests {
     #[test]
     fn connection_named_headers_are_stripped() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONNECTION, HeaderValue::from_static("close, x-secret"));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-secret"),
+        );
         headers.insert("x-secret", HeaderValue::from_static("1"));
         headers.insert("x-kept", HeaderValue::from_static("1"));
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -211,6 +213,9 @@ mod tests {
     #[test]
     fn query_is_carried_onto_the_upstream_path() {
         let base: Uri = "http://127.0.0.1:8000/mcp".parse().unwrap();
-        assert_eq!(with_query(&base, "a=1").to_string(), "http://127.0.0.1:8000/mcp?a=1");
+        assert_eq!(
+            with_query(&base, "a=1").to_string(),
+            "http://127.0.0.1:8000/mcp?a=1"
+        );
     }
 }

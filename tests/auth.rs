@@ -15,7 +15,11 @@ async fn attempt(t: &TestSystem, token: Option<&str>) -> (u16, String, serde_jso
         .await
         .unwrap();
     let (status, headers, body) = read(response).await;
-    (status, header(&headers, "www-authenticate").to_string(), body)
+    (
+        status,
+        header(&headers, "www-authenticate").to_string(),
+        body,
+    )
 }
 
 fn now() -> i64 {
@@ -33,12 +37,24 @@ async fn assert_invalid_token(t: &TestSystem, token: &str, reason_text: &str) {
     assert_eq!(status, 401, "{reason_text}: {body}");
     let metadata = scopegate::metadata::url_for(&t.system.resource);
     assert!(
-        challenge.starts_with(&format!("Bearer resource_metadata=\"{metadata}\", error=\"invalid_token\", error_description=\"")),
+        challenge.starts_with(&format!(
+            "Bearer resource_metadata=\"{metadata}\", error=\"invalid_token\", error_description=\""
+        )),
         "{challenge}"
     );
-    assert!(challenge.contains(reason_text), "{reason_text} not in {challenge}");
-    assert!(!challenge.contains(token) && !body.to_string().contains(token), "token echoed");
-    assert_eq!(t.upstream_requests(), before, "nothing reaches the upstream");
+    assert!(
+        challenge.contains(reason_text),
+        "{reason_text} not in {challenge}"
+    );
+    assert!(
+        !challenge.contains(token) && !body.to_string().contains(token),
+        "token echoed"
+    );
+    assert_eq!(
+        t.upstream_requests(),
+        before,
+        "nothing reaches the upstream"
+    );
 }
 
 #[tokio::test]
@@ -48,7 +64,10 @@ async fn missing_token_gets_a_bare_challenge() {
     assert_eq!(status, 401);
     assert_eq!(
         challenge,
-        format!("Bearer resource_metadata=\"{}\"", scopegate::metadata::url_for(&t.system.resource))
+        format!(
+            "Bearer resource_metadata=\"{}\"",
+            scopegate::metadata::url_for(&t.system.resource)
+        )
     );
     assert_eq!(body["error"]["data"]["reason"], "missing_token");
 }
@@ -68,10 +87,14 @@ async fn each_invalid_token_gets_its_reason() {
     let not_yet = t.token_with(&["customer:read"], |c| c["nbf"] = json!(now() + 3600));
     assert_invalid_token(&t, &not_yet, "not yet valid").await;
 
-    let wrong_audience = t.token_with(&["customer:read"], |c| c["aud"] = json!("https://other.example.com/mcp"));
+    let wrong_audience = t.token_with(&["customer:read"], |c| {
+        c["aud"] = json!("https://other.example.com/mcp")
+    });
     assert_invalid_token(&t, &wrong_audience, "audience").await;
 
-    let wrong_issuer = t.token_with(&["customer:read"], |c| c["iss"] = json!("https://evil.example.com"));
+    let wrong_issuer = t.token_with(&["customer:read"], |c| {
+        c["iss"] = json!("https://evil.example.com")
+    });
     assert_invalid_token(&t, &wrong_issuer, "issuer").await;
 
     let no_exp = t.token_with(&["customer:read"], |c| {
@@ -284,6 +307,11 @@ async fn token_in_the_query_string_is_not_a_token() {
 #[tokio::test]
 async fn oversized_token_is_refused_before_verification() {
     let t = common::start().await;
-    let huge = format!("{}.{}.{}", "a".repeat(6000), "b".repeat(3000), "c".repeat(100));
+    let huge = format!(
+        "{}.{}.{}",
+        "a".repeat(6000),
+        "b".repeat(3000),
+        "c".repeat(100)
+    );
     assert_invalid_token(&t, &huge, "").await;
 }

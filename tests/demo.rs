@@ -11,7 +11,11 @@ fn demo_plays_every_scenario_with_the_expected_outcome() {
         .expect("scopegate demo runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "exit {:?}\n{stdout}\n{stderr}", output.status);
+    assert!(
+        output.status.success(),
+        "exit {:?}\n{stdout}\n{stderr}",
+        output.status
+    );
     let rows: Vec<&str> = stdout.lines().collect();
     let row = |scenario: &str| {
         rows.iter()
@@ -28,7 +32,13 @@ fn demo_plays_every_scenario_with_the_expected_outcome() {
     assert!(denied.contains("ticket:create"), "{denied}");
     assert!(row("no token").contains(" 401 "));
     let expired = row("expired token");
-    assert!(expired.contains(" 401 ") && expired.contains("expired"), "{expired}");
-    assert!(stdout.contains("all 5 scenarios ended as expected"), "{stdout}");
+    assert!(
+        expired.contains(" 401 ") && expired.contains("expired"),
+        "{expired}"
+    );
+    assert!(
+        stdout.contains("all 5 scenarios ended as expected"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("UNEXPECTED"));
 }

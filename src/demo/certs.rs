@@ -40,8 +40,11 @@ impl DevCa {
 
     /// A server certificate for `localhost` and `127.0.0.1`, as (certificate PEM, key PEM).
     pub fn server_cert(&self) -> anyhow::Result<(String, String)> {
-        let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
-        params.distinguished_name.push(DnType::CommonName, "localhost");
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
@@ -56,8 +59,13 @@ impl DevCa {
             cert: dir.join("tls.crt"),
             key: dir.join("tls.key"),
         };
-        for (path, text) in [(&files.ca, self.ca_pem()), (&files.cert, cert), (&files.key, key)] {
-            std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        for (path, text) in [
+            (&files.ca, self.ca_pem()),
+            (&files.cert, cert),
+            (&files.key, key),
+        ] {
+            std::fs::write(path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
         Ok(files)
     }

@@ -20,8 +20,16 @@ use system::DemoSystem;
 pub async fn run(serve: bool) -> anyhow::Result<()> {
     let dir = demo_dir();
     let system = DemoSystem::start(&dir).await?;
-    println!("scopegate demo: proxy {} -> sample MCP server {}", system.mcp_url, system.upstream.url());
-    println!("issuer {} (JWKS {}), policy policies/customer-service.toml\n", system.issuer.issuer(), system.issuer.jwks_uri());
+    println!(
+        "scopegate demo: proxy {} -> sample MCP server {}",
+        system.mcp_url,
+        system.upstream.url()
+    );
+    println!(
+        "issuer {} (JWKS {}), policy policies/customer-service.toml\n",
+        system.issuer.issuer(),
+        system.issuer.jwks_uri()
+    );
 
     let outcomes = scenarios::play(&system).await?;
     print!("{}", scenarios::table(&outcomes));

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use http::{HeaderMap, Request, Response, StatusCode, header};
 use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -101,12 +101,18 @@ impl SampleServer {
                 async move {
                     // Read whole, so tests can compare the bytes with what the client sent.
                     let (parts, body) = req.into_parts();
-                    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let body = body
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
                     seen.record(&parts.headers, &body);
                     if parts.uri.path() != MCP_PATH {
                         return Ok::<_, Infallible>(not_found());
                     }
-                    Ok(mcp.handle(Request::from_parts(parts, Full::new(body))).await)
+                    Ok(mcp
+                        .handle(Request::from_parts(parts, Full::new(body)))
+                        .await)
                 }
             })
         };

@@ -141,36 +141,94 @@ pub async fn play(system: &DemoSystem) -> anyhow::Result<Vec<Outcome>> {
     let mut outcomes = Vec::new();
 
     let answer = client
-        .call_tool(Some(&support), Some(&support_session), "get_customer_info", json!({ "customer_id": "C001" }))
+        .call_tool(
+            Some(&support),
+            Some(&support_session),
+            "get_customer_info",
+            json!({ "customer_id": "C001" }),
+        )
         .await?;
-    outcomes.push(outcome("allowed customer lookup", "support-agent", "get_customer_info C001", StatusCode::OK, &answer));
+    outcomes.push(outcome(
+        "allowed customer lookup",
+        "support-agent",
+        "get_customer_info C001",
+        StatusCode::OK,
+        &answer,
+    ));
 
     let answer = client
-        .call_tool(Some(&support), Some(&support_session), "calculate_account_value", json!({ "customer_id": "C001" }))
+        .call_tool(
+            Some(&support),
+            Some(&support_session),
+            "calculate_account_value",
+            json!({ "customer_id": "C001" }),
+        )
         .await?;
-    outcomes.push(outcome("account calculation", "support-agent", "calculate_account_value C001", StatusCode::OK, &answer));
+    outcomes.push(outcome(
+        "account calculation",
+        "support-agent",
+        "calculate_account_value C001",
+        StatusCode::OK,
+        &answer,
+    ));
 
-    let ticket = json!({ "customer_id": "C001", "subject": "Refund", "description": "Double charge" });
+    let ticket =
+        json!({ "customer_id": "C001", "subject": "Refund", "description": "Double charge" });
     let answer = client
-        .call_tool(Some(&readonly), Some(&readonly_session), "create_support_ticket", ticket)
+        .call_tool(
+            Some(&readonly),
+            Some(&readonly_session),
+            "create_support_ticket",
+            ticket,
+        )
         .await?;
-    outcomes.push(outcome("ticket by a read-only client", "readonly-agent", "create_support_ticket", StatusCode::FORBIDDEN, &answer));
+    outcomes.push(outcome(
+        "ticket by a read-only client",
+        "readonly-agent",
+        "create_support_ticket",
+        StatusCode::FORBIDDEN,
+        &answer,
+    ));
 
     let answer = client
-        .call_tool(None, Some(&support_session), "get_customer_info", json!({ "customer_id": "C001" }))
+        .call_tool(
+            None,
+            Some(&support_session),
+            "get_customer_info",
+            json!({ "customer_id": "C001" }),
+        )
         .await?;
-    outcomes.push(outcome("no token", "(none)", "get_customer_info C001", StatusCode::UNAUTHORIZED, &answer));
+    outcomes.push(outcome(
+        "no token",
+        "(none)",
+        "get_customer_info C001",
+        StatusCode::UNAUTHORIZED,
+        &answer,
+    ));
 
-    let mut claims = system.issuer.claims_for("support-agent", &["customer:read"]);
+    let mut claims = system
+        .issuer
+        .claims_for("support-agent", &["customer:read"]);
     let now = unix_now();
     claims["iat"] = json!(now - 7200);
     claims["nbf"] = json!(now - 7200);
     claims["exp"] = json!(now - 3600);
     let expired = system.issuer.mint(claims);
     let answer = client
-        .call_tool(Some(&expired), Some(&support_session), "get_customer_info", json!({ "customer_id": "C001" }))
+        .call_tool(
+            Some(&expired),
+            Some(&support_session),
+            "get_customer_info",
+            json!({ "customer_id": "C001" }),
+        )
         .await?;
-    outcomes.push(outcome("expired token", "support-agent", "get_customer_info C001", StatusCode::UNAUTHORIZED, &answer));
+    outcomes.push(outcome(
+        "expired token",
+        "support-agent",
+        "get_customer_info C001",
+        StatusCode::UNAUTHORIZED,
+        &answer,
+    ));
 
     Ok(outcomes)
 }
@@ -216,12 +274,16 @@ pub fn table(outcomes: &[Outcome]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<30} {:<15} {:<30} {:<8} {}",
-        "scenario", "client", "call", "status", "what the client saw"
+        "{:<30} {:<15} {:<30} {:<8} what the client saw",
+        "scenario", "client", "call", "status"
     );
     let _ = writeln!(out, "{}", "-".repeat(120));
     for o in outcomes {
-        let mark = if o.as_expected() { "" } else { "  <-- UNEXPECTED" };
+        let mark = if o.as_expected() {
+            ""
+        } else {
+            "  <-- UNEXPECTED"
+        };
         let _ = writeln!(
             out,
             "{:<30} {:<15} {:<30} {:<8} {}{mark}",
@@ -255,7 +317,9 @@ fn parse_body(headers: &http::HeaderMap, bytes: &[u8]) -> Value {
 fn form_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -108,7 +108,8 @@ address = "127.0.0.1:0"
             auth_settings = options.auth_settings,
         );
         std::fs::write(&config_file, &config_text)?;
-        let config = Config::parse(&config_text, &config_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let config =
+            Config::parse(&config_text, &config_file).map_err(|e| anyhow::anyhow!("{e}"))?;
         let proxy = server::start(&config).await?;
         Ok(DemoSystem {
             issuer,

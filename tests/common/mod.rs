@@ -66,7 +66,11 @@ impl TestSystem {
     }
 
     /// A POST to the MCP endpoint with the headers a Streamable HTTP client sends.
-    pub fn post(&self, token: Option<&str>, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
+    pub fn post(
+        &self,
+        token: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::RequestBuilder {
         let mut request = self
             .http
             .post(self.url())
@@ -97,9 +101,12 @@ impl TestSystem {
     pub async fn mcp_client(&self, token: &str) -> RunningService<rmcp::RoleClient, ()> {
         let transport = StreamableHttpClientTransport::with_client(
             self.http.clone(),
-            StreamableHttpClientTransportConfig::with_uri(self.url().to_string()).auth_header(token),
+            StreamableHttpClientTransportConfig::with_uri(self.url().to_string())
+                .auth_header(token),
         );
-        ().serve(transport).await.expect("MCP session through the proxy")
+        ().serve(transport)
+            .await
+            .expect("MCP session through the proxy")
     }
 }
 
@@ -113,5 +120,8 @@ pub async fn read(response: reqwest::Response) -> (u16, reqwest::header::HeaderM
 }
 
 pub fn header<'h>(headers: &'h reqwest::header::HeaderMap, name: &str) -> &'h str {
-    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
