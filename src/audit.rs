@@ -9,6 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use crate::auth::Principal;
 use crate::error::ProxyError;
+use crate::metrics::{self, Metrics};
 use crate::policy::Denial;
 
 /// The request id header: taken from the client when it sends a usable one, so a trace can be
@@ -48,12 +49,23 @@ pub struct Ctx {
     client_id: Option<String>,
     method: Option<String>,
     tool: Option<String>,
+    /// The policy rule that decided the first `tools/call`: the bounded `tool` metric label.
+    rule: Option<String>,
     messages: usize,
     outcome: Outcome,
     reason: &'static str,
     missing: Vec<String>,
     upstream_status: Option<StatusCode>,
     upstream_duration: Option<Duration>,
+    error: Option<ErrorKind>,
+}
+
+/// Which failure counter a refused request also feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ErrorKind {
+    Token,
+    RateLimit,
+    Other,
 }
 
 impl Ctx {
@@ -71,12 +83,14 @@ impl Ctx {
             client_id: None,
             method: None,
             tool: None,
+            rule: None,
             messages: 0,
             outcome: Outcome::Deny,
             reason: "",
             missing: Vec::new(),
             upstream_status: None,
             upstream_duration: None,
+            error: None,
         }
     }
 
@@ -97,12 +111,14 @@ impl Ctx {
         self.client_id.clone_from(&principal.client_id);
     }
 
-    /// Records a message about to be decided; the first one names the request in the audit line.
-    pub fn saw(&mut self, method: &str, target: Option<&str>) {
+    /// Records a message and the rule that decided it; the first one names the request in the
+    /// audit line and the metrics.
+    pub fn saw(&mut self, method: &str, target: Option<&str>, rule: Option<&str>) {
         self.messages += 1;
         if self.method.is_none() {
             self.method = Some(method.to_string());
             self.tool = target.map(str::to_string);
+            self.rule = rule.map(str::to_string);
         }
     }
 
@@ -124,9 +140,21 @@ impl Ctx {
         self.missing = denial.missing.iter().map(|s| s.to_string()).collect();
     }
 
+    /// A rate limit in audit mode was exceeded: counted and logged, the call goes through.
+    pub fn would_rate_limit(&mut self) {
+        self.outcome = Outcome::WouldDeny;
+        self.reason = "rate_limited";
+        self.error = Some(ErrorKind::RateLimit);
+    }
+
     pub fn failed(&mut self, error: &ProxyError) {
         self.outcome = Outcome::Deny;
         self.reason = error.reason();
+        self.error = Some(match error {
+            ProxyError::Unauthenticated(_) => ErrorKind::Token,
+            ProxyError::RateLimited { .. } => ErrorKind::RateLimit,
+            _ => ErrorKind::Other,
+        });
         if let ProxyError::Forbidden(denied) = error {
             self.method = Some(denied.method.clone());
             self.tool.clone_from(&denied.target);
@@ -139,11 +167,12 @@ impl Ctx {
         self.upstream_duration = Some(elapsed);
     }
 
-    /// Writes the audit line.
-    pub fn finish(&self, status: StatusCode) {
+    /// Writes the audit line and records the metrics: once per request, at its end.
+    pub fn finish(&self, status: StatusCode, metrics: &Metrics) {
         if !self.tracked {
             return;
         }
+        self.record(metrics);
         let request_id = self.request_id.as_ref().and_then(|v| v.to_str().ok());
         tracing::info!(
             target: "audit",
@@ -154,6 +183,7 @@ impl Ctx {
             client_id = self.client_id.as_deref(),
             method = self.method.as_deref(),
             tool = self.tool.as_deref(),
+            rule = self.rule.as_deref(),
             messages = self.messages,
             decision = self.outcome.label(),
             reason = self.reason,
@@ -164,6 +194,44 @@ impl Ctx {
             duration_ms = self.started.elapsed().as_secs_f64() * 1e3,
             "decision"
         );
+    }
+}
+
+impl Ctx {
+    fn record(&self, metrics: &Metrics) {
+        let decision = self.outcome.label();
+        let method = metrics::method_label(self.method.as_deref(), &self.http_method);
+        metrics
+            .requests
+            .with_label_values(&[method, decision])
+            .inc();
+        if method == "tools/call" {
+            let rule = self.rule.as_deref().unwrap_or("_other");
+            metrics
+                .tool_calls
+                .with_label_values(&[rule, decision])
+                .inc();
+        }
+        if self.outcome != Outcome::Allow {
+            metrics.denials.with_label_values(&[self.reason]).inc();
+        }
+        match self.error {
+            Some(ErrorKind::Token) => metrics
+                .auth_failures
+                .with_label_values(&[self.reason])
+                .inc(),
+            Some(ErrorKind::RateLimit) => {
+                let rule = self.rule.as_deref().unwrap_or("_other");
+                metrics.rate_limited.with_label_values(&[rule]).inc();
+            }
+            Some(ErrorKind::Other) | None => {}
+        }
+        metrics
+            .request_duration
+            .observe(self.started.elapsed().as_secs_f64());
+        if let Some(upstream) = self.upstream_duration {
+            metrics.upstream_duration.observe(upstream.as_secs_f64());
+        }
     }
 }
 

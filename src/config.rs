@@ -33,6 +33,13 @@ pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_UPSTREAM_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The admin listener's address when `[admin]` is absent: Prometheus' conventional exporter range.
 pub const DEFAULT_ADMIN_ADDRESS: &str = "0.0.0.0:9464";
+/// Time given to in-flight requests and open streams after SIGTERM: inside Kubernetes' default
+/// 30 s grace period, with room for the endpoints update to stop new traffic first.
+pub const DEFAULT_DRAIN_PERIOD: Duration = Duration::from_secs(20);
+/// How often the policy file is checked for changes: a ConfigMap update shows within seconds.
+pub const DEFAULT_POLICY_WATCH_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the certificate files are checked: renewals come days ahead, so no hurry.
+pub const DEFAULT_TLS_WATCH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -46,6 +53,7 @@ pub struct Config {
     /// `authorization_servers` for the protected-resource metadata.
     pub authorization_servers: Vec<String>,
     pub policy_file: PathBuf,
+    pub policy_watch_interval: Duration,
     pub admin_address: SocketAddr,
 }
 
@@ -55,6 +63,7 @@ pub struct ListenConfig {
     /// `None` only when `insecure_plaintext = true`.
     pub tls: Option<TlsFiles>,
     pub allowed_origins: Vec<String>,
+    pub drain_period: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +71,7 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub client_ca: Option<PathBuf>,
+    pub watch_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -124,6 +134,7 @@ struct RawListen {
     insecure_plaintext: bool,
     #[serde(default)]
     allowed_origins: Vec<Spanned<String>>,
+    drain_period: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +143,7 @@ struct RawTls {
     cert: Spanned<PathBuf>,
     key: Spanned<PathBuf>,
     client_ca: Option<Spanned<PathBuf>>,
+    watch_interval: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,6 +197,7 @@ struct RawJwks {
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
     file: Spanned<PathBuf>,
+    watch_interval: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,6 +257,11 @@ fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Conf
         .auth
         .authorization_servers
         .unwrap_or_else(|| vec![raw.auth.issuer.get_ref().clone()]);
+    let policy_watch_interval = problems.duration(
+        raw.policy.watch_interval.as_ref(),
+        "policy.watch_interval",
+        DEFAULT_POLICY_WATCH_INTERVAL,
+    );
     let admin_address = match raw.admin.and_then(|a| a.address) {
         Some(address) => problems.value(&address, "admin.address", |s| {
             s.parse::<SocketAddr>().map_err(|e| e.to_string())
@@ -258,6 +276,7 @@ fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Conf
         auth_ca_file,
         authorization_servers,
         policy_file: resolve(base, raw.policy.file.into_inner()),
+        policy_watch_interval: policy_watch_interval?,
         admin_address: admin_address?,
     })
 }
@@ -266,13 +285,24 @@ fn validate_listen(raw: RawListen, base: &Path, problems: &mut Problems) -> Opti
     let address = problems.value(&raw.address, "listen.address", |s| {
         s.parse::<SocketAddr>().map_err(|e| e.to_string())
     });
+    let drain_period = problems.duration(
+        raw.drain_period.as_ref(),
+        "listen.drain_period",
+        DEFAULT_DRAIN_PERIOD,
+    );
     let tls = match (raw.tls, raw.insecure_plaintext) {
         (Some(tls), _) => {
             let tls = tls.into_inner();
+            let watch_interval = problems.duration(
+                tls.watch_interval.as_ref(),
+                "listen.tls.watch_interval",
+                DEFAULT_TLS_WATCH_INTERVAL,
+            );
             Some(TlsFiles {
                 cert: resolve(base, tls.cert.into_inner()),
                 key: resolve(base, tls.key.into_inner()),
                 client_ca: tls.client_ca.map(|p| resolve(base, p.into_inner())),
+                watch_interval: watch_interval.unwrap_or(DEFAULT_TLS_WATCH_INTERVAL),
             })
         }
         (None, true) => None,
@@ -296,6 +326,7 @@ fn validate_listen(raw: RawListen, base: &Path, problems: &mut Problems) -> Opti
         address: address?,
         tls,
         allowed_origins,
+        drain_period: drain_period?,
     })
 }
 

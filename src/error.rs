@@ -18,6 +18,7 @@ mod code {
     pub const UNAUTHORIZED: i64 = -32001;
     pub const FORBIDDEN: i64 = -32003;
     pub const UPSTREAM: i64 = -32010;
+    pub const RATE_LIMITED: i64 = -32029;
 }
 
 /// A JSON-RPC id as it goes back into an error body: the client's own value, or null.
@@ -50,6 +51,13 @@ pub enum ProxyError {
     // ---- the policy ------------------------------------------------------------------------
     #[error("{}", .0.message)]
     Forbidden(Box<Denied>),
+
+    #[error("rate limit of {rule:?} reached; retry in {}s", retry_after_secs(*.retry_after))]
+    RateLimited {
+        id: ErrorId,
+        rule: String,
+        retry_after: std::time::Duration,
+    },
 
     // ---- the upstream ----------------------------------------------------------------------
     #[error("upstream unreachable")]
@@ -87,6 +95,7 @@ impl ProxyError {
             ProxyError::HeaderMismatch(_) => "header_mismatch",
             ProxyError::Unauthenticated(error) => error.reason(),
             ProxyError::Forbidden(denied) => denied.reason,
+            ProxyError::RateLimited { .. } => "rate_limited",
             ProxyError::UpstreamUnreachable { .. } => "upstream_unreachable",
             ProxyError::UpstreamTimeout { .. } => "upstream_timeout",
         }
@@ -150,6 +159,24 @@ impl ProxyError {
             ),
             ProxyError::Unauthenticated(error) => unauthenticated(&error, resource_metadata),
             ProxyError::Forbidden(denied) => forbidden(*denied, resource_metadata),
+            ProxyError::RateLimited {
+                id,
+                rule,
+                retry_after,
+            } => {
+                let seconds = retry_after_secs(retry_after);
+                let mut response = rpc(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    id,
+                    code::RATE_LIMITED,
+                    &description,
+                    json!({ "reason": "rate_limited", "rule": rule, "retry_after": seconds }),
+                );
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(seconds));
+                response
+            }
             ProxyError::UpstreamUnreachable { id } => rpc(
                 StatusCode::BAD_GATEWAY,
                 id,
@@ -166,6 +193,12 @@ impl ProxyError {
             ),
         }
     }
+}
+
+/// Whole seconds to wait, rounded up and at least one: `Retry-After: 0` would invite a retry
+/// that fails the same way.
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
 }
 
 fn unauthenticated(error: &AuthError, resource_metadata: &str) -> Response<Bytes> {

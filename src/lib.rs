@@ -2,18 +2,23 @@
 //! scopegate: an authorization sidecar for MCP servers. The binary's subcommands live in
 //! `main.rs`; everything they use is here, so the integration tests can start the real pieces.
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+mod der;
 pub mod error;
 pub mod logging;
 pub mod mcp;
 pub mod metadata;
+pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod ratelimit;
+pub mod reload;
 pub mod server;
 pub mod tls;
 pub mod units;

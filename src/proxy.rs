@@ -18,9 +18,13 @@ use crate::auth::{Authenticator, Principal};
 use crate::client::HttpClient;
 use crate::config::Config;
 use crate::error::{Denied, ErrorId, ProxyError};
-use crate::mcp::{self, InspectLimits, Inspection, MessageKind};
+use crate::mcp::{self, InspectLimits, Inspection, MessageKind, RequestId};
 use crate::metadata;
-use crate::policy::{Action, Decision, Denial, DenyReason, Mode, Policy, ScopeSet};
+use crate::metrics::Metrics;
+use crate::policy::{
+    Action, Decision, Denial, DenyReason, Mode, Policy, RateLimit, RuleRef, ScopeSet,
+};
+use crate::ratelimit::RateLimiter;
 use crate::upstream::{self, Peer, Target};
 
 /// What the proxy answers with: the upstream's body streamed as it comes, or its own.
@@ -50,8 +54,10 @@ pub struct Proxy {
     response_timeout: Duration,
     auth: Authenticator,
     policy: ArcSwap<PolicyState>,
+    limiter: RateLimiter,
     client: HttpClient,
     target: Target,
+    metrics: Arc<Metrics>,
 }
 
 impl Proxy {
@@ -61,7 +67,9 @@ impl Proxy {
         policy: Policy,
         client: HttpClient,
         auth_client: HttpClient,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<Proxy> {
+        metrics.policy_loaded(policy.source_hash());
         let auth = Authenticator::new(config.auth.clone(), auth_client);
         let state = policy_state(&config.mcp.resource, &config.authorization_servers, policy);
         Ok(Proxy {
@@ -76,19 +84,31 @@ impl Proxy {
             response_timeout: config.upstream.response_timeout,
             auth,
             policy: ArcSwap::from_pointee(state),
+            limiter: RateLimiter::new(),
             client,
             target: Target::new(&config.upstream)?,
+            metrics,
         })
     }
 
     /// Swaps in a new policy; requests in flight finish under the one they started with.
     pub fn replace_policy(&self, policy: Policy) {
+        self.metrics.policy_loaded(policy.source_hash());
         let state = policy_state(&self.resource, &self.authorization_servers, policy);
         self.policy.store(Arc::new(state));
     }
 
     pub fn authenticator(&self) -> &Authenticator {
         &self.auth
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The policy now in force.
+    pub fn policy(&self) -> arc_swap::Guard<Arc<PolicyState>> {
+        self.policy.load()
     }
 
     /// Serves one request. Never fails: every error becomes its response here.
@@ -98,7 +118,7 @@ impl Proxy {
             let mut ctx = Ctx::start(request.headers(), request.method());
             let result = self.mcp(request, peer, &mut ctx).await;
             let response = self.respond(result, &mut ctx);
-            ctx.finish(response.status());
+            ctx.finish(response.status(), &self.metrics);
             response
         } else if self.metadata_paths.iter().any(|p| p == path) {
             let result = self.metadata(request.method());
@@ -183,7 +203,7 @@ impl Proxy {
             let inspection = mcp::inspect(&body, &self.inspect_limits)
                 .map_err(|error| ProxyError::Malformed { error })?;
             check_mcp_headers(&parts.headers, &inspection)?;
-            self.authorize(&principal, &inspection, ctx)?;
+            self.authorize(&principal, &inspection, ctx).await?;
             inspection
                 .first_id()
                 .and_then(|id| serde_json::to_value(id).ok())
@@ -217,8 +237,9 @@ impl Proxy {
     }
 
     /// Every message of the body is decided; one denial refuses the whole body, since the
-    /// upstream would run every element of a batch.
-    fn authorize(
+    /// upstream would run every element of a batch. Rate limits are counted only once the whole
+    /// body is allowed, so a refused batch costs its caller nothing.
+    async fn authorize(
         &self,
         principal: &Principal,
         inspection: &Inspection<'_>,
@@ -226,6 +247,7 @@ impl Proxy {
     ) -> Result<(), ProxyError> {
         let state = self.policy.load();
         let scopes = ScopeSet::new(principal.scopes.iter().map(String::as_str));
+        let mut limited: Vec<(RuleRef<'_>, RateLimit, Option<&RequestId<'_>>)> = Vec::new();
         for message in &inspection.messages {
             // A response answers the server's own request (sampling, elicitation): nothing to
             // authorize beyond the token.
@@ -238,21 +260,48 @@ impl Proxy {
                 method,
                 target: message.target.as_deref(),
             };
-            ctx.saw(method, action.target);
-            let Decision::Deny(denial) = state.policy.decide(&scopes, &action) else {
-                continue;
-            };
-            if denial.mode == Mode::Audit {
-                ctx.would_deny(&denial);
-                continue;
+            match state.policy.decide(&scopes, &action) {
+                Decision::Allow { rule } => {
+                    ctx.saw(method, action.target, rule.map(|r| r.name));
+                    if let Some(rule) = rule
+                        && let Some(limit) = rule.rate_limit
+                    {
+                        limited.push((rule, limit, message.id.as_ref()));
+                    }
+                }
+                Decision::Deny(denial) => {
+                    ctx.saw(method, action.target, denial.rule.map(|r| r.name));
+                    if denial.mode == Mode::Audit {
+                        ctx.would_deny(&denial);
+                        continue;
+                    }
+                    let id = message
+                        .id
+                        .as_ref()
+                        .and_then(|id| serde_json::to_value(id).ok());
+                    return Err(ProxyError::Forbidden(Box::new(denied(
+                        id, &action, &denial, principal,
+                    ))));
+                }
             }
-            let id = message
-                .id
-                .as_ref()
-                .and_then(|id| serde_json::to_value(id).ok());
-            return Err(ProxyError::Forbidden(Box::new(denied(
-                id, &action, &denial, principal,
-            ))));
+        }
+        let subject = principal
+            .subject
+            .as_deref()
+            .or(principal.client_id.as_deref())
+            .unwrap_or("");
+        for (rule, limit, id) in limited {
+            if let Err(retry_after) = self.limiter.take(subject, rule.name, limit).await {
+                if rule.mode == Mode::Audit {
+                    ctx.would_rate_limit();
+                    continue;
+                }
+                return Err(ProxyError::RateLimited {
+                    id: id.and_then(|id| serde_json::to_value(id).ok()),
+                    rule: rule.name.to_string(),
+                    retry_after,
+                });
+            }
         }
         ctx.allowed();
         Ok(())

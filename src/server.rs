@@ -15,9 +15,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+
+use crate::admin::{self, Health};
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::proxy::Proxy;
+use crate::reload;
 use crate::tls::{self, CertStore};
 use crate::upstream::Peer;
 
@@ -30,25 +35,29 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
-/// A started proxy: its bound address and a way to stop it.
+/// A started proxy: its bound addresses and a way to stop it.
 pub struct Running {
     pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
     pub proxy: Arc<Proxy>,
     pub certs: Option<Arc<CertStore>>,
+    pub health: Arc<Health>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// Admin listener, reload watchers, key retry: aborted when the proxy stops.
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Running {
-    /// Stops accepting connections and waits for the accept loop to end.
+    /// Drains and stops: `/readyz` fails at once, the listener closes, requests in flight and
+    /// open streams get the drain period to finish, then whatever is left is cut.
     pub async fn stop(self) {
+        self.health.start_draining();
         let _ = self.stop.send(true);
         let _ = self.task.await;
-    }
-
-    /// Runs until the accept loop ends (it does not on its own).
-    pub async fn wait(self) {
-        let _ = self.task.await;
+        for task in self.background {
+            task.abort();
+        }
     }
 }
 
@@ -64,19 +73,37 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         config.auth_ca_file.as_deref(),
         config.auth.jwks.fetch_timeout,
     )?;
-    let proxy = Arc::new(Proxy::new(config, policy, client, auth_client)?);
+    let metrics = Arc::new(Metrics::new());
+    let proxy = Arc::new(Proxy::new(
+        config,
+        policy,
+        client,
+        auth_client,
+        metrics.clone(),
+    )?);
+    let health = Arc::new(Health::default());
+    let mut background = Vec::new();
 
-    // Keys now, so the first requests do not wait on the IdP; an IdP that is down is not fatal:
-    // the cache retries on demand.
-    match proxy.authenticator().refresh_keys().await {
-        Ok(keys) => tracing::info!(keys, "signing keys loaded"),
-        Err(error) => tracing::warn!(%error, "signing keys not loaded yet; will retry on demand"),
+    // Keys now, so the first requests do not wait on the IdP. An IdP that is down is not fatal:
+    // the proxy is not ready until a retry succeeds, and requests fetch on demand.
+    if let Err(error) = proxy.authenticator().refresh_keys().await {
+        tracing::warn!(%error, "signing keys not loaded yet; retrying in the background");
+        background.push(tokio::spawn(retry_keys(proxy.clone())));
     }
 
     let (acceptor, certs) = match &config.listen.tls {
         Some(files) => {
-            let certs = CertStore::new(tls::load_certified_key(&files.cert, &files.key)?);
+            let pair = tls::load_certified_key(&files.cert, &files.key)?;
+            metrics.certificate_loaded(tls::not_after(&pair));
+            let certs = CertStore::new(pair);
             let server_config = tls::server_config(certs.clone(), files.client_ca.as_deref())?;
+            background.push(reload::watch_certificate(
+                certs.clone(),
+                metrics.clone(),
+                files.cert.clone(),
+                files.key.clone(),
+                files.watch_interval,
+            ));
             (Some(TlsAcceptor::from(server_config)), Some(certs))
         }
         None => {
@@ -92,16 +119,63 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen.address))?;
     let addr = listener.local_addr()?;
+    let (admin_addr, admin) =
+        admin::start(config.admin_address, proxy.clone(), health.clone()).await?;
+    background.push(admin);
+    background.push(reload::watch_policy(
+        proxy.clone(),
+        config.policy_file.clone(),
+        config.policy_watch_interval,
+    )?);
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, acceptor, proxy.clone(), stopped));
+    let task = tokio::spawn(accept_loop(
+        listener,
+        acceptor,
+        proxy.clone(),
+        stopped,
+        config.listen.drain_period,
+    ));
     tracing::info!(%addr, tls = certs.is_some(), "proxy listening");
     Ok(Running {
         addr,
+        admin_addr,
         proxy,
         certs,
+        health,
         stop,
         task,
+        background,
     })
+}
+
+/// First wait before retrying the IdP at start-up, doubled up to [`KEY_RETRY_MAX`].
+const KEY_RETRY_FIRST: Duration = Duration::from_millis(500);
+const KEY_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Retries the first key fetch with exponential backoff and jitter (so a fleet restarted
+/// together does not hit the IdP in step) until it succeeds.
+async fn retry_keys(proxy: Arc<Proxy>) {
+    let mut wait = KEY_RETRY_FIRST;
+    loop {
+        let jitter = Duration::from_millis(
+            u64::from(std::process::id() ^ nanos()) % (wait.as_millis() as u64 / 2 + 1),
+        );
+        tokio::time::sleep(wait + jitter).await;
+        match proxy.authenticator().refresh_keys().await {
+            Ok(keys) => {
+                tracing::info!(keys, "signing keys loaded");
+                return;
+            }
+            Err(error) => tracing::warn!(%error, retry_in = ?wait, "signing keys still not loaded"),
+        }
+        wait = (wait * 2).min(KEY_RETRY_MAX);
+    }
+}
+
+fn nanos() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
 }
 
 async fn accept_loop(
@@ -109,7 +183,9 @@ async fn accept_loop(
     acceptor: Option<TlsAcceptor>,
     proxy: Arc<Proxy>,
     mut stopped: watch::Receiver<bool>,
+    drain_period: Duration,
 ) {
+    let graceful = GracefulShutdown::new();
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
         .timer(TokioTimer::new())
@@ -119,7 +195,7 @@ async fn accept_loop(
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = stopped.changed() => return,
+            _ = stopped.changed() => break,
         };
         let (stream, addr) = match accepted {
             Ok(accepted) => accepted,
@@ -135,7 +211,17 @@ async fn accept_loop(
             acceptor.clone(),
             proxy.clone(),
             http.clone(),
+            graceful.watcher(),
         ));
+    }
+    drop(listener);
+    let open = graceful.count();
+    tracing::info!(open, ?drain_period, "draining connections");
+    if tokio::time::timeout(drain_period, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain period over; closing the remaining connections");
     }
 }
 
@@ -145,9 +231,13 @@ async fn serve_connection(
     acceptor: Option<TlsAcceptor>,
     proxy: Arc<Proxy>,
     http: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
 ) {
     // Small JSON-RPC messages and SSE events must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
+    let metrics = proxy.clone();
+    metrics.metrics().connections.inc();
+    let _open = scopeguard(move || metrics.metrics().connections.dec());
     let scheme = if acceptor.is_some() { "https" } else { "http" };
     let peer = Peer { addr, scheme };
     let service = service_fn(move |request| {
@@ -167,11 +257,32 @@ async fn serve_connection(
                     return;
                 }
             };
-            http.serve_connection(TokioIo::new(tls), service).await
+            let connection = http
+                .serve_connection(TokioIo::new(tls), service)
+                .into_owned();
+            watcher.watch(connection).await
         }
-        None => http.serve_connection(TokioIo::new(stream), service).await,
+        None => {
+            let connection = http
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            watcher.watch(connection).await
+        }
     };
     if let Err(error) = result {
         tracing::debug!(%addr, %error, "connection ended with an error");
     }
+}
+
+/// Runs `f` when dropped: the open-connections gauge goes down however the connection ends.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }

@@ -61,6 +61,13 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> anyhow::Result<Arc<Certifi
     Ok(Arc::new(certified))
 }
 
+/// The served certificate's notAfter, for the expiry metric.
+pub fn not_after(key: &CertifiedKey) -> Option<i64> {
+    key.cert
+        .first()
+        .and_then(|cert| crate::der::certificate_not_after(cert))
+}
+
 /// The listener's TLS config: TLS 1.2 and 1.3, ALPN `h2` then `http/1.1`, and client
 /// certificates verified against `client_ca` when one is given (mTLS).
 pub fn server_config(

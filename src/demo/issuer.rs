@@ -143,7 +143,7 @@ impl SigningKey {
         // the 48-byte v1 form, so rebuild that from the seed.
         let inner =
             pkcs8_private_key(&pair.serialize_der()).context("unwrapping the Ed25519 key")?;
-        let (tag, seed, _) = der_element(&inner).context("Ed25519 seed")?;
+        let (tag, seed, _) = crate::der::element(&inner).context("Ed25519 seed")?;
         anyhow::ensure!(tag == 0x04 && seed.len() == 32, "unexpected Ed25519 seed");
         let mut v1 = ED25519_PKCS8_V1_PREFIX.to_vec();
         v1.extend_from_slice(seed);
@@ -169,38 +169,19 @@ const ED25519_PKCS8_V1_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
 ];
 
-/// One DER element: its tag, its contents and what follows it.
-fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        (len, &rest[n..])
-    };
-    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
-}
-
 /// The `privateKey` octets of a PKCS#8 `PrivateKeyInfo` (RFC 5208 §5).
 fn pkcs8_private_key(der: &[u8]) -> anyhow::Result<Vec<u8>> {
     let parse = || {
-        let (0x30, info, _) = der_element(der)? else {
+        let (0x30, info, _) = crate::der::element(der)? else {
             return None;
         };
-        let (0x02, _version, rest) = der_element(info)? else {
+        let (0x02, _version, rest) = crate::der::element(info)? else {
             return None;
         };
-        let (0x30, _algorithm, rest) = der_element(rest)? else {
+        let (0x30, _algorithm, rest) = crate::der::element(rest)? else {
             return None;
         };
-        let (0x04, key, _) = der_element(rest)? else {
+        let (0x04, key, _) = crate::der::element(rest)? else {
             return None;
         };
         Some(key.to_vec())
