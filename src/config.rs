@@ -16,6 +16,9 @@ use toml::Spanned;
 use crate::auth::{AuthSettings, JwksSettings};
 use crate::units::{parse_duration, parse_size};
 
+mod overrides;
+pub use overrides::ENV_PREFIX;
+
 /// The MCP endpoint path when `[mcp] path` is not set: the path the MCP SDKs use in their examples.
 pub const DEFAULT_MCP_PATH: &str = "/mcp";
 /// Largest POST body read for inspection; MCP requests are small, and a bound keeps a client from
@@ -219,18 +222,54 @@ const DEFAULT_ALGORITHMS: [Algorithm; 2] = [Algorithm::RS256, Algorithm::ES256];
 // ---- loading --------------------------------------------------------------------------------
 
 impl Config {
-    /// Reads and validates a config file. Relative paths inside it are taken from the file's
-    /// directory, so a config and its policy can travel together.
+    /// Reads and validates a config file with the process's `SCOPEGATE_*` overrides applied.
+    /// Relative paths inside it are taken from the file's directory, so a config and its policy
+    /// can travel together.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
             problems: vec![format!("{}: cannot read: {e}", path.display())],
         })?;
-        Config::parse(&source, path)
+        let overrides: Vec<(String, String)> = std::env::vars()
+            .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+            .collect();
+        Config::parse_with_overrides(&source, path, &overrides)
     }
 
     /// Validates config text; `path` names it in messages and anchors relative paths.
     pub fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
+        Config::parse_with_overrides(source, path, &[])
+    }
+
+    /// Validates config text with environment overrides, given as (variable, value) pairs so
+    /// tests need not touch the process environment. `SCOPEGATE_AUTH_ISSUER` sets
+    /// `auth.issuer`, `SCOPEGATE_LISTEN_TLS_CERT` sets `listen.tls.cert`, and so on for every
+    /// key. Variables that name no key are ignored: Kubernetes itself injects
+    /// `SCOPEGATE_SERVICE_HOST` and friends when a Service is called `scopegate`.
+    pub fn parse_with_overrides(
+        source: &str,
+        path: &Path,
+        overrides: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let applied = overrides::apply(source, overrides).map_err(|problems| ConfigError {
+            problems: problems
+                .into_iter()
+                .map(|p| format!("{}: {p}", path.display()))
+                .collect(),
+        })?;
+        match applied {
+            None => Config::validate_text(source, path, true),
+            // Positions in the merged text would not match the file, so problems then name
+            // only the key.
+            Some(merged) => Config::validate_text(&merged, path, false),
+        }
+    }
+
+    fn validate_text(source: &str, path: &Path, positions: bool) -> Result<Config, ConfigError> {
         let mut problems = Problems::new(source, path);
+        if !positions {
+            problems.file = format!("{} (with {ENV_PREFIX}* overrides)", path.display());
+            problems.positions = false;
+        }
         let raw: RawConfig = match toml::from_str(source) {
             Ok(raw) => raw,
             Err(e) => {
@@ -587,6 +626,7 @@ fn resolve(base: &Path, path: PathBuf) -> PathBuf {
 struct Problems<'s> {
     source: &'s str,
     file: String,
+    positions: bool,
     found: Vec<String>,
 }
 
@@ -595,6 +635,7 @@ impl<'s> Problems<'s> {
         Problems {
             source,
             file: path.display().to_string(),
+            positions: true,
             found: Vec::new(),
         }
     }
@@ -610,7 +651,7 @@ impl<'s> Problems<'s> {
     }
 
     fn at(&mut self, span: Option<Range<usize>>, key: &str, message: &str) {
-        let place = match span {
+        let place = match span.filter(|_| self.positions) {
             Some(span) => {
                 let (line, col) = line_col(self.source, span.start);
                 format!("{}:{line}:{col}", self.file)
@@ -662,5 +703,5 @@ fn line_col(source: &str, offset: usize) -> (usize, usize) {
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
+#[path = "config/tests.rs"]
 mod tests;

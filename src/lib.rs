@@ -36,6 +36,24 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `scopegate run --check-config`: everything `run` would load before listening, without
+/// listening or reaching the IdP. Returns a one-line summary.
+pub fn check_config(config_path: &Path) -> anyhow::Result<String> {
+    let config = config::Config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let policy = policy::Policy::load(&config.policy_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(files) = &config.listen.tls {
+        tls::load_certified_key(&files.cert, &files.key)?;
+    }
+    Ok(format!(
+        "{}: ok (policy {} hash {}, listen {}, upstream {})",
+        config_path.display(),
+        config.policy_file.display(),
+        policy.source_hash(),
+        config.listen.address,
+        config.upstream.url
+    ))
+}
+
 /// SIGTERM (what Kubernetes sends) or Ctrl-C.
 async fn shutdown_signal() -> anyhow::Result<()> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

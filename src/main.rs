@@ -32,6 +32,9 @@ enum Command {
     Run {
         #[arg(long, short)]
         config: PathBuf,
+        /// Validate the config, the policy and the TLS files it names, then exit.
+        #[arg(long)]
+        check_config: bool,
     },
     /// Start a dev issuer, a sample MCP server and the proxy on this machine, and play the
     /// scenarios.
@@ -56,7 +59,11 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run { config } => {
+        Command::Run {
+            config,
+            check_config: true,
+        } => scopegate::check_config(&config).map(|summary| println!("{summary}")),
+        Command::Run { config, .. } => {
             scopegate::logging::init(cli.log_format == LogFormat::Json, "info");
             runtime.block_on(scopegate::run(&config))
         }

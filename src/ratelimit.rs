@@ -13,9 +13,12 @@ use crate::policy::RateLimit;
 /// is dropped, which only ever gives its subject a full bucket back.
 const MAX_BUCKETS: u64 = 100_000;
 
+/// (subject, rule name): whose bucket for which rule.
+type BucketKey = (Box<str>, Box<str>);
+
 /// The limiter shared by all requests.
 pub struct RateLimiter {
-    buckets: Cache<(Box<str>, Box<str>), Arc<Mutex<Bucket>>>,
+    buckets: Cache<BucketKey, Arc<Mutex<Bucket>>>,
 }
 
 struct Bucket {

@@ -30,16 +30,17 @@ async fn fingerprint(paths: &[PathBuf]) -> Fingerprint {
     Fingerprint(parts)
 }
 
-/// Watches the policy file; reloads it on change and on `SIGHUP`.
-pub fn watch_policy(
+/// Watches the policy file; reloads it on change and on `SIGHUP`. The file is fingerprinted
+/// before this returns, so a change made right after start-up is not missed.
+pub async fn watch_policy(
     proxy: Arc<Proxy>,
     path: PathBuf,
     every: Duration,
 ) -> anyhow::Result<JoinHandle<()>> {
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let paths = [path.clone()];
+    let mut last = fingerprint(&paths).await;
     Ok(tokio::spawn(async move {
-        let paths = [path.clone()];
-        let mut last = fingerprint(&paths).await;
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -86,17 +87,17 @@ pub async fn reload_policy(proxy: &Proxy, path: &Path, forced: bool) {
 }
 
 /// Watches the certificate and key files; a renewed pair serves new handshakes, a broken one is
-/// refused.
-pub fn watch_certificate(
+/// refused. Fingerprinted before this returns, like the policy.
+pub async fn watch_certificate(
     certs: Arc<CertStore>,
     metrics: Arc<Metrics>,
     cert: PathBuf,
     key: PathBuf,
     every: Duration,
 ) -> JoinHandle<()> {
+    let paths = [cert.clone(), key.clone()];
+    let mut last = fingerprint(&paths).await;
     tokio::spawn(async move {
-        let paths = [cert.clone(), key.clone()];
-        let mut last = fingerprint(&paths).await;
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -97,13 +97,16 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             metrics.certificate_loaded(tls::not_after(&pair));
             let certs = CertStore::new(pair);
             let server_config = tls::server_config(certs.clone(), files.client_ca.as_deref())?;
-            background.push(reload::watch_certificate(
-                certs.clone(),
-                metrics.clone(),
-                files.cert.clone(),
-                files.key.clone(),
-                files.watch_interval,
-            ));
+            background.push(
+                reload::watch_certificate(
+                    certs.clone(),
+                    metrics.clone(),
+                    files.cert.clone(),
+                    files.key.clone(),
+                    files.watch_interval,
+                )
+                .await,
+            );
             (Some(TlsAcceptor::from(server_config)), Some(certs))
         }
         None => {
@@ -122,11 +125,14 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let (admin_addr, admin) =
         admin::start(config.admin_address, proxy.clone(), health.clone()).await?;
     background.push(admin);
-    background.push(reload::watch_policy(
-        proxy.clone(),
-        config.policy_file.clone(),
-        config.policy_watch_interval,
-    )?);
+    background.push(
+        reload::watch_policy(
+            proxy.clone(),
+            config.policy_file.clone(),
+            config.policy_watch_interval,
+        )
+        .await?,
+    );
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(accept_loop(
         listener,

@@ -236,19 +236,7 @@ async fn sse_events_reach_the_client_while_the_tool_is_still_working() {
     })
     .await;
     let token = t.token(&[]);
-    let init = json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } }
-    });
-    let response = t.post(Some(&token), init.to_string()).send().await.unwrap();
-    let session = header(response.headers(), "mcp-session-id").to_string();
-    let _ = response.text().await;
-    let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
-    t.post(Some(&token), initialized.to_string())
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .unwrap();
+    let session = common::open_session(&t, &token).await;
 
     // Ten progress events 200 ms apart: the tool needs two seconds in all.
     let slow = json!({

@@ -5,6 +5,7 @@
 
 pub mod certs;
 pub mod issuer;
+pub mod process;
 pub mod sample_server;
 pub mod scenarios;
 mod serve;
@@ -39,7 +40,7 @@ pub async fn run(serve: bool) -> anyhow::Result<()> {
         print_connection_help(&system);
         tokio::signal::ctrl_c().await?;
     }
-    system.proxy.stop().await;
+    system.stop().await;
     if unexpected > 0 {
         bail!("{unexpected} scenario(s) did not end as expected");
     }

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 
 use super::certs::{CertFiles, DevCa};
 use super::issuer::{Issuer, IssuerConfig, IssuerHandle};
+use super::process::ProxyProcess;
 use super::sample_server::{SampleServer, SampleServerHandle, SampleServerOptions};
 use crate::config::Config;
 use crate::server::{self, Running};
@@ -18,7 +19,12 @@ pub const CUSTOMER_SERVICE_POLICY: &str = include_str!("../../policies/customer-
 pub struct DemoSystem {
     pub issuer: IssuerHandle,
     pub upstream: SampleServerHandle,
-    pub proxy: Running,
+    /// The proxy, when it runs in this process.
+    pub proxy: Option<Running>,
+    /// The proxy, when it runs as `scopegate run` (see [`SystemOptions::proxy_binary`]).
+    pub process: Option<ProxyProcess>,
+    /// `http://127.0.0.1:PORT` of the admin listener.
+    pub admin_url: String,
     pub certs: CertFiles,
     pub config_file: PathBuf,
     /// The MCP endpoint clients use: `https://localhost:PORT/mcp`.
@@ -39,6 +45,8 @@ pub struct SystemOptions {
     pub auth_settings: String,
     /// Leave `jwks_uri` out, so the proxy discovers it from the issuer.
     pub discover_jwks: bool,
+    /// Run the proxy as this `scopegate` binary in its own process instead of in this one.
+    pub proxy_binary: Option<PathBuf>,
 }
 
 impl DemoSystem {
@@ -54,6 +62,7 @@ impl DemoSystem {
 
         // The resource identifier names the proxy's own URL, so its port is chosen first.
         let proxy_addr = free_loopback_port()?;
+        let admin_addr = free_loopback_port()?;
         let mcp_url = format!("https://localhost:{}/mcp", proxy_addr.port());
         let resource = mcp_url.clone();
 
@@ -98,7 +107,7 @@ algorithms = ["ES256", "RS256", "EdDSA"]
 file = "policy.toml"
 
 [admin]
-address = "127.0.0.1:0"
+address = "{admin_addr}"
 "#,
             upstream = upstream.url(),
             issuer = issuer.issuer(),
@@ -108,18 +117,38 @@ address = "127.0.0.1:0"
             auth_settings = options.auth_settings,
         );
         std::fs::write(&config_file, &config_text)?;
-        let config =
-            Config::parse(&config_text, &config_file).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let proxy = server::start(&config).await?;
+        let admin_url = format!("http://{admin_addr}");
+        let (proxy, process) = match &options.proxy_binary {
+            Some(binary) => {
+                let process = ProxyProcess::start(binary, &config_file, &admin_url).await?;
+                (None, Some(process))
+            }
+            None => {
+                let config = Config::parse(&config_text, &config_file)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                (Some(server::start(&config).await?), None)
+            }
+        };
         Ok(DemoSystem {
             issuer,
             upstream,
             proxy,
+            process,
+            admin_url,
             certs,
             config_file,
             mcp_url,
             resource,
         })
+    }
+}
+
+impl DemoSystem {
+    /// Stops the proxy, draining as on SIGTERM.
+    pub async fn stop(self) {
+        if let Some(proxy) = self.proxy {
+            proxy.stop().await;
+        }
     }
 }
 

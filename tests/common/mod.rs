@@ -125,3 +125,22 @@ pub fn header<'h>(headers: &'h reqwest::header::HeaderMap, name: &str) -> &'h st
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
 }
+
+/// `initialize` and `notifications/initialized` over raw HTTP; returns the session id.
+pub async fn open_session(t: &TestSystem, token: &str) -> String {
+    let init = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } }
+    });
+    let response = t.post(Some(token), init.to_string()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let session = header(response.headers(), "mcp-session-id").to_string();
+    let _ = response.text().await;
+    let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
+    t.post(Some(token), initialized.to_string())
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    session
+}

@@ -116,3 +116,80 @@ fn upstream_must_be_an_http_url() {
         "{error}"
     );
 }
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn environment_overrides_set_nested_keys() {
+    let overrides = env(&[
+        ("SCOPEGATE_AUTH_ISSUER", "https://other.example.com"),
+        ("SCOPEGATE_AUTH_JWKS_MAX_STALE", "1h"),
+        ("SCOPEGATE_UPSTREAM_FORWARD_TOKEN", "true"),
+        ("SCOPEGATE_AUTH_ALGORITHMS", "ES256,EdDSA"),
+        ("SCOPEGATE_LISTEN_TLS_CERT", "/run/tls/cert.pem"),
+    ]);
+    let config =
+        Config::parse_with_overrides(MINIMAL, Path::new("/etc/scopegate/config.toml"), &overrides)
+            .unwrap();
+    assert_eq!(config.auth.issuer, "https://other.example.com");
+    assert_eq!(config.auth.jwks.max_stale, Duration::from_secs(3600));
+    assert!(config.upstream.forward_token);
+    assert_eq!(
+        config.auth.algorithms,
+        vec![Algorithm::ES256, Algorithm::EdDSA]
+    );
+    assert_eq!(
+        config.listen.tls.unwrap().cert,
+        Path::new("/run/tls/cert.pem")
+    );
+}
+
+#[test]
+fn bad_override_names_its_variable() {
+    let overrides = env(&[("SCOPEGATE_AUTH_LEEWAY", "soon")]);
+    let error =
+        Config::parse_with_overrides(MINIMAL, Path::new("/etc/scopegate/config.toml"), &overrides)
+            .unwrap_err()
+            .to_string();
+    assert!(
+        error.contains(
+            "(with SCOPEGATE_* overrides): auth.leeway: \"soon\" does not start with a number"
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn every_documented_key_can_be_overridden() {
+    // Each key of the example config, as an override variable, must reach the config.
+    let example = include_str!("../../deploy/config.example.toml");
+    let table: toml::Table = example.parse().unwrap();
+    fn keys(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+        for (key, value) in table {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value {
+                toml::Value::Table(inner) if path != "upstream.identity_headers" => {
+                    keys(&path, inner, out)
+                }
+                _ => out.push(path),
+            }
+        }
+    }
+    let mut found = Vec::new();
+    keys("", &table, &mut found);
+    for key in found {
+        assert!(
+            overrides::KEYS.iter().any(|(k, _)| *k == key),
+            "{key} has no environment override"
+        );
+    }
+}

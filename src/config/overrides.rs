@@ -1,0 +1,171 @@
+//! `SCOPEGATE_*` environment overrides: every config key can be set from a Kubernetes manifest
+//! without editing the file. Owns the variable-to-key mapping and merging into the TOML text.
+
+/// The prefix of every override variable.
+pub const ENV_PREFIX: &str = "SCOPEGATE_";
+
+/// How an override's text becomes a TOML value.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Kind {
+    Text,
+    Bool,
+    /// A TOML array (`["a", "b"]`) or a comma-separated list (`a,b`).
+    List,
+    /// A TOML inline table (`{ sub = "x-user" }`).
+    Table,
+}
+
+/// Every key an override may set. A key missing here cannot be overridden, so the list is
+/// checked against the config model by a test.
+pub(super) const KEYS: &[(&str, Kind)] = &[
+    ("listen.address", Kind::Text),
+    ("listen.insecure_plaintext", Kind::Bool),
+    ("listen.allowed_origins", Kind::List),
+    ("listen.drain_period", Kind::Text),
+    ("listen.tls.cert", Kind::Text),
+    ("listen.tls.key", Kind::Text),
+    ("listen.tls.client_ca", Kind::Text),
+    ("listen.tls.watch_interval", Kind::Text),
+    ("upstream.url", Kind::Text),
+    ("upstream.forward_token", Kind::Bool),
+    ("upstream.identity_headers", Kind::Table),
+    ("upstream.connect_timeout", Kind::Text),
+    ("upstream.response_timeout", Kind::Text),
+    ("upstream.ca_file", Kind::Text),
+    ("mcp.path", Kind::Text),
+    ("mcp.resource", Kind::Text),
+    ("mcp.max_body", Kind::Text),
+    ("auth.issuer", Kind::Text),
+    ("auth.audiences", Kind::List),
+    ("auth.jwks_uri", Kind::Text),
+    ("auth.algorithms", Kind::List),
+    ("auth.leeway", Kind::Text),
+    ("auth.scope_claim", Kind::Text),
+    ("auth.require_typ", Kind::Text),
+    ("auth.max_token_size", Kind::Text),
+    ("auth.authorization_servers", Kind::List),
+    ("auth.ca_file", Kind::Text),
+    ("auth.jwks.default_ttl", Kind::Text),
+    ("auth.jwks.min_ttl", Kind::Text),
+    ("auth.jwks.max_ttl", Kind::Text),
+    ("auth.jwks.refetch_interval", Kind::Text),
+    ("auth.jwks.max_stale", Kind::Text),
+    ("auth.jwks.fetch_timeout", Kind::Text),
+    ("policy.file", Kind::Text),
+    ("policy.watch_interval", Kind::Text),
+    ("admin.address", Kind::Text),
+];
+
+/// The variable name for a key: `auth.jwks.max_stale` → `SCOPEGATE_AUTH_JWKS_MAX_STALE`.
+pub fn variable_for(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.to_ascii_uppercase().replace('.', "_"))
+}
+
+/// Applies the overrides that name a key. `Ok(None)` when none does (the file is used as
+/// written, with its positions); `Ok(Some(text))` is the merged document.
+pub fn apply(source: &str, overrides: &[(String, String)]) -> Result<Option<String>, Vec<String>> {
+    let matching: Vec<(&str, Kind, &str, &str)> = overrides
+        .iter()
+        .filter_map(|(name, value)| {
+            KEYS.iter()
+                .find(|(key, _)| variable_for(key) == *name)
+                .map(|(key, kind)| (*key, *kind, name.as_str(), value.as_str()))
+        })
+        .collect();
+    if matching.is_empty() {
+        return Ok(None);
+    }
+    // A file that is not TOML is reported by the normal path, with its positions.
+    let Ok(mut document) = source.parse::<toml::Table>() else {
+        return Ok(None);
+    };
+    let mut problems = Vec::new();
+    for (key, kind, name, text) in matching {
+        match value(kind, text) {
+            Ok(value) => set(&mut document, key, value),
+            Err(why) => problems.push(format!("{name}: {why}")),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    toml::to_string(&document)
+        .map(Some)
+        .map_err(|e| vec![format!("cannot merge overrides: {e}")])
+}
+
+fn value(kind: Kind, text: &str) -> Result<toml::Value, String> {
+    match kind {
+        Kind::Text => Ok(toml::Value::String(text.to_string())),
+        Kind::Bool => match text {
+            "true" => Ok(toml::Value::Boolean(true)),
+            "false" => Ok(toml::Value::Boolean(false)),
+            _ => Err(format!("{text:?} is not true or false")),
+        },
+        Kind::List if text.trim_start().starts_with('[') => parse_inline(text),
+        Kind::List => Ok(toml::Value::Array(
+            text.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| toml::Value::String(item.to_string()))
+                .collect(),
+        )),
+        Kind::Table => parse_inline(text),
+    }
+}
+
+fn parse_inline(text: &str) -> Result<toml::Value, String> {
+    format!("v = {text}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut table| table.remove("v"))
+        .ok_or_else(|| format!("{text:?} is not a TOML array or inline table"))
+}
+
+fn set(document: &mut toml::Table, key: &str, value: toml::Value) {
+    let mut table = document;
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            table.insert(part.to_string(), value);
+            return;
+        }
+        let entry = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(next) = entry else {
+            return;
+        };
+        table = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variable_names_follow_the_key_path() {
+        assert_eq!(
+            variable_for("auth.jwks.max_stale"),
+            "SCOPEGATE_AUTH_JWKS_MAX_STALE"
+        );
+        assert_eq!(variable_for("listen.tls.cert"), "SCOPEGATE_LISTEN_TLS_CERT");
+    }
+
+    #[test]
+    fn lists_take_toml_arrays_or_commas() {
+        let from_commas = value(Kind::List, "RS256, ES256").unwrap();
+        let from_toml = value(Kind::List, r#"["RS256", "ES256"]"#).unwrap();
+        assert_eq!(from_commas, from_toml);
+    }
+
+    #[test]
+    fn unrelated_scopegate_variables_leave_the_file_as_written() {
+        let overrides = vec![("SCOPEGATE_SERVICE_HOST".to_string(), "10.0.0.1".to_string())];
+        assert_eq!(apply("[listen]\naddress = \"x\"\n", &overrides), Ok(None));
+    }
+}
