@@ -55,8 +55,25 @@ impl DemoSystem {
         DemoSystem::start_with(dir, SystemOptions::default()).await
     }
 
-    /// Starts the system with `options` applied.
+    /// Starts the system with `options` applied. The proxy's ports are picked before it binds
+    /// them (the resource identifier names one), so another process may take one in between:
+    /// then everything starts again on new ports.
     pub async fn start_with(dir: &Path, options: SystemOptions) -> anyhow::Result<DemoSystem> {
+        let mut attempt = 1;
+        loop {
+            match DemoSystem::start_once(dir, &options).await {
+                Err(error)
+                    if attempt < START_ATTEMPTS && format!("{error:#}").contains(PORT_TAKEN) =>
+                {
+                    tracing::debug!(attempt, "a picked port was taken; starting again");
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn start_once(dir: &Path, options: &SystemOptions) -> anyhow::Result<DemoSystem> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let certs = DevCa::generate()?.write_server_files(dir)?;
 
@@ -66,7 +83,7 @@ impl DemoSystem {
         let mcp_url = format!("https://localhost:{}/mcp", proxy_addr.port());
         let resource = mcp_url.clone();
 
-        let upstream = SampleServer::start(options.upstream).await?;
+        let upstream = SampleServer::start(options.upstream.clone()).await?;
         let issuer = Issuer::start(IssuerConfig::demo(&resource)).await?;
 
         let policy_file = dir.join("policy.toml");
@@ -111,10 +128,10 @@ address = "{admin_addr}"
 "#,
             upstream = upstream.url(),
             issuer = issuer.issuer(),
-            listen_settings = options.listen_settings,
-            upstream_settings = options.upstream_settings,
-            mcp_settings = options.mcp_settings,
-            auth_settings = options.auth_settings,
+            listen_settings = &options.listen_settings,
+            upstream_settings = &options.upstream_settings,
+            mcp_settings = &options.mcp_settings,
+            auth_settings = &options.auth_settings,
         );
         std::fs::write(&config_file, &config_text)?;
         let admin_url = format!("http://{admin_addr}");
@@ -151,6 +168,11 @@ impl DemoSystem {
         }
     }
 }
+
+/// Starts of the whole system tried when a picked port turns out taken.
+const START_ATTEMPTS: usize = 5;
+/// How a bind failure reads, in-process or in the proxy process's log.
+const PORT_TAKEN: &str = "cannot listen on";
 
 /// A loopback port that was free a moment ago. The demo needs the port before the proxy binds
 /// it (the resource identifier names it); a race with another process only costs a retry.
