@@ -41,6 +41,27 @@ pub const DEFAULT_ADMIN_ADDRESS: &str = "0.0.0.0:9464";
 pub const DEFAULT_DRAIN_PERIOD: Duration = Duration::from_secs(20);
 /// How often the policy file is checked for changes: a ConfigMap update shows within seconds.
 pub const DEFAULT_POLICY_WATCH_INTERVAL: Duration = Duration::from_secs(2);
+/// Sessions remembered at most for session binding; the least recently used go first (their
+/// clients re-initialize, as after a server restart).
+pub const DEFAULT_MAX_SESSIONS: u64 = 100_000;
+/// A session unused this long is forgotten.
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(3600);
+/// Time for a request's head to arrive, and for an idle keep-alive connection to send its next
+/// one (HTTP/1.1): the slowloris bound.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time for a POST body to arrive once its head has.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head; real MCP requests carry a few hundred bytes of headers plus a token.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Open client connections at most; past it a new connection is answered `503` and closed.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Requests in flight at most; past it `503` with `Retry-After`, never a hang.
+pub const DEFAULT_MAX_REQUESTS: usize = 4_096;
+/// Concurrent HTTP/2 streams per connection.
+pub const DEFAULT_MAX_H2_STREAMS: u32 = 128;
+/// Largest listing (`tools/list` …) buffered for filtering.
+pub const DEFAULT_MAX_LIST_BYTES: usize = 8 * 1024 * 1024;
+
 /// How often the certificate files are checked: renewals come days ahead, so no hurry.
 pub const DEFAULT_TLS_WATCH_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -58,6 +79,18 @@ pub struct Config {
     pub policy_file: PathBuf,
     pub policy_watch_interval: Duration,
     pub admin_address: SocketAddr,
+    pub limits: Limits,
+}
+
+/// Bounds on what a client can make the proxy hold.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_connections: usize,
+    pub max_requests: usize,
+    pub max_h2_streams: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +126,13 @@ pub struct McpConfig {
     pub path: String,
     pub resource: String,
     pub max_body_bytes: usize,
+    /// Filter `tools/list` and the other listings down to what the caller may use.
+    pub filter_lists: bool,
+    pub max_list_bytes: usize,
+    /// Bind each `Mcp-Session-Id` to the principal that created it.
+    pub bind_sessions: bool,
+    pub max_sessions: u64,
+    pub session_idle: Duration,
 }
 
 /// A config file that cannot be used: every problem found, each with its place.
@@ -126,6 +166,8 @@ struct RawConfig {
     auth: RawAuth,
     policy: RawPolicy,
     admin: Option<RawAdmin>,
+    #[serde(default)]
+    limits: RawLimits,
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,6 +209,22 @@ struct RawMcp {
     path: Option<Spanned<String>>,
     resource: Spanned<String>,
     max_body: Option<Spanned<String>>,
+    filter_lists: Option<bool>,
+    max_list_size: Option<Spanned<String>>,
+    bind_sessions: Option<bool>,
+    max_sessions: Option<u64>,
+    session_idle: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    header_read_timeout: Option<Spanned<String>>,
+    body_read_timeout: Option<Spanned<String>>,
+    max_header_size: Option<Spanned<String>>,
+    max_connections: Option<usize>,
+    max_requests: Option<usize>,
+    max_h2_streams: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -301,6 +359,7 @@ fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Conf
         "policy.watch_interval",
         DEFAULT_POLICY_WATCH_INTERVAL,
     );
+    let limits = validate_limits(&raw.limits, problems);
     let admin_address = match raw.admin.and_then(|a| a.address) {
         Some(address) => problems.value(&address, "admin.address", |s| {
             s.parse::<SocketAddr>().map_err(|e| e.to_string())
@@ -317,6 +376,35 @@ fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Conf
         policy_file: resolve(base, raw.policy.file.into_inner()),
         policy_watch_interval: policy_watch_interval?,
         admin_address: admin_address?,
+        limits: limits?,
+    })
+}
+
+fn validate_limits(raw: &RawLimits, problems: &mut Problems) -> Option<Limits> {
+    let header_read_timeout = problems.duration(
+        raw.header_read_timeout.as_ref(),
+        "limits.header_read_timeout",
+        DEFAULT_HEADER_READ_TIMEOUT,
+    );
+    let body_read_timeout = problems.duration(
+        raw.body_read_timeout.as_ref(),
+        "limits.body_read_timeout",
+        DEFAULT_BODY_READ_TIMEOUT,
+    );
+    let max_header_bytes = match &raw.max_header_size {
+        Some(size) => problems.value(size, "limits.max_header_size", |s| parse_size(s)),
+        None => Some(DEFAULT_MAX_HEADER_BYTES),
+    };
+    Some(Limits {
+        header_read_timeout: header_read_timeout?,
+        body_read_timeout: body_read_timeout?,
+        max_header_bytes: max_header_bytes?,
+        max_connections: raw
+            .max_connections
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS)
+            .max(1),
+        max_requests: raw.max_requests.unwrap_or(DEFAULT_MAX_REQUESTS).max(1),
+        max_h2_streams: raw.max_h2_streams.unwrap_or(DEFAULT_MAX_H2_STREAMS).max(1),
     })
 }
 
@@ -481,10 +569,24 @@ fn validate_mcp(raw: RawMcp, problems: &mut Problems) -> Option<McpConfig> {
         Some(size) => problems.value(size, "mcp.max_body", |s| parse_size(s)),
         None => Some(DEFAULT_MAX_BODY_BYTES),
     };
+    let max_list_bytes = match &raw.max_list_size {
+        Some(size) => problems.value(size, "mcp.max_list_size", |s| parse_size(s)),
+        None => Some(DEFAULT_MAX_LIST_BYTES),
+    };
+    let session_idle = problems.duration(
+        raw.session_idle.as_ref(),
+        "mcp.session_idle",
+        DEFAULT_SESSION_IDLE,
+    );
     Some(McpConfig {
         path: path?,
         resource: resource?,
         max_body_bytes: max_body_bytes?,
+        filter_lists: raw.filter_lists.unwrap_or(true),
+        max_list_bytes: max_list_bytes?,
+        bind_sessions: raw.bind_sessions.unwrap_or(true),
+        max_sessions: raw.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
+        session_idle: session_idle?,
     })
 }
 

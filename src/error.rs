@@ -43,6 +43,12 @@ pub enum ProxyError {
     Malformed { error: InspectError },
     #[error("{0}")]
     HeaderMismatch(&'static str),
+    #[error("session not found")]
+    SessionNotFound,
+    #[error("too many requests in flight; try again")]
+    Overloaded,
+    #[error("request body not received in time")]
+    BodyTimeout,
 
     // ---- the token -------------------------------------------------------------------------
     #[error("{0}")]
@@ -64,6 +70,9 @@ pub enum ProxyError {
     UpstreamUnreachable { id: ErrorId },
     #[error("upstream did not answer in time")]
     UpstreamTimeout { id: ErrorId },
+    /// A listing too large to filter: refused rather than passed on unfiltered.
+    #[error("upstream listing too large to filter")]
+    ListTooLarge { id: ErrorId },
 }
 
 /// What a policy denial tells the client: enough to step up (the scopes), nothing about rules.
@@ -93,6 +102,10 @@ impl ProxyError {
             ProxyError::BodyRead => "body_read",
             ProxyError::Malformed { error } => error.reason(),
             ProxyError::HeaderMismatch(_) => "header_mismatch",
+            ProxyError::SessionNotFound => "session_not_found",
+            ProxyError::Overloaded => "overloaded",
+            ProxyError::BodyTimeout => "body_timeout",
+            ProxyError::ListTooLarge { .. } => "list_too_large",
             ProxyError::Unauthenticated(error) => error.reason(),
             ProxyError::Forbidden(denied) => denied.reason,
             ProxyError::RateLimited { .. } => "rate_limited",
@@ -156,6 +169,31 @@ impl ProxyError {
                 code::INVALID_REQUEST,
                 &description,
                 json!({ "reason": "header_mismatch" }),
+            ),
+            ProxyError::SessionNotFound => rpc(
+                StatusCode::NOT_FOUND,
+                None,
+                code::INVALID_REQUEST,
+                &description,
+                json!({ "reason": "session_not_found" }),
+            ),
+            ProxyError::Overloaded => {
+                let mut response =
+                    plain(StatusCode::SERVICE_UNAVAILABLE, "overloaded", &description);
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                response
+            }
+            ProxyError::BodyTimeout => {
+                plain(StatusCode::REQUEST_TIMEOUT, "body_timeout", &description)
+            }
+            ProxyError::ListTooLarge { id } => rpc(
+                StatusCode::BAD_GATEWAY,
+                id,
+                code::UPSTREAM,
+                &description,
+                json!({ "reason": "list_too_large" }),
             ),
             ProxyError::Unauthenticated(error) => unauthenticated(&error, resource_metadata),
             ProxyError::Forbidden(denied) => forbidden(*denied, resource_metadata),

@@ -18,6 +18,7 @@ use crate::auth::{Authenticator, Principal};
 use crate::client::HttpClient;
 use crate::config::Config;
 use crate::error::{Denied, ErrorId, ProxyError};
+use crate::listfilter::{ListFilter, SseListBody};
 use crate::mcp::{self, InspectLimits, Inspection, MessageKind, RequestId};
 use crate::metadata;
 use crate::metrics::Metrics;
@@ -25,10 +26,16 @@ use crate::policy::{
     Action, Decision, Denial, DenyReason, Mode, Policy, RateLimit, RuleRef, ScopeSet,
 };
 use crate::ratelimit::RateLimiter;
-use crate::upstream::{self, Peer, Target};
+use crate::session::{Binding, Sessions};
+use crate::upstream::{self, EndOnError, Peer, Target};
+use tokio::sync::Semaphore;
 
-/// What the proxy answers with: the upstream's body streamed as it comes, or its own.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+/// What the proxy answers with: the upstream's body streamed as it comes, its own, or an SSE
+/// stream with its listings filtered.
+pub type ProxyBody = Either<Upstream, Either<Full<Bytes>, SseListBody<Upstream>>>;
+
+/// The upstream's response body as the client gets it.
+pub type Upstream = EndOnError<Incoming>;
 
 static MCP_METHOD: header::HeaderName = header::HeaderName::from_static("mcp-method");
 static MCP_NAME: header::HeaderName = header::HeaderName::from_static("mcp-name");
@@ -55,6 +62,11 @@ pub struct Proxy {
     auth: Authenticator,
     policy: ArcSwap<PolicyState>,
     limiter: RateLimiter,
+    sessions: Option<Sessions>,
+    filter_lists: bool,
+    max_list_bytes: usize,
+    in_flight: Semaphore,
+    body_read_timeout: Duration,
     client: HttpClient,
     target: Target,
     metrics: Arc<Metrics>,
@@ -85,6 +97,14 @@ impl Proxy {
             auth,
             policy: ArcSwap::from_pointee(state),
             limiter: RateLimiter::new(),
+            sessions: config
+                .mcp
+                .bind_sessions
+                .then(|| Sessions::new(config.mcp.max_sessions, config.mcp.session_idle)),
+            filter_lists: config.mcp.filter_lists,
+            max_list_bytes: config.mcp.max_list_bytes,
+            in_flight: Semaphore::new(config.limits.max_requests),
+            body_read_timeout: config.limits.body_read_timeout,
             client,
             target: Target::new(&config.upstream)?,
             metrics,
@@ -109,6 +129,13 @@ impl Proxy {
     /// The policy now in force.
     pub fn policy(&self) -> arc_swap::Guard<Arc<PolicyState>> {
         self.policy.load()
+    }
+
+    /// The response to a request on a connection past the connection limit.
+    pub fn overloaded(&self) -> Response<ProxyBody> {
+        ProxyError::Overloaded
+            .into_response(&self.metadata_url)
+            .map(full)
     }
 
     /// Serves one request. Never fails: every error becomes its response here.
@@ -139,9 +166,7 @@ impl Proxy {
             Ok(response) => response,
             Err(error) => {
                 ctx.failed(&error);
-                error
-                    .into_response(&self.metadata_url)
-                    .map(|body| Either::Right(Full::new(body)))
+                error.into_response(&self.metadata_url).map(full)
             }
         };
         if let Some(id) = ctx.request_id() {
@@ -157,7 +182,7 @@ impl Proxy {
             return Err(ProxyError::MethodNotAllowed);
         }
         let document = self.policy.load().metadata_document.clone();
-        let mut response = Response::new(Either::Right(Full::new(document)));
+        let mut response = Response::new(full(document));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -173,6 +198,12 @@ impl Proxy {
         peer: Peer,
         ctx: &mut Ctx,
     ) -> Result<Response<ProxyBody>, ProxyError> {
+        // Held until the response head: a request past the limit is refused at once, never
+        // queued (a queue would only turn overload into timeouts).
+        let _in_flight = self
+            .in_flight
+            .try_acquire()
+            .map_err(|_| ProxyError::Overloaded)?;
         let (parts, body) = request.into_parts();
         if !matches!(parts.method, Method::POST | Method::GET | Method::DELETE) {
             return Err(ProxyError::MethodNotAllowed);
@@ -190,30 +221,74 @@ impl Proxy {
             .map_err(ProxyError::Unauthenticated)?;
         ctx.authenticated(&principal);
 
+        // A session is its creator's: another principal's request for it is told it does not
+        // exist, before its body costs anything.
+        let session_header = session_id(&parts.headers).cloned();
+        let session = match &session_header {
+            Some(value) => Some(value.to_str().map_err(|_| ProxyError::SessionNotFound)?),
+            None => None,
+        };
+        if let Some(sessions) = &self.sessions
+            && sessions.check(session, &principal).await == Binding::Foreign
+        {
+            return Err(ProxyError::SessionNotFound);
+        }
+
         let body = if parts.method == Method::POST {
             check_media_type(&parts.headers)?;
-            read_body(body, &parts.headers, self.max_body_bytes).await?
+            let read = read_body(body, &parts.headers, self.max_body_bytes);
+            tokio::time::timeout(self.body_read_timeout, read)
+                .await
+                .map_err(|_| ProxyError::BodyTimeout)??
         } else {
             // GET and DELETE carry no body; one that does would reach the upstream unchecked.
             refuse_body(&parts.headers)?;
             Bytes::new()
         };
 
-        let error_id = if parts.method == Method::POST {
+        let (error_id, list_filter) = if parts.method == Method::POST {
             let inspection = mcp::inspect(&body, &self.inspect_limits)
                 .map_err(|error| ProxyError::Malformed { error })?;
             check_mcp_headers(&parts.headers, &inspection)?;
-            self.authorize(&principal, &inspection, ctx).await?;
-            inspection
+            let scopes = self.authorize(&principal, &inspection, ctx).await?;
+            let error_id = inspection
                 .first_id()
-                .and_then(|id| serde_json::to_value(id).ok())
+                .and_then(|id| serde_json::to_value(id).ok());
+            (error_id, self.list_filter(&inspection, scopes))
         } else {
             ctx.allowed_without_body();
-            None
+            (None, None)
         };
 
-        self.forward(parts, body, &principal, peer, error_id, ctx)
-            .await
+        let creates_session = session.is_none();
+        let ends_session = parts.method == Method::DELETE;
+        let response = self
+            .forward(parts, body, &principal, peer, error_id, list_filter, ctx)
+            .await?;
+        if let Some(sessions) = &self.sessions {
+            let issued = session_id(response.headers()).and_then(|v| v.to_str().ok());
+            match (issued, session) {
+                (Some(issued), _) if creates_session => sessions.bind(issued, &principal).await,
+                (_, Some(ended)) if ends_session && response.status().is_success() => {
+                    sessions.release(ended).await
+                }
+                _ => {}
+            }
+        }
+        Ok(response)
+    }
+
+    /// A filter for the list requests of the body, when listings are filtered.
+    fn list_filter(&self, inspection: &Inspection<'_>, scopes: ScopeSet) -> Option<ListFilter> {
+        if !self.filter_lists {
+            return None;
+        }
+        let requests = inspection.messages.iter().filter_map(|message| {
+            let method = message.method.as_deref()?;
+            let id = serde_json::to_value(message.id.as_ref()?).ok()?;
+            (message.kind == MessageKind::Request).then_some((id, method))
+        });
+        ListFilter::for_requests(requests, scopes, self.policy.load_full())
     }
 
     fn check_origin(&self, headers: &HeaderMap) -> Result<(), ProxyError> {
@@ -244,7 +319,7 @@ impl Proxy {
         principal: &Principal,
         inspection: &Inspection<'_>,
         ctx: &mut Ctx,
-    ) -> Result<(), ProxyError> {
+    ) -> Result<ScopeSet, ProxyError> {
         let state = self.policy.load();
         let scopes = ScopeSet::new(principal.scopes.iter().map(String::as_str));
         let mut limited: Vec<(RuleRef<'_>, RateLimit, Option<&RequestId<'_>>)> = Vec::new();
@@ -304,9 +379,10 @@ impl Proxy {
             }
         }
         ctx.allowed();
-        Ok(())
+        Ok(scopes)
     }
 
+    #[allow(clippy::too_many_arguments)] // each is one piece of what this request carries
     async fn forward(
         &self,
         parts: Parts,
@@ -314,9 +390,10 @@ impl Proxy {
         principal: &Principal,
         peer: Peer,
         error_id: ErrorId,
+        list_filter: Option<ListFilter>,
         ctx: &mut Ctx,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let request = self.target.request(
+        let mut request = self.target.request(
             parts.method,
             &parts.uri,
             parts.headers,
@@ -324,6 +401,13 @@ impl Proxy {
             principal,
             peer,
         );
+        if list_filter.is_some() {
+            // A listing is filtered, so it must arrive readable.
+            request.headers_mut().insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
+        }
         let started = Instant::now();
         let response =
             match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
@@ -336,9 +420,36 @@ impl Proxy {
             };
         ctx.upstream_answered(response.status(), started.elapsed());
         let (mut parts, body) = response.into_parts();
+        let body = EndOnError::new(body);
         upstream::rewrite_response_headers(&mut parts.headers);
-        Ok(Response::from_parts(parts, Either::Left(body)))
+        let Some(filter) = list_filter.filter(|_| parts.status.is_success()) else {
+            return Ok(Response::from_parts(parts, Either::Left(body)));
+        };
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if content_type.starts_with("text/event-stream") {
+            let body = SseListBody::new(body, filter);
+            return Ok(Response::from_parts(
+                parts,
+                Either::Right(Either::Right(body)),
+            ));
+        }
+        let bytes = match Limited::new(body, self.max_list_bytes).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => return Err(ProxyError::ListTooLarge { id: error_id }),
+        };
+        let bytes = filter.filter_json(&bytes).unwrap_or(bytes);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        Ok(Response::from_parts(parts, full(bytes)))
     }
+}
+
+/// A body the proxy wrote itself.
+pub fn full(bytes: Bytes) -> ProxyBody {
+    Either::Right(Either::Left(Full::new(bytes)))
 }
 
 fn policy_state(resource: &str, authorization_servers: &[String], policy: Policy) -> PolicyState {

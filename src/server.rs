@@ -11,14 +11,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 
 use crate::admin::{self, Health};
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::proxy::Proxy;
@@ -29,8 +29,6 @@ use crate::upstream::Peer;
 /// A TLS handshake that has not finished by then is dropped: a client that opens connections and
 /// never speaks must not hold them.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time allowed for a request's head to arrive (HTTP/1.1); the slowloris bound.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again, so the loop
 /// does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
@@ -140,6 +138,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         proxy.clone(),
         stopped,
         config.listen.drain_period,
+        config.limits.clone(),
     ));
     tracing::info!(%addr, tls = certs.is_some(), "proxy listening");
     Ok(Running {
@@ -190,14 +189,13 @@ async fn accept_loop(
     proxy: Arc<Proxy>,
     mut stopped: watch::Receiver<bool>,
     drain_period: Duration,
+    limits: Limits,
 ) {
     let graceful = GracefulShutdown::new();
-    let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    http.http2().timer(TokioTimer::new());
-    let http = Arc::new(http);
+    let http = Arc::new(http_builder(&limits, true));
+    // Connections past the limit are answered 503 once and closed, never left hanging.
+    let refuse = Arc::new(http_builder(&limits, false));
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -211,13 +209,18 @@ async fn accept_loop(
                 continue;
             }
         };
+        let (http, permit) = match connections.clone().try_acquire_owned() {
+            Ok(permit) => (http.clone(), Some(permit)),
+            Err(_) => (refuse.clone(), None),
+        };
         tokio::spawn(serve_connection(
             stream,
             addr,
             acceptor.clone(),
             proxy.clone(),
-            http.clone(),
+            http,
             graceful.watcher(),
+            permit,
         ));
     }
     drop(listener);
@@ -238,6 +241,7 @@ async fn serve_connection(
     proxy: Arc<Proxy>,
     http: Arc<auto::Builder<TokioExecutor>>,
     watcher: Watcher,
+    permit: Option<OwnedSemaphorePermit>,
 ) {
     // Small JSON-RPC messages and SSE events must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
@@ -246,9 +250,15 @@ async fn serve_connection(
     let _open = scopeguard(move || metrics.metrics().connections.dec());
     let scheme = if acceptor.is_some() { "https" } else { "http" };
     let peer = Peer { addr, scheme };
+    let admitted = permit.is_some();
     let service = service_fn(move |request| {
         let proxy = proxy.clone();
-        async move { Ok::<_, Infallible>(proxy.handle(request, peer).await) }
+        async move {
+            if !admitted {
+                return Ok::<_, Infallible>(proxy.overloaded());
+            }
+            Ok(proxy.handle(request, peer).await)
+        }
     });
     let result = match acceptor {
         Some(acceptor) => {
@@ -278,6 +288,25 @@ async fn serve_connection(
     if let Err(error) = result {
         tracing::debug!(%addr, %error, "connection ended with an error");
     }
+    drop(permit);
+}
+
+/// The HTTP settings for client connections. `keep_alive = false` serves one response and
+/// closes, for connections past the limit.
+fn http_builder(limits: &Limits, keep_alive: bool) -> auto::Builder<TokioExecutor> {
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .keep_alive(keep_alive)
+        // Also bounds how long an idle keep-alive connection waits for its next request.
+        .header_read_timeout(limits.header_read_timeout)
+        // hyper's floor for the read buffer is 8 KiB.
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(if keep_alive { limits.max_h2_streams } else { 1 })
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    http
 }
 
 /// Runs `f` when dropped: the open-connections gauge goes down however the connection ends.

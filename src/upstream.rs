@@ -219,3 +219,60 @@ mod tests {
         );
     }
 }
+
+/// An upstream response body that ends cleanly where the upstream broke off: an SSE client then
+/// sees a finished stream it can resume with `Last-Event-ID`, rather than a torn connection.
+/// The break is logged.
+pub struct EndOnError<B> {
+    inner: B,
+    ended: bool,
+}
+
+impl<B> EndOnError<B> {
+    pub fn new(inner: B) -> Self {
+        EndOnError {
+            inner,
+            ended: false,
+        }
+    }
+}
+
+impl<B> hyper::body::Body for EndOnError<B>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Err(error))) => {
+                tracing::warn!(%error, "upstream response ended early; closing the client's stream");
+                self.ended = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Ready(None) => {
+                self.ended = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -9,6 +9,7 @@ pub const ENV_PREFIX: &str = "SCOPEGATE_";
 pub(super) enum Kind {
     Text,
     Bool,
+    Integer,
     /// A TOML array (`["a", "b"]`) or a comma-separated list (`a,b`).
     List,
     /// A TOML inline table (`{ sub = "x-user" }`).
@@ -35,6 +36,17 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("mcp.path", Kind::Text),
     ("mcp.resource", Kind::Text),
     ("mcp.max_body", Kind::Text),
+    ("mcp.filter_lists", Kind::Bool),
+    ("mcp.max_list_size", Kind::Text),
+    ("mcp.bind_sessions", Kind::Bool),
+    ("mcp.max_sessions", Kind::Integer),
+    ("mcp.session_idle", Kind::Text),
+    ("limits.header_read_timeout", Kind::Text),
+    ("limits.body_read_timeout", Kind::Text),
+    ("limits.max_header_size", Kind::Text),
+    ("limits.max_connections", Kind::Integer),
+    ("limits.max_requests", Kind::Integer),
+    ("limits.max_h2_streams", Kind::Integer),
     ("auth.issuer", Kind::Text),
     ("auth.audiences", Kind::List),
     ("auth.jwks_uri", Kind::Text),
@@ -102,6 +114,10 @@ fn value(kind: Kind, text: &str) -> Result<toml::Value, String> {
             "false" => Ok(toml::Value::Boolean(false)),
             _ => Err(format!("{text:?} is not true or false")),
         },
+        Kind::Integer => text
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("{text:?} is not a whole number")),
         Kind::List if text.trim_start().starts_with('[') => parse_inline(text),
         Kind::List => Ok(toml::Value::Array(
             text.split(',')

@@ -47,6 +47,10 @@ pub struct SystemOptions {
     pub discover_jwks: bool,
     /// Run the proxy as this `scopegate` binary in its own process instead of in this one.
     pub proxy_binary: Option<PathBuf>,
+    /// Send the proxy to this upstream URL instead of the sample server (which still starts).
+    pub upstream_url: Option<String>,
+    /// Start with the issuer's JWKS answering 503, as an IdP that is down.
+    pub jwks_down_at_start: bool,
 }
 
 impl DemoSystem {
@@ -85,6 +89,7 @@ impl DemoSystem {
 
         let upstream = SampleServer::start(options.upstream.clone()).await?;
         let issuer = Issuer::start(IssuerConfig::demo(&resource)).await?;
+        issuer.set_jwks_down(options.jwks_down_at_start);
 
         let policy_file = dir.join("policy.toml");
         let policy = options.policy.as_deref().unwrap_or(CUSTOMER_SERVICE_POLICY);
@@ -126,7 +131,10 @@ file = "policy.toml"
 [admin]
 address = "{admin_addr}"
 "#,
-            upstream = upstream.url(),
+            upstream = options
+                .upstream_url
+                .clone()
+                .unwrap_or_else(|| upstream.url()),
             issuer = issuer.issuer(),
             listen_settings = &options.listen_settings,
             upstream_settings = &options.upstream_settings,
