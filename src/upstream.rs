@@ -181,45 +181,6 @@ fn with_query(base: &Uri, query: &str) -> Uri {
     Uri::from_parts(parts).unwrap_or_else(|_| base.clone())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connection_named_headers_are_stripped() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("close, x-secret"),
-        );
-        headers.insert("x-secret", HeaderValue::from_static("1"));
-        headers.insert("x-kept", HeaderValue::from_static("1"));
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
-        strip_hop_by_hop(&mut headers);
-        assert!(headers.get("x-secret").is_none());
-        assert!(headers.get(header::CONNECTION).is_none());
-        assert!(headers.get(header::TE).is_none());
-        assert!(headers.get("x-kept").is_some());
-    }
-
-    #[test]
-    fn forwarded_for_appends_to_an_existing_chain() {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
-        append_forwarded_for(&mut headers, "127.0.0.1:5000".parse().unwrap());
-        assert_eq!(headers["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
-    }
-
-    #[test]
-    fn query_is_carried_onto_the_upstream_path() {
-        let base: Uri = "http://127.0.0.1:8000/mcp".parse().unwrap();
-        assert_eq!(
-            with_query(&base, "a=1").to_string(),
-            "http://127.0.0.1:8000/mcp?a=1"
-        );
-    }
-}
-
 /// An upstream response body that ends cleanly where the upstream broke off: an SSE client then
 /// sees a finished stream it can resume with `Last-Event-ID`, rather than a torn connection.
 /// The break is logged.
@@ -274,5 +235,44 @@ where
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_named_headers_are_stripped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-secret"),
+        );
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        strip_hop_by_hop(&mut headers);
+        assert!(headers.get("x-secret").is_none());
+        assert!(headers.get(header::CONNECTION).is_none());
+        assert!(headers.get(header::TE).is_none());
+        assert!(headers.get("x-kept").is_some());
+    }
+
+    #[test]
+    fn forwarded_for_appends_to_an_existing_chain() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
+        append_forwarded_for(&mut headers, "127.0.0.1:5000".parse().unwrap());
+        assert_eq!(headers["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+    }
+
+    #[test]
+    fn query_is_carried_onto_the_upstream_path() {
+        let base: Uri = "http://127.0.0.1:8000/mcp".parse().unwrap();
+        assert_eq!(
+            with_query(&base, "a=1").to_string(),
+            "http://127.0.0.1:8000/mcp?a=1"
+        );
     }
 }
