@@ -5,22 +5,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Options, TestSystem, header, read};
+use common::{Options, TestSystem, eventually, header, read};
 use scopegate::demo::sample_server::{SampleServer, SampleServerOptions};
 use serde_json::{Value, json};
 
 const ALL_SCOPES: [&str; 3] = ["customer:read", "ticket:create", "account:calculate"];
-
-async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
-}
 
 async fn tool_names(t: &TestSystem, scopes: &[&str]) -> Vec<String> {
     let client = t.mcp_client(&t.token(scopes)).await;
@@ -354,28 +343,8 @@ async fn a_recovered_upstream_serves_the_next_request_without_a_restart() {
 
 #[tokio::test]
 async fn an_upstream_that_breaks_off_mid_stream_ends_the_clients_stream_cleanly() {
-    let t = common::start_with(Options {
-        upstream: SampleServerOptions {
-            slow_tools: true,
-            ..Default::default()
-        },
-        policy: Some("version = 1\n[[tools]]\nname = \"slow_count\"\nscopes = []\n".into()),
-        ..Options::default()
-    })
-    .await;
-    let token = t.token(&[]);
-    let session = common::open_session(&t, &token).await;
-    let slow = json!({
-        "jsonrpc": "2.0", "id": 3, "method": "tools/call",
-        "params": { "name": "slow_count", "arguments": { "count": 50, "delay_ms": 100 }, "_meta": { "progressToken": "p" } }
-    });
-    let mut response = t
-        .post(Some(&token), slow.to_string())
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let t = common::start_with(common::slow_tool_options()).await;
+    let mut response = common::start_slow_call(&t, 3, 50, 100).await;
     let first = response.chunk().await.unwrap();
     assert!(first.is_some());
     t.system.upstream.shutdown();

@@ -4,9 +4,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Options, TestSystem, header, read};
+use common::{Options, TestSystem, eventually, header, read};
 use serde_json::{Value, json};
 
 fn binary() -> PathBuf {
@@ -31,18 +31,6 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
         .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
-}
-
-/// Polls `check` every 20 ms until it holds or `within` passes.
-async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
 }
 
 async fn call_status(t: &TestSystem, token: &str, tool: &str) -> u16 {
@@ -473,26 +461,10 @@ async fn renewed_certificate_serves_new_handshakes_and_a_broken_pair_is_refused(
 async fn sigterm_lets_a_request_in_flight_finish_and_exits_zero() {
     let t = common::start_with(Options {
         proxy_binary: Some(binary()),
-        upstream: scopegate::demo::sample_server::SampleServerOptions {
-            slow_tools: true,
-            ..Default::default()
-        },
-        policy: Some("version = 1\n[[tools]]\nname = \"slow_count\"\nscopes = []\n".into()),
-        ..Options::default()
+        ..common::slow_tool_options()
     })
     .await;
-    let token = t.token(&[]);
-    let session = common::open_session(&t, &token).await;
-    let slow = json!({
-        "jsonrpc": "2.0", "id": 7, "method": "tools/call",
-        "params": { "name": "slow_count", "arguments": { "count": 5, "delay_ms": 200 }, "_meta": { "progressToken": "p" } }
-    });
-    let mut response = t
-        .post(Some(&token), slow.to_string())
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .unwrap();
+    let mut response = common::start_slow_call(&t, 7, 5, 200).await;
     let first = response.chunk().await.unwrap().unwrap_or_default();
     assert!(!first.is_empty());
 

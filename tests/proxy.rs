@@ -226,32 +226,10 @@ async fn forward_token_passes_the_authorization_header_when_configured() {
 
 #[tokio::test]
 async fn sse_events_reach_the_client_while_the_tool_is_still_working() {
-    let t = common::start_with(Options {
-        upstream: scopegate::demo::sample_server::SampleServerOptions {
-            slow_tools: true,
-            ..Default::default()
-        },
-        policy: Some("version = 1\n[[tools]]\nname = \"slow_count\"\nscopes = []\n".to_string()),
-        ..Options::default()
-    })
-    .await;
-    let token = t.token(&[]);
-    let session = common::open_session(&t, &token).await;
-
+    let t = common::start_with(common::slow_tool_options()).await;
     // Ten progress events 200 ms apart: the tool needs two seconds in all.
-    let slow = json!({
-        "jsonrpc": "2.0", "id": 2, "method": "tools/call",
-        "params": { "name": "slow_count", "arguments": { "count": 10, "delay_ms": 200 }, "_meta": { "progressToken": "p1" } }
-    });
     let started = std::time::Instant::now();
-    let mut response = t
-        .post(Some(&token), slow.to_string())
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(header(response.headers(), "content-type").starts_with("text/event-stream"));
+    let mut response = common::start_slow_call(&t, 2, 10, 200).await;
     let mut first_event_at = None;
     let mut seen = String::new();
     while let Some(chunk) = response.chunk().await.unwrap() {

@@ -144,3 +144,57 @@ pub async fn open_session(t: &TestSystem, token: &str) -> String {
         .unwrap();
     session
 }
+
+/// Polls `check` every 20 ms until it holds or `within` passes: waiting on a condition, never on
+/// a fixed sleep.
+pub async fn eventually(within: std::time::Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// Options for a system whose sample server has the `slow_count` tool, allowed to any token.
+pub fn slow_tool_options() -> SystemOptions {
+    SystemOptions {
+        upstream: scopegate::demo::sample_server::SampleServerOptions {
+            slow_tools: true,
+            ..Default::default()
+        },
+        policy: Some("version = 1\n[[tools]]\nname = \"slow_count\"\nscopes = []\n".into()),
+        ..SystemOptions::default()
+    }
+}
+
+/// Opens a session and starts `slow_count` (`count` progress events, `delay_ms` apart) as
+/// request `id`; returns the streaming response once its head has arrived.
+pub async fn start_slow_call(
+    t: &TestSystem,
+    id: i64,
+    count: u32,
+    delay_ms: u64,
+) -> reqwest::Response {
+    let token = t.token(&[]);
+    let session = open_session(t, &token).await;
+    let slow = json!({
+        "jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {
+            "name": "slow_count",
+            "arguments": { "count": count, "delay_ms": delay_ms },
+            "_meta": { "progressToken": "progress" }
+        }
+    });
+    let response = t
+        .post(Some(&token), slow.to_string())
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(header(response.headers(), "content-type").starts_with("text/event-stream"));
+    response
+}
