@@ -44,7 +44,7 @@ pub(super) fn lint(loaded: &Loaded, known_scopes: Option<&[String]>) -> Vec<Find
     if let Some(known) = known_scopes {
         unknown_and_unused_scopes(loaded, known, &mut findings);
     }
-    findings.sort_by(|a, b| a.line.cmp(&b.line));
+    findings.sort_by_key(|finding| finding.line);
     findings
 }
 
