@@ -44,40 +44,127 @@ enum Command {
         #[arg(long)]
         serve: bool,
     },
+    /// Check, test and explain policy files, offline.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate and lint policy files: `file:line:col: error|warning: …` and a summary line.
+    /// Exits 1 on any error (and, with --deny-warnings, on any warning).
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Fail on warnings too.
+        #[arg(long)]
+        deny_warnings: bool,
+        /// The scopes the issuer grants, space-separated: warns about rule scopes outside them
+        /// and about known scopes that no rule uses.
+        #[arg(long, value_name = "SCOPES")]
+        known_scopes: Option<String>,
+    },
+    /// Run a cases file against a policy offline and print a pass/fail table. Exits 1 if any
+    /// case fails.
+    Test {
+        file: PathBuf,
+        #[arg(long, value_name = "CASES.toml")]
+        cases: PathBuf,
+    },
+    /// Show which rule decides one call for a token with the given scopes, and why.
+    Explain {
+        file: PathBuf,
+        /// The token's scopes, space-separated.
+        #[arg(long, default_value = "")]
+        scopes: String,
+        /// The tool of a tools/call.
+        #[arg(long)]
+        tool: Option<String>,
+        /// The JSON-RPC method; tools/call when --tool is given.
+        #[arg(long, required_unless_present = "tool")]
+        method: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("scopegate: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = match cli.command {
+    let json = cli.log_format == LogFormat::Json;
+    match cli.command {
+        // Offline commands: no runtime, no logs.
+        Command::Policy { command } => policy(command),
         Command::Run {
             config,
             check_config: true,
-        } => scopegate::check_config(&config).map(|summary| println!("{summary}")),
+        } => report(scopegate::check_config(&config).map(|summary| println!("{summary}"))),
         Command::Run { config, .. } => {
-            scopegate::logging::init(cli.log_format == LogFormat::Json, "info");
-            runtime.block_on(scopegate::run(&config))
+            scopegate::logging::init(json, "info");
+            on_runtime(scopegate::run(&config))
         }
         #[cfg(feature = "demo")]
         Command::Demo { serve } => {
             // The demo prints its own table; logs would bury it unless asked for.
-            scopegate::logging::init(cli.log_format == LogFormat::Json, "warn");
-            runtime.block_on(scopegate::demo::run(serve))
+            scopegate::logging::init(json, "warn");
+            on_runtime(scopegate::demo::run(serve))
         }
-    };
+    }
+}
+
+/// Runs a long-lived command on the multi-threaded runtime.
+fn on_runtime(command: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => report(runtime.block_on(command)),
+        Err(error) => report(Err(anyhow::anyhow!("cannot start the runtime: {error}"))),
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("scopegate: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn policy(command: PolicyCommand) -> ExitCode {
+    use scopegate::policy::cli;
+    let mut out = std::io::stdout().lock();
+    let result = match command {
+        PolicyCommand::Check {
+            files,
+            deny_warnings,
+            known_scopes,
+        } => {
+            let options = cli::CheckOptions {
+                deny_warnings,
+                known_scopes: known_scopes
+                    .map(|s| s.split_whitespace().map(str::to_owned).collect()),
+            };
+            let files: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
+            cli::check(&files, &options, &mut out)
+        }
+        PolicyCommand::Test { file, cases } => cli::test(&file, &cases, &mut out),
+        PolicyCommand::Explain {
+            file,
+            scopes,
+            tool,
+            method,
+        } => {
+            let method = method.as_deref().unwrap_or("tools/call");
+            cli::explain(&file, &scopes, method, tool.as_deref(), &mut out)
+        }
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("scopegate: cannot write the report: {error}");
             ExitCode::FAILURE
         }
     }

@@ -151,7 +151,7 @@ impl Policy {
     }
 }
 
-fn is_protocol_method(method: &str) -> bool {
+pub(super) fn is_protocol_method(method: &str) -> bool {
     PROTOCOL_METHODS.contains(&method) || method.starts_with(NOTIFICATION_PREFIX)
 }
 

@@ -102,7 +102,7 @@ pub(super) fn line_of(source: &str, at: usize) -> usize {
 }
 
 /// 1-based line and character column of a byte offset (clamped to the source).
-fn line_col(source: &str, at: usize) -> (usize, usize) {
+pub(super) fn line_col(source: &str, at: usize) -> (usize, usize) {
     let at = at.min(source.len());
     let before = &source.as_bytes()[..at];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;

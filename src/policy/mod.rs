@@ -10,6 +10,7 @@
 //! order wins, so put narrow globs (`admin_delete_*`) before broad ones (`admin_*`). A tool
 //! that no rule matches is denied.
 
+pub mod cli;
 mod compile;
 mod decide;
 mod error;

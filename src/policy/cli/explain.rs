@@ -1,0 +1,173 @@
+//! `scopegate policy explain`: which rule decides one call for one token, and why. The decision
+//! printed is [`Policy::decide`]'s; this module only finds the same rule again to show where it
+//! is written.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use super::super::decide::is_protocol_method;
+use super::super::{Action, Decision, Mode, Need, Policy, Rule, ScopeSet};
+use super::{Loaded, load, report_findings};
+
+/// How the deciding rule was found.
+enum Found<'p> {
+    Exact(&'p Rule),
+    Glob(&'p Rule),
+    Method(&'p Rule),
+    /// A protocol method that no rule names: any valid token.
+    Protocol,
+    /// No rule: the default deny.
+    Default,
+}
+
+/// Explains the decision for a token holding `scopes` (space-separated) calling `method`, with
+/// `tool` for `tools/call`. Passes when the policy loads, whatever the decision.
+pub fn explain(
+    policy_path: &Path,
+    scopes: &str,
+    method: &str,
+    tool: Option<&str>,
+    out: &mut dyn Write,
+) -> io::Result<bool> {
+    let loaded = match load(policy_path) {
+        Ok(loaded) => loaded,
+        Err(findings) => return report_findings(&findings, out),
+    };
+    let policy = &loaded.policy;
+    let held = ScopeSet::new(scopes.split_whitespace());
+    let action = Action {
+        method,
+        target: tool,
+    };
+    let decision = policy.decide(&held, &action);
+    let found = find(policy, &action);
+
+    let call = match tool {
+        Some(tool) => format!("{method} {tool}"),
+        None => method.to_owned(),
+    };
+    writeln!(out, "call:      {call}")?;
+    writeln!(out, "rule:      {}", rule_line(&loaded, &found))?;
+    writeln!(out, "why:       {}", why(&found, &action))?;
+    writeln!(out, "requires:  {}", requires(&found))?;
+    writeln!(out, "held:      {}", words(held.iter()))?;
+    let (missing, mode, outcome) = match &decision {
+        Decision::Allow { rule } => (
+            "(none)".to_owned(),
+            rule.map_or(policy.mode(), |r| r.mode),
+            "allow".to_owned(),
+        ),
+        Decision::Deny(denial) => (
+            words(denial.missing.iter().copied()),
+            denial.mode,
+            match denial.mode {
+                Mode::Enforce => format!("deny ({})", denial.reason.label()),
+                Mode::Audit => format!(
+                    "would_deny ({}): audit mode, so the call goes through and the denial is \
+                     logged",
+                    denial.reason.label()
+                ),
+            },
+        ),
+    };
+    writeln!(out, "missing:   {missing}")?;
+    writeln!(out, "mode:      {}", mode.as_str())?;
+    writeln!(out, "decision:  {outcome}")?;
+    Ok(true)
+}
+
+/// The rule `decide` uses, found the same way: exact tool name, then globs in file order; for
+/// other methods the `[methods]` rule, then the protocol methods.
+fn find<'p>(policy: &'p Policy, action: &Action<'_>) -> Found<'p> {
+    if action.method == "tools/call" {
+        let Some(tool) = action.target else {
+            return Found::Default;
+        };
+        if let Some(index) = policy.exact_tools.get(tool) {
+            return Found::Exact(&policy.rules[index.0]);
+        }
+        return match policy.glob_tools.iter().find(|(g, _)| g.matches(tool)) {
+            Some((_, index)) => Found::Glob(&policy.rules[index.0]),
+            None => Found::Default,
+        };
+    }
+    match policy.methods.get(action.method) {
+        Some(index) => Found::Method(&policy.rules[index.0]),
+        None if is_protocol_method(action.method) => Found::Protocol,
+        None => Found::Default,
+    }
+}
+
+fn rule_line(loaded: &Loaded, found: &Found<'_>) -> String {
+    let sites = loaded.sites();
+    let (rule, kind, site) = match found {
+        Found::Exact(rule) => (rule, "exact", sites.tools.get(&*rule.name)),
+        Found::Glob(rule) => (rule, "glob", sites.tools.get(&*rule.name)),
+        Found::Method(rule) => (rule, "method", sites.methods.get(&*rule.name)),
+        Found::Protocol => return "(none: protocol method)".to_owned(),
+        Found::Default => return "(none: default deny)".to_owned(),
+    };
+    match site {
+        Some((path, at)) => format!(
+            "{path} {:?} ({kind}, {}:{})",
+            rule.name,
+            loaded.origin,
+            loaded.line(*at)
+        ),
+        None => format!("{:?} ({kind})", rule.name),
+    }
+}
+
+fn why(found: &Found<'_>, action: &Action<'_>) -> String {
+    let target = action.target.unwrap_or("");
+    match found {
+        Found::Exact(_) => "an exact rule names this tool; exact names beat every glob".into(),
+        Found::Glob(rule) => format!(
+            "no exact rule names {target:?}; {:?} is the first glob in file order that matches it",
+            rule.name
+        ),
+        Found::Method(_) => "a [methods] rule names this method".into(),
+        Found::Protocol => format!(
+            "{:?} is a protocol method and no [methods] rule names it: any valid token will do",
+            action.method
+        ),
+        Found::Default if action.method == "tools/call" && action.target.is_none() => {
+            "a tools/call without a tool name is always denied".into()
+        }
+        Found::Default if action.method == "tools/call" => {
+            format!("no rule matches the tool {target:?}: denied by default")
+        }
+        Found::Default => format!(
+            "no [methods] rule names {:?} and it is not a protocol method: denied by default",
+            action.method
+        ),
+    }
+}
+
+fn requires(found: &Found<'_>) -> String {
+    let rule = match found {
+        Found::Exact(rule) | Found::Glob(rule) | Found::Method(rule) => rule,
+        Found::Protocol => return "a valid token".into(),
+        Found::Default => return "(nothing allows it)".into(),
+    };
+    match &rule.need {
+        Need::All(set) if set.is_empty() => "a valid token".into(),
+        Need::All(set) => format!("all of: {}", words(set.iter().map(|s| &**s))),
+        Need::AnyOf(sets) => {
+            let sets: Vec<String> = sets
+                .iter()
+                .map(|set| format!("[{}]", words(set.iter().map(|s| &**s))))
+                .collect();
+            format!("one of: {}", sets.join(" "))
+        }
+    }
+}
+
+fn words<'a>(scopes: impl Iterator<Item = &'a str>) -> String {
+    let scopes: Vec<&str> = scopes.collect();
+    if scopes.is_empty() {
+        "(none)".into()
+    } else {
+        scopes.join(" ")
+    }
+}
