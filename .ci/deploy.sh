@@ -60,7 +60,7 @@ step "Dockerfile build stage"
 mode="${SCOPEGATE_IMAGE_BUILD:-check}"
 if [ "$mode" != skip ]; then
     "$BIN/python" - "$mode" "$CACHE/image-target" <<'PY'
-import os, shlex, shutil, subprocess, sys, tempfile, time
+import fnmatch, hashlib, os, shlex, shutil, subprocess, sys, tempfile, time
 
 mode, target = sys.argv[1], sys.argv[2]
 
@@ -90,6 +90,41 @@ for word, rest in instructions("Dockerfile"):
 if not steps:
     sys.exit("Dockerfile: no stage named `build`")
 
+def ignore_rules(path=".dockerignore"):
+    """(pattern, excluded) pairs; the last that matches a path decides, as docker does."""
+    rules = []
+    for line in open(path) if os.path.exists(path) else []:
+        line = line.strip()
+        if line and not line.startswith("#"):
+            excluded = not line.startswith("!")
+            rules.append((line.lstrip("!").strip("/"), excluded))
+    return rules
+
+def in_context(source, rules):
+    excluded = False
+    for pattern, rule_excludes in rules:
+        parts = source.strip("/").split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if any(fnmatch.fnmatchcase(prefix, pattern) for prefix in prefixes):
+            excluded = rule_excludes
+    return not excluded
+
+rules = ignore_rules()
+
+# Like docker's layer cache: when the Dockerfile and every file its COPY lines take are as at the
+# last successful replay, the layers would be reused, and so is that result.
+digest = hashlib.sha256(mode.encode())
+for name in ["Dockerfile", ".dockerignore"] + [
+        source for word, rest in steps if word == "COPY" for source in shlex.split(rest)[:-1]]:
+    paths = [name] if os.path.isfile(name) else sorted(
+        os.path.join(d, f) for d, _, fs in os.walk(name) for f in fs)
+    for path in paths:
+        digest.update(path.encode() + b"\0" + open(path, "rb").read() + b"\0")
+stamp = os.path.join(target, "replayed.sha256")
+if os.path.exists(stamp) and open(stamp).read() == digest.hexdigest():
+    print(f"build stage unchanged since its last replay ({mode}): reused, as a cached layer would be")
+    sys.exit(0)
+
 root = tempfile.mkdtemp(prefix="scopegate-image-")
 workdir = root
 env = dict(os.environ, CARGO_TARGET_DIR=target)
@@ -104,6 +139,8 @@ for word, rest in steps:
             sys.exit(f"Dockerfile: COPY flags are not replayed here: {rest}")
         dest = os.path.join(workdir, dest)
         for source in sources:
+            if not in_context(source, rules):
+                sys.exit(f"Dockerfile: COPY {source}: left out of the build context by .dockerignore")
             into = os.path.join(dest, os.path.basename(source)) if dest.endswith("/") else dest
             if os.path.isdir(source):
                 shutil.copytree(source, into, dirs_exist_ok=True)
@@ -118,6 +155,8 @@ for word, rest in steps:
     elif word in ("ENV", "ARG", "LABEL"):
         sys.exit(f"Dockerfile: {word} in the build stage is not replayed here; extend .ci/deploy.sh")
 shutil.rmtree(root)
+os.makedirs(target, exist_ok=True)
+open(stamp, "w").write(digest.hexdigest())
 print(f"build stage replayed ({mode}) in {time.time() - started:.0f}s")
 PY
 fi
