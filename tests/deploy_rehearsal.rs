@@ -88,6 +88,9 @@ fn shipped_config_loads_as_is_and_names_what_the_deployment_mounts() {
             "port {port} is not a containerPort of the Deployment"
         );
     }
+    // The example the README points to stays loadable too.
+    Config::parse(&read("deploy/config.example.toml"), Path::new(CONFIG_MOUNT))
+        .unwrap_or_else(|e| panic!("deploy/config.example.toml: {e}"));
     // The design's premise: the MCP server is reachable on loopback only.
     assert_eq!(config.upstream.url.host(), Some("127.0.0.1"));
     assert!(config.auth.issuer.starts_with("https://"));
