@@ -232,6 +232,12 @@ impl Ctx {
         if let Some(upstream) = self.upstream_duration {
             metrics.upstream_duration.observe(upstream.as_secs_f64());
         }
+        if let Some(status) = self.upstream_status {
+            metrics
+                .upstream_responses
+                .with_label_values(&[metrics::status_class(status)])
+                .inc();
+        }
     }
 }
 

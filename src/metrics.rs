@@ -42,6 +42,17 @@ const KNOWN_METHODS: [&str; 18] = [
     "sampling/createMessage",
 ];
 
+/// The status class label of an upstream response.
+pub fn status_class(status: http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
 /// The label for a request's method: a known MCP method, `_get`/`_delete` for the stream and
 /// session requests that carry none, `_none` when the request failed before its method was
 /// known, `_other` for the rest.
@@ -66,6 +77,7 @@ pub struct Metrics {
     pub denials: IntCounterVec,
     pub request_duration: Histogram,
     pub upstream_duration: Histogram,
+    pub upstream_responses: IntCounterVec,
     jwks_fetches: IntCounterVec,
     jwks_keys: IntGauge,
     jwks_age: Gauge,
@@ -125,6 +137,11 @@ impl Metrics {
             upstream_duration: histogram(
                 "scopegate_upstream_duration_seconds",
                 "Time the upstream took to answer with a response head.",
+            ),
+            upstream_responses: counter(
+                "scopegate_upstream_responses_total",
+                "Upstream responses by status class (2xx, 3xx, 4xx, 5xx).",
+                &["class"],
             ),
             jwks_fetches: counter(
                 "scopegate_jwks_fetch_total",

@@ -216,3 +216,14 @@ async fn shipped_config_and_policy_allow_and_deny_through_the_proxy() {
 
     proxy.stop().await;
 }
+
+#[test]
+fn shipped_policy_is_the_customer_service_example() {
+    // kustomize cannot reach outside its folder, so the manifests carry a copy: it must not drift.
+    let shipped = std::fs::read_to_string(SHIPPED_POLICY).unwrap();
+    let example = std::fs::read_to_string("policies/customer-service.toml").unwrap();
+    assert_eq!(
+        shipped, example,
+        "{SHIPPED_POLICY} differs from policies/customer-service.toml"
+    );
+}
