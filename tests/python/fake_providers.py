@@ -320,7 +320,8 @@ class FakeProviders:
                 return 400, openai_error(str(e))
             return 200, openai_turn(provider, body)
         if path == "/anthropic/v1/messages":
-            if headers.get("x-api-key") != ANTHROPIC_KEY:
+            # The Messages API takes the key as x-api-key; newer SDKs send it as a bearer token.
+            if ANTHROPIC_KEY not in (headers.get("x-api-key"), (headers.get("authorization") or "")[7:]):
                 return 401, anthropic_error("authentication_error", "invalid x-api-key")
             if not headers.get("anthropic-version"):
                 return 400, anthropic_error("invalid_request_error", "anthropic-version: header is required")

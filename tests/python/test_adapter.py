@@ -264,6 +264,16 @@ def test_a_wrong_api_key_is_refused(support):
         client.models.list()
 
 
+def test_the_anthropic_request_carries_its_key_version_and_max_tokens(support, fakes):
+    ask(support, "anthropic/claude-sonnet-4-5", "Please look up customer C001.")
+    path, body, headers = [r for r in fakes.requests if r[0].startswith("/anthropic/")][-1]
+    headers = {k.lower(): v for k, v in headers.items()}
+    assert headers["x-api-key"] == ANTHROPIC_KEY and headers["anthropic-version"] == "2023-06-01"
+    assert body["max_tokens"] == 4096 and body["system"] == "You are a support assistant."
+    assert all("input_schema" in t for t in body["tools"])
+    assert body["messages"][-1]["content"][0]["type"] == "tool_result"
+
+
 def test_an_unknown_model_is_a_404_in_openai_shape(support):
     with pytest.raises(openai.NotFoundError) as error:
         support.client.chat.completions.create(model="nope/x", messages=[{"role": "user", "content": "hi"}])
