@@ -186,3 +186,79 @@ pub fn parse_response(body: &[u8]) -> Result<Turn, String> {
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Map;
+
+    use super::*;
+
+    fn request(messages: Value, tools: Value) -> ModelRequest {
+        ModelRequest {
+            model: "claude".into(),
+            messages: serde_json::from_value(messages).unwrap(),
+            tools: serde_json::from_value(tools).unwrap(),
+            params: Map::new(),
+        }
+    }
+
+    #[test]
+    fn a_tool_round_becomes_tool_use_and_one_user_message_of_tool_results() {
+        let body = request_body(
+            &request(
+                json!([
+                    { "role": "system", "content": "be brief" },
+                    { "role": "user", "content": "look up C001 and its value" },
+                    { "role": "assistant", "content": null, "tool_calls": [
+                        { "id": "c1", "type": "function", "function": { "name": "a", "arguments": "{\"x\":1}" } },
+                        { "id": "c2", "type": "function", "function": { "name": "b", "arguments": "{}" } },
+                    ]},
+                    { "role": "tool", "tool_call_id": "c1", "content": "one" },
+                    { "role": "tool", "tool_call_id": "c2", "content": "two" },
+                ]),
+                json!([{ "type": "function", "function": {
+                    "name": "a", "description": "d", "parameters": { "type": "object" } } }]),
+            ),
+            4096,
+        )
+        .unwrap();
+        assert_eq!(body["system"], "be brief");
+        assert_eq!(body["max_tokens"], 4096);
+        assert_eq!(
+            body["tools"],
+            json!([{ "name": "a", "description": "d", "input_schema": { "type": "object" } }])
+        );
+        let messages = body["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 3, "{messages:?}");
+        assert_eq!(messages[1]["role"], "assistant");
+        assert_eq!(
+            messages[1]["content"][0],
+            json!({ "type": "tool_use", "id": "c1", "name": "a", "input": { "x": 1 } })
+        );
+        assert_eq!(messages[2]["role"], "user");
+        assert_eq!(messages[2]["content"][0]["tool_use_id"], "c1");
+        assert_eq!(messages[2]["content"][1]["tool_use_id"], "c2");
+    }
+
+    #[test]
+    fn the_callers_max_tokens_wins_over_the_default() {
+        let mut req = request(json!([{ "role": "user", "content": "hi" }]), json!([]));
+        req.params.insert("max_tokens".into(), json!(50));
+        assert_eq!(request_body(&req, 4096).unwrap()["max_tokens"], 50);
+    }
+
+    #[test]
+    fn a_tool_use_response_becomes_openai_tool_calls() {
+        let turn = parse_response(
+            br#"{"id":"msg_1","type":"message","role":"assistant","model":"m","stop_reason":"tool_use",
+                "content":[{"type":"text","text":"Let me check."},
+                           {"type":"tool_use","id":"toolu_1","name":"get_customer_info","input":{"customer_id":"C001"}}],
+                "usage":{"input_tokens":10,"output_tokens":5}}"#,
+        )
+        .unwrap();
+        assert_eq!(turn.finish_reason, "tool_calls");
+        assert_eq!(turn.tool_calls[0].id, "toolu_1");
+        assert_eq!(turn.tool_calls[0].arguments, r#"{"customer_id":"C001"}"#);
+        assert_eq!(turn.usage.prompt_tokens, 10);
+    }
+}

@@ -94,6 +94,7 @@ impl Turn {
 }
 
 /// A caller's `POST /v1/chat/completions` body, checked enough to route it.
+#[derive(Debug)]
 pub struct CallerRequest {
     pub model: String,
     pub stream: bool,
@@ -313,4 +314,53 @@ pub fn function_tool(name: &str, description: &str, input_schema: &Value) -> Val
         "type": "function",
         "function": { "name": name, "description": description, "parameters": input_schema },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_requests_need_a_model_and_tool_messages_their_call_id() {
+        let ok = parse_caller_request(
+            br#"{"model":"support","messages":[{"role":"user","content":"hi"}],"temperature":0.2,"logit_bias":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.model, "support");
+        assert!(ok.params.contains_key("temperature"));
+        assert!(!ok.params.contains_key("logit_bias"), "not passed on");
+        assert!(parse_caller_request(br#"{"messages":[]}"#).is_err());
+        let err =
+            parse_caller_request(br#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#)
+                .unwrap_err();
+        assert!(err.contains("tool_call_id"), "{err}");
+    }
+
+    #[test]
+    fn tool_calls_round_trip_through_the_assistant_message() {
+        let turn = parse_provider_response(
+            br#"{"choices":[{"index":0,"finish_reason":"tool_calls","message":{"role":"assistant","content":null,
+                "tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]}}],
+                "usage":{"prompt_tokens":3,"completion_tokens":4}}"#,
+        )
+        .unwrap();
+        let message = turn.assistant_message();
+        assert_eq!(message["tool_calls"][0]["id"], "call_1");
+        assert_eq!(message["tool_calls"][0]["function"]["name"], "f");
+        assert_eq!(turn.usage.completion_tokens, 4);
+    }
+
+    #[test]
+    fn a_streamed_answer_ends_with_finish_reason_then_done() {
+        let turn = Turn {
+            content: Some("hello".into()),
+            finish_reason: "stop".into(),
+            ..Turn::default()
+        };
+        let events = completion_chunks("id", 1, "m", &turn, false);
+        assert_eq!(events.len(), 4);
+        assert!(events[1].contains(r#""content":"hello""#));
+        assert!(events[2].contains(r#""finish_reason":"stop""#));
+        assert_eq!(events[3], "data: [DONE]\n\n");
+    }
 }
