@@ -220,9 +220,9 @@ impl Engine {
                 Ok(CallOutcome::Denied { scopes, message }) => (
                     "deny",
                     format!(
-                        "Permission denied by scopegate (insufficient_scope): this assistant's \
-                         token lacks the scope(s) {scopes} that {} requires. Tell the user the \
-                         action was not performed.",
+                        "Permission denied by scopegate (insufficient_scope): {} needs the \
+                         scope(s) {scopes}, and this assistant's token does not carry them all. \
+                         The action was not performed; tell the user.",
                         call.name
                     ),
                     message,
