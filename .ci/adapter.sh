@@ -16,5 +16,6 @@ fi
 
 cargo build --quiet --bin scopegate
 cargo test --quiet --lib adapter
+cargo test --quiet --test adapter
 cd tests/python
 SCOPEGATE_BIN="$PWD/../../target/debug/scopegate" "../../$venv/bin/python" -m pytest -q -p no:cacheprovider
