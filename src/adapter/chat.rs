@@ -221,9 +221,9 @@ impl Engine {
                     "deny",
                     format!(
                         "Permission denied by scopegate (insufficient_scope): {} needs the \
-                         scope(s) {scopes}, and this assistant's token does not carry them all. \
-                         The action was not performed; tell the user.",
-                        call.name
+                         scope(s) {scopes}, which the token of OAuth client {} does not all \
+                         carry. The action was not performed; tell the user.",
+                        call.name, tools.client_id
                     ),
                     message,
                 ),

@@ -176,7 +176,7 @@ def ask(adapter, model, text):
     raw = adapter.client.chat.completions.with_raw_response.create(
         model=model,
         messages=[
-            {"role": "system", "content": "You are a support assistant."},
+            {"role": "system", "content": "You answer customer-support questions."},
             {"role": "user", "content": text},
         ],
     )
@@ -269,7 +269,7 @@ def test_the_anthropic_request_carries_its_key_version_and_max_tokens(support, f
     path, body, headers = [r for r in fakes.requests if r[0].startswith("/anthropic/")][-1]
     headers = {k.lower(): v for k, v in headers.items()}
     assert headers["x-api-key"] == ANTHROPIC_KEY and headers["anthropic-version"] == "2023-06-01"
-    assert body["max_tokens"] == 4096 and body["system"] == "You are a support assistant."
+    assert body["max_tokens"] == 4096 and body["system"] == "You answer customer-support questions."
     assert all("input_schema" in t for t in body["tools"])
     assert body["messages"][-1]["content"][0]["type"] == "tool_result"
 
