@@ -43,6 +43,16 @@ enum Command {
         /// Keep everything running after the scenarios and print how to connect.
         #[arg(long)]
         serve: bool,
+        /// Write the endpoints (MCP URL, CA file, token URL, resource) as JSON to this file once
+        /// everything is up, for scripts that drive the running demo.
+        #[arg(long)]
+        endpoints_file: Option<PathBuf>,
+    },
+    /// Run the companion adapter: an OpenAI-compatible endpoint routed to model providers, with
+    /// MCP tools called through scopegate.
+    Adapter {
+        #[arg(long, short)]
+        config: PathBuf,
     },
     /// Check, test and explain policy files, offline.
     Policy {
@@ -103,10 +113,17 @@ fn main() -> ExitCode {
             on_runtime(scopegate::run(&config))
         }
         #[cfg(feature = "demo")]
-        Command::Demo { serve } => {
+        Command::Demo {
+            serve,
+            endpoints_file,
+        } => {
             // The demo prints its own table; logs would bury it unless asked for.
             scopegate::logging::init(json, "warn");
-            on_runtime(scopegate::demo::run(serve))
+            on_runtime(scopegate::demo::run(serve, endpoints_file.as_deref()))
+        }
+        Command::Adapter { config } => {
+            scopegate::logging::init(json, "info");
+            on_runtime(scopegate::adapter::run(&config))
         }
     }
 }

@@ -11,14 +11,15 @@ pub mod scenarios;
 mod serve;
 pub mod system;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
 use system::DemoSystem;
 
-/// Runs the demo; with `serve`, keeps everything up until Ctrl-C and prints how to connect.
-pub async fn run(serve: bool) -> anyhow::Result<()> {
+/// Runs the demo; with `serve`, keeps everything up until Ctrl-C and prints how to connect. With
+/// `endpoints_file`, writes the endpoints there as JSON once the scenarios have run.
+pub async fn run(serve: bool, endpoints_file: Option<&Path>) -> anyhow::Result<()> {
     let dir = demo_dir();
     let system = DemoSystem::start(&dir).await?;
     println!(
@@ -36,6 +37,16 @@ pub async fn run(serve: bool) -> anyhow::Result<()> {
     print!("{}", scenarios::table(&outcomes));
     let unexpected = outcomes.iter().filter(|o| !o.as_expected()).count();
 
+    if let Some(path) = endpoints_file {
+        let endpoints = serde_json::json!({
+            "mcp_url": system.mcp_url,
+            "ca_file": system.certs.ca,
+            "token_url": system.issuer.token_url(),
+            "resource": system.resource,
+            "client_secret": issuer::DEMO_CLIENT_SECRET,
+        });
+        std::fs::write(path, endpoints.to_string())?;
+    }
     if serve {
         print_connection_help(&system);
         tokio::signal::ctrl_c().await?;

@@ -1,0 +1,250 @@
+//! One request to one provider: the URL, headers and body its kind wants, the exchange with a
+//! timeout, and the answer sorted into a [`Turn`] or a [`ProviderError`] that says whether another
+//! try may help. Owns no retry or fallback (see `routing`).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+
+use super::anthropic;
+use super::config::{ProviderConfig, ProviderKind};
+use super::openai::{self, ModelRequest, Turn};
+use crate::client::HttpClient;
+
+/// Largest provider answer read; a completion is kilobytes, this bounds a misbehaving server.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Why a provider did not answer with a turn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProviderError {
+    /// 429 or 5xx: worth another try, here or at the next target.
+    Status {
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    /// No answer within the provider's timeout.
+    Timeout,
+    /// Could not connect or the connection broke.
+    Connect(String),
+    /// The provider refused the request itself (4xx other than 429): another target would most
+    /// likely refuse it too, so it goes back to the caller.
+    Rejected { status: StatusCode, message: String },
+    /// An answer the adapter cannot read.
+    Invalid(String),
+}
+
+impl ProviderError {
+    /// Whether retrying or falling back may help.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::Status { .. } | ProviderError::Timeout | ProviderError::Connect(_)
+        )
+    }
+
+    /// Bounded label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ProviderError::Status { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS => {
+                "rate_limited"
+            }
+            ProviderError::Status { .. } => "server_error",
+            ProviderError::Timeout => "timeout",
+            ProviderError::Connect(_) => "connect",
+            ProviderError::Rejected { .. } => "rejected",
+            ProviderError::Invalid(_) => "invalid_response",
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ProviderError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProviderError::Status {
+                status, message, ..
+            }
+            | ProviderError::Rejected { status, message } => write!(f, "{status}: {message}"),
+            ProviderError::Timeout => f.write_str("timed out"),
+            ProviderError::Connect(e) => write!(f, "connection failed: {e}"),
+            ProviderError::Invalid(e) => write!(f, "unreadable answer: {e}"),
+        }
+    }
+}
+
+/// A configured provider with the client it is reached through.
+pub struct Provider {
+    pub config: ProviderConfig,
+    client: HttpClient,
+}
+
+impl Provider {
+    pub fn new(config: ProviderConfig, client: HttpClient) -> Self {
+        Provider { config, client }
+    }
+
+    /// Sends `request` (whose `model` is this provider's model name) and reads the answer.
+    pub async fn complete(&self, request: &ModelRequest) -> Result<Turn, ProviderError> {
+        let http_request = self.build(request)?;
+        let exchange = async {
+            let response = self
+                .client
+                .request(http_request)
+                .await
+                .map_err(|e| ProviderError::Connect(error_chain(&e)))?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(parse_retry_after);
+            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| ProviderError::Connect(e.to_string()))?
+                .to_bytes();
+            Ok::<_, ProviderError>((status, retry_after, body))
+        };
+        let (status, retry_after, body) = tokio::time::timeout(self.config.timeout, exchange)
+            .await
+            .map_err(|_| ProviderError::Timeout)??;
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Err(ProviderError::Status {
+                status,
+                retry_after,
+                message: error_message(&body),
+            });
+        }
+        if !status.is_success() {
+            return Err(ProviderError::Rejected {
+                status,
+                message: error_message(&body),
+            });
+        }
+        match self.config.kind {
+            ProviderKind::Anthropic => anthropic::parse_response(&body),
+            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
+                openai::parse_provider_response(&body)
+            }
+        }
+        .map_err(ProviderError::Invalid)
+    }
+
+    fn build(&self, request: &ModelRequest) -> Result<Request<Full<Bytes>>, ProviderError> {
+        let config = &self.config;
+        let (path, body) = match config.kind {
+            ProviderKind::Anthropic => (
+                "/v1/messages",
+                anthropic::request_body(request, config.max_tokens).map_err(|e| {
+                    ProviderError::Rejected {
+                        status: StatusCode::BAD_REQUEST,
+                        message: e,
+                    }
+                })?,
+            ),
+            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
+                ("/chat/completions", openai::provider_body(request))
+            }
+        };
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}{path}", config.base_url))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json");
+        if let Some(key) = &config.api_key {
+            builder = match config.kind {
+                ProviderKind::Anthropic => builder
+                    .header("x-api-key", key)
+                    .header("anthropic-version", &config.anthropic_version),
+                _ => builder.header(header::AUTHORIZATION, format!("Bearer {key}")),
+            };
+        } else if config.kind == ProviderKind::Anthropic {
+            builder = builder.header("anthropic-version", &config.anthropic_version);
+        }
+        builder
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| ProviderError::Invalid(format!("cannot build the request: {e}")))
+    }
+}
+
+/// `Retry-After` in seconds (the form providers send); an HTTP date is ignored.
+fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// The provider's own error message when its body has one (OpenAI and Anthropic both put it at
+/// `error.message`), else the start of the body.
+fn error_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_ignores_dates() {
+        let v = |s: &'static str| HeaderValue::from_static(s);
+        assert_eq!(parse_retry_after(&v("2")), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after(&v("0.5")),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(parse_retry_after(&v("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+    }
+
+    #[test]
+    fn only_rate_limits_server_errors_timeouts_and_connect_failures_are_retried() {
+        let status = |code: u16| ProviderError::Status {
+            status: StatusCode::from_u16(code).unwrap(),
+            retry_after: None,
+            message: String::new(),
+        };
+        assert!(status(429).retryable());
+        assert!(status(503).retryable());
+        assert!(ProviderError::Timeout.retryable());
+        assert!(ProviderError::Connect("refused".into()).retryable());
+        let rejected = ProviderError::Rejected {
+            status: StatusCode::BAD_REQUEST,
+            message: String::new(),
+        };
+        assert!(!rejected.retryable());
+        assert!(!ProviderError::Invalid("x".into()).retryable());
+        assert_eq!(status(429).reason(), "rate_limited");
+    }
+
+    #[test]
+    fn error_message_comes_from_the_error_object() {
+        assert_eq!(
+            error_message(br#"{"error":{"message":"overloaded","type":"x"}}"#),
+            "overloaded"
+        );
+        assert_eq!(error_message(b"plain"), "plain");
+    }
+}

@@ -1,0 +1,89 @@
+//! The adapter's token manager and MCP client against the real demo system: dev issuer, proxy on
+//! TLS with the customer-service policy, rmcp sample server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scopegate::adapter::config::OAuthConfig;
+use scopegate::adapter::mcp_client::{CallOutcome, McpClient};
+use scopegate::adapter::token::TokenManager;
+use scopegate::demo::issuer::DEMO_CLIENT_SECRET;
+use scopegate::demo::system::DemoSystem;
+use serde_json::json;
+
+fn client_for(system: &DemoSystem, client_id: &str) -> (McpClient, Arc<TokenManager>) {
+    let oauth = OAuthConfig {
+        token_url: system.issuer.token_url().parse().unwrap(),
+        client_id: client_id.to_owned(),
+        client_secret: DEMO_CLIENT_SECRET.to_owned(),
+        scopes: Vec::new(),
+        resource: Some(system.resource.clone()),
+        ca_file: None,
+    };
+    let http = scopegate::client::build(Some(&system.certs.ca), Duration::from_secs(5)).unwrap();
+    let tokens = Arc::new(TokenManager::new(oauth, http.clone()));
+    let mcp = McpClient::new(
+        system.mcp_url.parse().unwrap(),
+        http,
+        tokens.clone(),
+        Duration::from_secs(10),
+    );
+    (mcp, tokens)
+}
+
+#[tokio::test]
+async fn tools_run_through_scopegate_and_a_missing_scope_is_an_outcome_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let system = DemoSystem::start(dir.path()).await.unwrap();
+
+    let (support, support_tokens) = client_for(&system, "support-agent");
+    let tools = support.list_tools().await.unwrap();
+    assert!(tools.iter().any(|t| t.name == "get_customer_info"));
+    let lookup = support
+        .call_tool("get_customer_info", json!({ "customer_id": "C001" }))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&lookup, CallOutcome::Done { text, is_error: false } if text.contains("Alice Martin")),
+        "{lookup:?}"
+    );
+    // One token serves the whole session.
+    assert_eq!(support_tokens.fetches(), 1);
+
+    let (readonly, _) = client_for(&system, "readonly-agent");
+    let ticket = readonly
+        .call_tool(
+            "create_support_ticket",
+            json!({ "customer_id": "C002", "subject": "s", "description": "d" }),
+        )
+        .await
+        .unwrap();
+    match ticket {
+        CallOutcome::Denied { scopes, message } => {
+            assert!(scopes.contains("ticket:create"), "{scopes}");
+            assert!(message.contains("insufficient_scope"), "{message}");
+        }
+        other => panic!("expected a denial, got {other:?}"),
+    }
+    system.proxy.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_token_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let system = DemoSystem::start(dir.path()).await.unwrap();
+    let (_, tokens) = client_for(&system, "support-agent");
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            let tokens = tokens.clone();
+            tokio::spawn(async move { tokens.token().await.unwrap() })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for handle in handles {
+        seen.push(handle.await.unwrap());
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(tokens.fetches(), 1, "single flight");
+    system.proxy.stop().await;
+}

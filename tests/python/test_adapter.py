@@ -1,0 +1,280 @@
+"""End to end: the official `openai` client calls `scopegate adapter`, which routes to the fake
+providers, which ask for tools, which run through scopegate (`scopegate demo --serve`: dev issuer,
+proxy on TLS, rmcp sample server) under the shipped customer-service policy."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import urllib.request
+import openai
+import pytest
+from openai.types.chat import ChatCompletion
+
+from fake_providers import ANTHROPIC_KEY, OPENAI_KEY, FakeProviders
+
+ROOT = Path(__file__).resolve().parents[2]
+BINARY = os.environ.get("SCOPEGATE_BIN", str(ROOT / "target" / "debug" / "scopegate"))
+API_KEY = "adapter-test-key"
+DEADLINE = 60
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, what):
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(what)
+
+
+def stop(process):
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    endpoints_file = tmp_path_factory.mktemp("demo") / "endpoints.json"
+    process = subprocess.Popen(
+        [BINARY, "demo", "--serve", "--endpoints-file", str(endpoints_file)],
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "RUST_LOG": "warn"},
+    )
+    try:
+        wait_for(lambda: endpoints_file.exists() and endpoints_file.stat().st_size > 0, "demo endpoints")
+        yield json.loads(endpoints_file.read_text())
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="session")
+def fakes():
+    server = FakeProviders()
+    yield server
+    server.close()
+
+
+class Adapter:
+    def __init__(self, base_url, admin_url, log):
+        self.base_url = base_url
+        self.admin_url = admin_url
+        self.log = log
+        self.client = openai.OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0)
+
+    def metrics(self):
+        with urllib.request.urlopen(f"{self.admin_url}/metrics") as response:
+            return response.read().decode()
+
+    def audit_lines(self):
+        lines = [json.loads(l) for l in self.log.read_text().splitlines() if l.startswith("{")]
+        return [l for l in lines if l.get("target") == "audit"]
+
+
+def start_adapter(tmp, demo, fakes, client_id):
+    api, admin = free_port(), free_port()
+    config = tmp / f"{client_id}.toml"
+    config.write_text(f"""
+[listen]
+address = "127.0.0.1:{api}"
+api_key_env = "ADAPTER_API_KEY"
+
+[mcp]
+url = "{demo['mcp_url']}"
+ca_file = "{demo['ca_file']}"
+max_tool_rounds = 3
+
+[oauth]
+token_url = "{demo['token_url']}"
+client_id = "{client_id}"
+client_secret_env = "OAUTH_CLIENT_SECRET"
+resource = "{demo['resource']}"
+
+[[providers]]
+name = "openai"
+kind = "openai"
+base_url = "{fakes.url('openai')}/v1"
+api_key_env = "OPENAI_API_KEY"
+
+[[providers]]
+name = "anthropic"
+kind = "anthropic"
+base_url = "{fakes.url('anthropic')}"
+api_key_env = "ANTHROPIC_API_KEY"
+
+[[providers]]
+name = "local"
+kind = "openai-compatible"
+base_url = "{fakes.url('compat')}/v1"
+
+[[providers]]
+name = "flaky"
+kind = "openai-compatible"
+base_url = "{fakes.url('down')}/v1"
+
+[models.support]
+targets = ["flaky/gpt-4o-mini", "anthropic/claude-sonnet-4-5"]
+
+[routing]
+max_retries = 1
+backoff = "20ms"
+
+[admin]
+address = "127.0.0.1:{admin}"
+""")
+    log = tmp / f"{client_id}.log"
+    env = {
+        **os.environ,
+        "ADAPTER_API_KEY": API_KEY,
+        "OAUTH_CLIENT_SECRET": demo["client_secret"],
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
+        "RUST_LOG": "info",
+    }
+    process = subprocess.Popen([BINARY, "adapter", "--config", str(config)], stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
+
+    def healthy():
+        assert process.poll() is None, log.read_text()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{admin}/healthz") as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    wait_for(healthy, "adapter health")
+    return process, Adapter(f"http://127.0.0.1:{api}/v1", f"http://127.0.0.1:{admin}", log)
+
+
+@pytest.fixture(scope="session")
+def support(tmp_path_factory, demo, fakes):
+    process, adapter = start_adapter(tmp_path_factory.mktemp("support"), demo, fakes, "support-agent")
+    yield adapter
+    stop(process)
+
+
+@pytest.fixture(scope="session")
+def readonly(tmp_path_factory, demo, fakes):
+    process, adapter = start_adapter(tmp_path_factory.mktemp("readonly"), demo, fakes, "readonly-agent")
+    yield adapter
+    stop(process)
+
+
+def ask(adapter, model, text):
+    raw = adapter.client.chat.completions.with_raw_response.create(
+        model=model,
+        messages=[
+            {"role": "system", "content": "You answer customer-support questions."},
+            {"role": "user", "content": text},
+        ],
+    )
+    completion = raw.parse()
+    # Strict: the adapter's body must be a valid ChatCompletion by the SDK's own model.
+    ChatCompletion.model_validate_json(raw.http_response.text)
+    return completion, raw.headers
+
+
+PROVIDERS = ["openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5", "local/llama-3.1-8b"]
+
+
+@pytest.mark.parametrize("model", PROVIDERS)
+def test_customer_lookup_runs_the_tool_through_scopegate(support, model):
+    completion, headers = ask(support, model, "Please look up customer C001.")
+    answer = completion.choices[0].message.content
+    assert "get_customer_info returned" in answer, answer
+    assert "Alice Martin" in answer and "gold" in answer
+    assert headers["x-scopegate-target"] == model
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage.total_tokens > 0
+
+
+@pytest.mark.parametrize("model", PROVIDERS)
+def test_account_value_is_calculated_for_the_support_client(support, model):
+    completion, _ = ask(support, model, "What is the account value of customer C001?")
+    answer = completion.choices[0].message.content
+    assert "calculate_account_value returned" in answer, answer
+    assert "520.49" in answer
+
+
+@pytest.mark.parametrize("model", PROVIDERS)
+def test_ticket_creation_is_refused_for_the_read_only_client(readonly, model):
+    completion, _ = ask(readonly, model, "Open a ticket for customer C002: refund request.")
+    answer = completion.choices[0].message.content
+    assert "could not do that" in answer, answer
+    assert "insufficient_scope" in answer and "ticket:create" in answer
+    denied = [l for l in readonly.audit_lines() if l.get("tool") == "create_support_ticket"]
+    assert denied and all(l["decision"] == "deny" for l in denied)
+    assert denied[-1]["caller"] == "readonly-agent"
+    assert 'tool="create_support_ticket",decision="deny"}' in readonly.metrics()
+
+
+def test_a_plain_question_needs_no_tool(readonly):
+    completion, headers = ask(readonly, "local/llama-3.1-8b", "Hi there")
+    assert completion.choices[0].message.content.startswith("[fake-compat] Hello!")
+    assert headers["x-scopegate-fallbacks"] == "0"
+
+
+def test_a_provider_failing_with_503_falls_back_to_the_next_target(support, fakes):
+    before = fakes.hits("down")
+    completion, headers = ask(support, "support", "Please look up customer C003.")
+    assert "Carla Diaz" in completion.choices[0].message.content
+    assert headers["x-scopegate-target"] == "anthropic/claude-sonnet-4-5"
+    assert headers["x-scopegate-fallbacks"] == "1"
+    # One try and one retry on the failing target, then the fallback.
+    assert fakes.hits("down") - before == 2
+    metrics = support.metrics()
+    assert 'scopegate_adapter_fallbacks_total{provider="flaky",model="gpt-4o-mini",reason="server_error"}' in metrics
+    assert 'scopegate_adapter_requests_total{provider="anthropic",model="claude-sonnet-4-5",outcome="ok"}' in metrics
+
+
+def test_streaming_answers_as_chat_completion_chunks(support):
+    stream = support.client.chat.completions.create(
+        model="anthropic/claude-sonnet-4-5",
+        messages=[{"role": "user", "content": "Please look up customer C002."}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "Bob Chen" in text
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert chunks[-1].usage.total_tokens > 0
+
+
+def test_models_lists_aliases_and_targets(support):
+    ids = {m.id for m in support.client.models.list()}
+    assert {"support", "flaky/gpt-4o-mini", "anthropic/claude-sonnet-4-5"} <= ids
+
+
+def test_a_wrong_api_key_is_refused(support):
+    client = openai.OpenAI(base_url=support.base_url, api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        client.models.list()
+
+
+def test_the_anthropic_request_carries_its_key_version_and_max_tokens(support, fakes):
+    ask(support, "anthropic/claude-sonnet-4-5", "Please look up customer C001.")
+    path, body, headers = [r for r in fakes.requests if r[0].startswith("/anthropic/")][-1]
+    headers = {k.lower(): v for k, v in headers.items()}
+    assert headers["x-api-key"] == ANTHROPIC_KEY and headers["anthropic-version"] == "2023-06-01"
+    assert body["max_tokens"] == 4096 and body["system"] == "You answer customer-support questions."
+    assert all("input_schema" in t for t in body["tools"])
+    assert body["messages"][-1]["content"][0]["type"] == "tool_result"
+
+
+def test_an_unknown_model_is_a_404_in_openai_shape(support):
+    with pytest.raises(openai.NotFoundError) as error:
+        support.client.chat.completions.create(model="nope/x", messages=[{"role": "user", "content": "hi"}])
+    assert error.value.body["code"] == "model_not_found"
