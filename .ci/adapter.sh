@@ -15,7 +15,5 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$packages" ]]; then
 fi
 
 cargo build --quiet --bin scopegate
-cargo test --quiet --lib adapter
-cargo test --quiet --test adapter
 cd tests/python
 SCOPEGATE_BIN="$PWD/../../target/debug/scopegate" "../../$venv/bin/python" -m pytest -q -p no:cacheprovider
