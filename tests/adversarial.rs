@@ -69,10 +69,10 @@ pub async fn check(
     if t.upstream_requests() != before {
         problems.push("reached the upstream".to_string());
     }
-    if let Some(token) = token.filter(|t| t.len() > 16) {
-        if got.challenge.contains(token) || body.to_string().contains(token) {
-            problems.push("token echoed".to_string());
-        }
+    if let Some(token) = token.filter(|t| t.len() > 16)
+        && (got.challenge.contains(token) || body.to_string().contains(token))
+    {
+        problems.push("token echoed".to_string());
     }
     if problems.is_empty() {
         Ok(())

@@ -75,7 +75,10 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 }
 
 /// Method, id and target of each message as serde_json reads the body.
-fn serde_reading(body: &[u8]) -> Option<Vec<(Option<String>, Option<Value>, Option<String>)>> {
+/// One message as a reader sees it: method, id, target.
+type Reading = (Option<String>, Option<Value>, Option<String>);
+
+fn serde_reading(body: &[u8]) -> Option<Vec<Reading>> {
     let value: Value = serde_json::from_slice(body).ok()?;
     let messages = match value {
         Value::Array(items) => items,
@@ -99,9 +102,7 @@ fn serde_reading(body: &[u8]) -> Option<Vec<(Option<String>, Option<Value>, Opti
     )
 }
 
-fn inspector_reading(
-    inspection: &Inspection<'_>,
-) -> Vec<(Option<String>, Option<Value>, Option<String>)> {
+fn inspector_reading(inspection: &Inspection<'_>) -> Vec<Reading> {
     inspection
         .messages
         .iter()
