@@ -6,7 +6,8 @@
 # cargo-fuzz's sanitizers need a nightly compiler. On a stable toolchain this builds the targets
 # with libFuzzer's coverage instrumentation (stable -C flags, no sanitizer) and runs each binary
 # directly; with `cargo fuzz` installed and a nightly toolchain, `cargo fuzz run TARGET` works as
-# usual. New inputs found by a run land in fuzz/corpus/TARGET; crashes in fuzz/artifacts/TARGET.
+# usual. The first build compiles every dependency with instrumentation (about 19 minutes on two
+# shared cores); later runs reuse it. New inputs found by a run land in fuzz/corpus/TARGET; crashes in fuzz/artifacts/TARGET.
 set -euo pipefail
 
 seconds="${1:-60}"
