@@ -284,7 +284,10 @@ fn scope_type_error(name: &str) -> AuthError {
     AuthError::Malformed(Cow::Owned(format!("claim `{name}` must be {expected}")))
 }
 
-fn parse_object(json: &[u8], what: &'static str) -> Result<Map<String, Value>, AuthError> {
+pub(super) fn parse_object(
+    json: &[u8],
+    what: &'static str,
+) -> Result<Map<String, Value>, AuthError> {
     serde_json::from_slice::<UniqueKeyObject>(json)
         .map(|o| o.0)
         .map_err(|e| {

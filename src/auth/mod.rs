@@ -305,6 +305,25 @@ impl Authenticator {
     }
 }
 
+/// What `authenticate` checks on untrusted bytes before a key is looked up (bearer syntax, the
+/// protected header), then the claim checks on the unverified payload. For the fuzz targets
+/// only: it proves nothing about a token, so it exists only with the `fuzzing` feature.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_unverified(
+    headers: &http::HeaderMap,
+    settings: &AuthSettings,
+) -> Result<(), AuthError> {
+    use base64::Engine as _;
+    let token = bearer::extract(headers, settings.max_token_bytes)?;
+    jwt::check_header(token, &settings.algorithms, settings.require_typ.as_deref())?;
+    let payload = token.split('.').nth(1).unwrap_or_default();
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| AuthError::malformed("claims are not base64url"))?;
+    let claims = jwt::parse_object(&json, "claims")?;
+    jwt::principal(claims, settings, jsonwebtoken::get_current_timestamp()).map(|_| ())
+}
+
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")

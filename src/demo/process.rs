@@ -71,6 +71,11 @@ impl ProxyProcess {
         )
     }
 
+    /// The child's process id, for reading its memory use from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Every line the process wrote to stderr so far.
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone()
