@@ -65,7 +65,7 @@ async fn tools_run_through_scopegate_and_a_missing_scope_is_an_outcome_not_an_er
         }
         other => panic!("expected a denial, got {other:?}"),
     }
-    system.proxy.stop().await;
+    system.stop().await;
 }
 
 #[tokio::test]
@@ -85,5 +85,5 @@ async fn concurrent_callers_share_one_token_fetch() {
     }
     assert!(seen.windows(2).all(|w| w[0] == w[1]));
     assert_eq!(tokens.fetches(), 1, "single flight");
-    system.proxy.stop().await;
+    system.stop().await;
 }
