@@ -165,7 +165,9 @@ mod tests {
             }
         }
         assert!(all.len() > super::LINEAR_MAX);
-        for name in ["", "a", "abc", "axc", "team1_x", "team10_y", "tezm", "b_admin", "zzz", "é"] {
+        for name in [
+            "", "a", "abc", "axc", "team1_x", "team10_y", "tezm", "b_admin", "zzz", "é",
+        ] {
             let linear = all.iter().position(|(g, _)| g.matches(name));
             assert_eq!(list.first_match(name), linear, "{name}");
         }
