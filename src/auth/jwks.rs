@@ -396,6 +396,26 @@ impl KeySource {
         }
     }
 
+    /// Whether `key` is still in the current, usable key set: a cached verification stays good
+    /// only as long as the very key that made it. A set past its freshness still answers (and
+    /// starts one background refresh), as in [`Self::key_for`]. A refetched set holds new keys,
+    /// so every cached verification is redone once per refetch; that is the price of never
+    /// trusting a key the IdP has rotated out.
+    pub(super) fn still_verifies(self: &Arc<Self>, key: &Arc<VerifyingKey>) -> bool {
+        let current = self.current.load();
+        let Some(set) = current.as_ref() else {
+            return false;
+        };
+        let now = Instant::now();
+        if now >= set.usable_until || !set.keys.iter().any(|k| Arc::ptr_eq(k, key)) {
+            return false;
+        }
+        if now >= set.fresh_until {
+            self.spawn_refresh();
+        }
+        true
+    }
+
     /// Fetches through the gate and waits for the outcome. The fetch runs in its own task, so a
     /// caller that goes away (client disconnect) does not cancel it for the others.
     pub(super) async fn refresh(self: &Arc<Self>) -> FetchOutcome {

@@ -7,7 +7,7 @@ use std::collections::hash_map::Entry as MapEntry;
 use toml::Spanned;
 
 use super::error::{Problems, line_of};
-use super::glob::{Glob, RESERVED};
+use super::glob::{Glob, GlobList, RESERVED};
 use super::raw::{Entry, RawPolicy};
 use super::{Mode, Need, Per, Policy, RateLimit, Rule, RuleIndex, fnv1a_64};
 
@@ -53,7 +53,7 @@ pub(super) fn compile(raw: RawPolicy, source: &str, problems: &mut Problems) -> 
         mode,
         rules: Vec::new(),
         exact_tools: HashMap::new(),
-        glob_tools: Vec::new(),
+        glob_tools: GlobList::default(),
         methods: HashMap::new(),
         source_hash: format!("{:016x}", fnv1a_64(source.as_bytes())),
     };
@@ -100,7 +100,7 @@ pub(super) fn compile(raw: RawPolicy, source: &str, problems: &mut Problems) -> 
         let index = RuleIndex(policy.rules.len());
         policy.rules.push(rule);
         if Glob::is_glob(name) {
-            policy.glob_tools.push((Glob::new(name), index));
+            policy.glob_tools.push(Glob::new(name), index);
         } else {
             policy.exact_tools.insert(name.as_str().into(), index);
         }

@@ -3,6 +3,8 @@
 //! refused at load time (see `compile.rs`) because other glob dialects give them a meaning that a
 //! policy author could expect here and silently not get.
 
+use std::collections::HashMap;
+
 /// Characters that make a tool name a glob.
 pub(super) const WILDCARDS: [char; 2] = ['*', '?'];
 
@@ -64,6 +66,76 @@ impl Glob {
     }
 }
 
+/// Up to this many globs a lookup simply tries each in order: a mismatch is usually found in the
+/// first few bytes, which beats hashing the name's prefixes.
+const LINEAR_MAX: usize = 16;
+
+/// Globs in file order, indexed by their literal prefix (the bytes before the first wildcard), so
+/// that with many globs a lookup tries only those whose prefix the name starts with. The answer
+/// is the same as trying every glob in order: the first in file order that matches.
+#[derive(Debug)]
+pub(super) struct GlobList<T> {
+    globs: Vec<(Glob, T)>,
+    /// Positions in `globs`, ascending, by literal prefix.
+    by_prefix: HashMap<Box<[u8]>, Vec<usize>>,
+    longest_prefix: usize,
+}
+
+impl<T> Default for GlobList<T> {
+    fn default() -> Self {
+        Self {
+            globs: Vec::new(),
+            by_prefix: HashMap::new(),
+            longest_prefix: 0,
+        }
+    }
+}
+
+impl<T: Copy> GlobList<T> {
+    pub(super) fn push(&mut self, glob: Glob, value: T) {
+        let prefix_len = glob
+            .pattern
+            .iter()
+            .position(|b| matches!(b, b'*' | b'?'))
+            .unwrap_or(glob.pattern.len());
+        let prefix: Box<[u8]> = glob.pattern[..prefix_len].into();
+        self.longest_prefix = self.longest_prefix.max(prefix_len);
+        self.by_prefix
+            .entry(prefix)
+            .or_default()
+            .push(self.globs.len());
+        self.globs.push((glob, value));
+    }
+
+    /// The value of the first glob, in the order pushed, that matches `name`.
+    pub(super) fn first_match(&self, name: &str) -> Option<T> {
+        if self.globs.len() <= LINEAR_MAX {
+            return self
+                .globs
+                .iter()
+                .find(|(glob, _)| glob.matches(name))
+                .map(|&(_, value)| value);
+        }
+        let bytes = name.as_bytes();
+        let mut best: Option<usize> = None;
+        for len in 0..=self.longest_prefix.min(bytes.len()) {
+            let Some(positions) = self.by_prefix.get(&bytes[..len]) else {
+                continue;
+            };
+            for &pos in positions {
+                if best.is_some_and(|best| pos >= best) {
+                    break;
+                }
+                if self.globs[pos].0.matches(name) {
+                    best = Some(pos);
+                    break;
+                }
+            }
+        }
+        best.map(|pos| self.globs[pos].1)
+    }
+}
+
 /// Length of the UTF-8 character that starts with `lead`.
 fn char_len(lead: u8) -> usize {
     match lead {
@@ -76,7 +148,30 @@ fn char_len(lead: u8) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::Glob;
+    use super::{Glob, GlobList};
+
+    #[test]
+    fn indexed_glob_list_answers_like_trying_every_glob_in_order() {
+        let patterns = [
+            "*", "a*", "ab*", "a?c", "team1_*", "team1_x*", "*_admin", "te?m*", "team10_*", "",
+        ];
+        // Many globs, so the index is used; the same globs repeated keep file order decisive.
+        let mut list = GlobList::default();
+        let mut all = Vec::new();
+        for round in 0..3 {
+            for (i, p) in patterns.iter().enumerate().skip(round) {
+                list.push(Glob::new(p), all.len());
+                all.push((Glob::new(p), i));
+            }
+        }
+        assert!(all.len() > super::LINEAR_MAX);
+        for name in [
+            "", "a", "abc", "axc", "team1_x", "team10_y", "tezm", "b_admin", "zzz", "é",
+        ] {
+            let linear = all.iter().position(|(g, _)| g.matches(name));
+            assert_eq!(list.first_match(name), linear, "{name}");
+        }
+    }
 
     fn matches(pattern: &str, name: &str) -> bool {
         Glob::new(pattern).matches(name)

@@ -27,7 +27,7 @@ use std::time::Duration;
 pub use decide::{Decision, Denial, DenyReason, RuleRef, ScopeSet};
 pub use error::{PolicyError, Problem};
 
-use glob::Glob;
+use glob::GlobList;
 
 /// What the policy decides about: one JSON-RPC message's method and, for `tools/call`,
 /// `prompts/get`, `resources/read`…, its target (tool name, prompt name, resource URI).
@@ -102,8 +102,8 @@ pub struct Policy {
     rules: Vec<Rule>,
     /// Exact tool names, tried first.
     exact_tools: HashMap<Box<str>, RuleIndex>,
-    /// Glob tool names in file order, tried when no exact name matches.
-    glob_tools: Vec<(Glob, RuleIndex)>,
+    /// Glob tool names in file order, indexed by literal prefix; tried when no exact name matches.
+    glob_tools: GlobList<RuleIndex>,
     /// `[methods]` rules by exact method name.
     methods: HashMap<Box<str>, RuleIndex>,
     source_hash: String,
@@ -189,11 +189,7 @@ impl Policy {
     fn tool_rule(&self, name: &str) -> Option<&Rule> {
         let index = match self.exact_tools.get(name) {
             Some(&index) => index,
-            None => self
-                .glob_tools
-                .iter()
-                .find(|(glob, _)| glob.matches(name))
-                .map(|&(_, index)| index)?,
+            None => self.glob_tools.first_match(name)?,
         };
         Some(&self.rules[index.0])
     }

@@ -86,8 +86,8 @@ fn find<'p>(policy: &'p Policy, action: &Action<'_>) -> Found<'p> {
         if let Some(index) = policy.exact_tools.get(tool) {
             return Found::Exact(&policy.rules[index.0]);
         }
-        return match policy.glob_tools.iter().find(|(g, _)| g.matches(tool)) {
-            Some((_, index)) => Found::Glob(&policy.rules[index.0]),
+        return match policy.glob_tools.first_match(tool) {
+            Some(index) => Found::Glob(&policy.rules[index.0]),
             None => Found::Default,
         };
     }

@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# Side-by-side load benchmark on loopback: the same MCP tools/call POST with the same bearer token
+# through
+#   direct     the upstream itself (the floor)
+#   nginx      TLS termination and proxying, no auth
+#   haproxy    TLS, RS256 jwt_verify, iss/aud/exp, the tool's scope read from the body
+#   scopegate  the shipped customer-service policy
+# Runs are interleaved and repeated; medians are reported. Stops by itself.
+#
+#   bench/run.sh            full run (about 4 x ROUNDS x (DURATION + PACED) seconds plus the build)
+#   bench/run.sh --smoke    a few seconds per target, debug build: checks that everything still works
+#
+# Knobs (environment): BENCH_DURATION (s, default 10), BENCH_PACED (s, default 6), BENCH_ROUNDS
+# (default 3), BENCH_CONNS (default 32), BENCH_THREADS (wrk threads, default 1), BENCH_PORT (first
+# of four ports, default 18080).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export PATH="$PATH:/usr/sbin:/sbin"
+
+SMOKE=0
+[[ "${1:-}" == "--smoke" ]] && SMOKE=1
+DURATION=${BENCH_DURATION:-10}
+PACED=${BENCH_PACED:-6}
+ROUNDS=${BENCH_ROUNDS:-3}
+CONNS=${BENCH_CONNS:-32}
+THREADS=${BENCH_THREADS:-1}
+PORT=${BENCH_PORT:-18080}
+PROFILE=release
+if ((SMOKE)); then
+  DURATION=${BENCH_DURATION:-3}; PACED=${BENCH_PACED:-2}; ROUNDS=${BENCH_ROUNDS:-1}; PROFILE=dev
+fi
+UP_PORT=$PORT NGINX_PORT=$((PORT + 1)) HAPROXY_PORT=$((PORT + 2)) SG_PORT=$((PORT + 3))
+ISSUER=https://issuer.bench.local
+AUDIENCE=https://localhost:$SG_PORT/mcp
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+# --- what the run needs ---------------------------------------------------------------------
+missing=()
+for pair in nginx:nginx haproxy:haproxy wrk:wrk h2load:nghttp2-client openssl:openssl curl:curl; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+if ((${#missing[@]})); then
+  say "installing ${missing[*]}"
+  SUDO=; [[ $(id -u) == 0 ]] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+HAPROXY_VERSION=$(haproxy -v | sed -n 1p)
+case "$HAPROXY_VERSION" in
+  *" version 2."[0-4]"."*|*" version 1."*) echo "HAProxy 2.5 or later is needed for jwt_verify: $HAPROXY_VERSION" >&2; exit 1 ;;
+esac
+
+say "building scopegate and the upstream ($PROFILE)"
+cargo build -q --profile "$PROFILE" --bin scopegate --example bench-upstream
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+OUT=$TARGET_DIR/$([[ $PROFILE == dev ]] && echo debug || echo release)
+SCOPEGATE=$OUT/scopegate
+UPSTREAM=$OUT/examples/bench-upstream
+
+W=$(mktemp -d)
+chmod 755 "$W"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+# --- keys, token, certificate ---------------------------------------------------------------
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$W/jwt.key" 2>/dev/null
+openssl pkey -in "$W/jwt.key" -pubout -out "$W/jwt.pub"
+modulus=$(openssl rsa -in "$W/jwt.key" -noout -modulus | cut -d= -f2)
+N=$(printf '%b' "$(sed 's/../\\x&/g' <<<"$modulus")" | b64url)
+printf '{"keys":[{"kty":"RSA","kid":"bench","alg":"RS256","use":"sig","n":"%s","e":"AQAB"}]}' "$N" >"$W/jwks.json"
+now=$(date +%s)
+header=$(printf '{"alg":"RS256","typ":"JWT","kid":"bench"}' | b64url)
+claims=$(printf '{"iss":"%s","aud":"%s","sub":"bench-agent","client_id":"bench-agent","scope":"customer:read ticket:create","iat":%d,"exp":%d}' \
+  "$ISSUER" "$AUDIENCE" "$now" $((now + 86400)) | b64url)
+signature=$(printf '%s.%s' "$header" "$claims" | openssl dgst -sha256 -sign "$W/jwt.key" -binary | b64url)
+export BENCH_TOKEN="$header.$claims.$signature"
+export BENCH_BODY='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_customer_info","arguments":{"customer_id":"C-1001"}}}'
+printf '%s' "$BENCH_BODY" >"$W/body.json"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+  -keyout "$W/tls.key" -out "$W/tls.crt" 2>/dev/null
+cat "$W/tls.crt" "$W/tls.key" >"$W/tls.pem"
+
+# --- the four targets -----------------------------------------------------------------------
+sed -e "s|@W@|$W|g" -e "s|@UP@|$UP_PORT|g" -e "s|@PORT@|$NGINX_PORT|g" bench/nginx.conf >"$W/nginx.conf"
+sed -e "s|@W@|$W|g" -e "s|@UP@|$UP_PORT|g" -e "s|@PORT@|$HAPROXY_PORT|g" \
+  -e "s|@ISSUER@|$ISSUER|g" -e "s|@AUDIENCE@|$AUDIENCE|g" bench/haproxy.cfg >"$W/haproxy.cfg"
+sed -e "s|@W@|$W|g" -e "s|@UP@|$UP_PORT|g" -e "s|@PORT@|$SG_PORT|g" -e "s|@ROOT@|$ROOT|g" \
+  -e "s|@ISSUER@|$ISSUER|g" -e "s|@AUDIENCE@|$AUDIENCE|g" bench/scopegate.toml >"$W/scopegate.toml"
+
+"$UPSTREAM" "127.0.0.1:$UP_PORT" "$W/jwks.json" & PIDS+=($!); UP_PID=$!
+nginx -p "$W" -e "$W/nginx.err" -c "$W/nginx.conf" -g 'daemon off;' & PIDS+=($!); NGINX_PID=$!
+haproxy -f "$W/haproxy.cfg" -q & PIDS+=($!); HAPROXY_PID=$!
+"$SCOPEGATE" run --config "$W/scopegate.toml" >"$W/scopegate.log" 2>&1 & PIDS+=($!); SG_PID=$!
+
+declare -A URL=(
+  [direct]="http://127.0.0.1:$UP_PORT/mcp"
+  [nginx]="https://127.0.0.1:$NGINX_PORT/mcp"
+  [haproxy]="https://127.0.0.1:$HAPROXY_PORT/mcp"
+  [scopegate]="https://127.0.0.1:$SG_PORT/mcp"
+)
+TARGETS=(direct nginx haproxy scopegate)
+
+call() { # URL [TOKEN] [BODY] -> status
+  curl -sk -o /dev/null -w '%{http_code}' -X POST "$1" -H "Authorization: Bearer ${2:-$BENCH_TOKEN}" \
+    -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+    --data "${3:-$BENCH_BODY}" || true
+}
+for t in "${TARGETS[@]}"; do
+  deadline=$((SECONDS + 60))
+  until [[ $(call "${URL[$t]}") == 200 ]]; do
+    if ((SECONDS > deadline)); then
+      echo "$t never answered 200 at ${URL[$t]}" >&2
+      cat "$W/scopegate.log" "$W/nginx.err" >&2 2>/dev/null || true
+      exit 1
+    fi
+    sleep 0.2
+  done
+done
+# The authorizing targets must refuse what they should: a wrong scope and a bad signature.
+denied_body=${BENCH_BODY/get_customer_info/calculate_account_value}
+for t in haproxy scopegate; do
+  s1=$(call "${URL[$t]}" "$BENCH_TOKEN" "$denied_body")
+  s2=$(call "${URL[$t]}" "${BENCH_TOKEN%?????}AAAAA")
+  if [[ $s1 != 403 || $s2 != 401 ]] && [[ -z ${BENCH_LENIENT:-} ]]; then
+    echo "$t does not enforce: missing scope gave $s1 (want 403), bad signature $s2 (want 401)" >&2
+    exit 1
+  fi
+done
+sleep 1
+SG_IDLE_KB=$(awk '/VmRSS/{print $2}' "/proc/$SG_PID/status")
+
+# --- measurement helpers --------------------------------------------------------------------
+TCK=$(getconf CLK_TCK)
+pids_of() { # a target's processes: nginx's master and its workers
+  case $1 in
+    direct) echo "$UP_PID" ;;
+    nginx) echo "$NGINX_PID" $(awk -v p="$NGINX_PID" '$4 == p {print $1}' /proc/[0-9]*/stat 2>/dev/null) ;;
+    haproxy) echo "$HAPROXY_PID" $(awk -v p="$HAPROXY_PID" '$4 == p {print $1}' /proc/[0-9]*/stat 2>/dev/null) ;;
+    scopegate) echo "$SG_PID" ;;
+  esac
+}
+cpu_ticks() { local sum=0 pid; for pid in $(pids_of "$1"); do
+  sum=$((sum + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0))); done; echo "$sum"; }
+hwm_kb() { local sum=0 pid; for pid in $(pids_of "$1"); do
+  sum=$((sum + $(awk '/VmHWM/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0))); done; echo "$sum"; }
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
+
+RESULTS=$W/results.tsv
+run_wrk() { # target phase conns seconds delay_ms
+  local t=$1 before after line
+  before=$(cpu_ticks "$t")
+  line=$(BENCH_DELAY_MS=$5 wrk -t"$THREADS" -c"$3" -d"$4s" --timeout 5s -s bench/wrk.lua "${URL[$t]}" | grep '^RESULT')
+  after=$(cpu_ticks "$t")
+  # shellcheck disable=SC2086
+  set -- $line
+  local req=${2#*=} rps=${4#*=} p50=${5#*=} p99=${6#*=} p999=${7#*=} err=${8#*=}
+  local cpu10k
+  cpu10k=$(awk -v d=$((after - before)) -v r="$req" -v h="$TCK" 'BEGIN {printf "%.3f", r ? d / h / r * 10000 : 0}')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$PHASE" "$rps" "$p50" "$p99" "$p999" "$err" "$cpu10k" "$(loadavg)" >>"$RESULTS"
+  printf '    %-9s %-5s %9.0f req/s  p50 %6d us  p99 %6d us  p99.9 %6d us  cpu %s s/10k  errors %s  load %s\n' \
+    "$t" "$PHASE" "$rps" "$p50" "$p99" "$p999" "$cpu10k" "$err" "$(loadavg)" >&2
+  if ((err > 0)); then echo "$t: $err failed requests" >&2; FAILED=1; fi
+}
+
+FAILED=0
+say "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | sed -n 1p), load $(cat /proc/loadavg)"
+say "versions: $("$SCOPEGATE" --version); $(nginx -v 2>&1); $HAPROXY_VERSION; $(wrk -v 2>&1 | sed -n 1p); $(h2load --version | sed -n 1p); $(openssl version)"
+say "wrk: $THREADS thread(s), $CONNS connections, ${DURATION}s peak runs, ${PACED}s paced runs, $ROUNDS round(s)"
+
+PACED_CONNS=
+for ((round = 1; round <= ROUNDS; round++)); do
+  # Rotate the order every round, so no target always runs first or right after a cold one.
+  order=("${TARGETS[@]:$(((round - 1) % 4))}" "${TARGETS[@]:0:$(((round - 1) % 4))}")
+  say "round $round: ${order[*]}"
+  PHASE=peak
+  for t in "${order[@]}"; do run_wrk "$t" peak "$CONNS" "$DURATION" 0; done
+  if [[ -z $PACED_CONNS ]]; then
+    # Half of scopegate's peak rate: each paced connection sends one request per ~1 ms.
+    sg_peak=$(awk -F'\t' '$1 == "scopegate" && $2 == "peak" {print $3}' "$RESULTS" | sed -n 1p)
+    PACED_CONNS=$(awk -v r="$sg_peak" 'BEGIN {c = int(r / 2 / 900 + 0.5); print c < 1 ? 1 : c}')
+    say "paced phase: $PACED_CONNS connections, 1 ms between a connection's requests (~half of scopegate's peak)"
+  fi
+  PHASE=paced
+  for t in "${order[@]}"; do run_wrk "$t" paced "$PACED_CONNS" "$PACED" 1; done
+done
+
+# HTTP/2 (h2load: no percentiles, so throughput and mean latency only) for the two that speak it
+# to clients; HAProxy's numbers are HTTP/1.1 only to keep its run short.
+H2=$W/h2.tsv
+for t in nginx scopegate; do
+  h2out=$(h2load -D "$DURATION" -c "$CONNS" -m 1 -t "$THREADS" -d "$W/body.json" \
+    -H "authorization: Bearer $BENCH_TOKEN" -H 'content-type: application/json' \
+    -H 'accept: application/json, text/event-stream' "${URL[$t]}" 2>&1)
+  rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' <<<"$h2out")
+  ok=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' <<<"$h2out")
+  mean=$(awk '/^time for request:/ {print $5}' <<<"$h2out")
+  printf '%s\t%s\t%s\t%s\n' "$t" "$rps" "$mean" "$ok" >>"$H2"
+  printf '    %-9s h2    %9.0f req/s  mean %s  2xx %s\n' "$t" "$rps" "$mean" "$ok" >&2
+done
+
+declare -A HWM
+for t in "${TARGETS[@]}"; do HWM[$t]=$(hwm_kb "$t"); done
+
+# --- the table ------------------------------------------------------------------------------
+median() { sort -g | awk '{v[NR] = $1} END {print NR ? (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) : 0}'; }
+col() { awk -F'\t' -v t="$1" -v p="$2" -v c="$3" '$1 == t && $2 == p {print $c}' "$RESULTS" | median; }
+declare -A RPS P50 P99 P999 CPU PP50 PP99 PRPS
+for t in "${TARGETS[@]}"; do
+  RPS[$t]=$(col "$t" peak 3); P50[$t]=$(col "$t" peak 4); P99[$t]=$(col "$t" peak 5)
+  P999[$t]=$(col "$t" peak 6); CPU[$t]=$(col "$t" peak 8)
+  PRPS[$t]=$(col "$t" paced 3); PP50[$t]=$(col "$t" paced 4); PP99[$t]=$(col "$t" paced 5)
+done
+echo
+echo "Medians of $ROUNDS round(s); HTTP/1.1 keep-alive, $CONNS connections (peak) and $PACED_CONNS paced connections (~half of scopegate's peak); latency in microseconds."
+echo
+echo "| target | req/s | p50 | p99 | p99.9 | paced req/s | paced p50 | paced p99 | added p50 / p99 (paced, over direct) | CPU s / 10k req | peak RSS |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+for t in "${TARGETS[@]}"; do
+  if [[ $t == direct ]]; then added="—"; else
+    added="$(awk -v a="${PP50[$t]}" -v b="${PP50[direct]}" 'BEGIN {print a - b}') / $(awk -v a="${PP99[$t]}" -v b="${PP99[direct]}" 'BEGIN {print a - b}')"
+  fi
+  printf '| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %s | %.1f MiB |\n' "$t" "${RPS[$t]}" "${P50[$t]}" \
+    "${P99[$t]}" "${P999[$t]}" "${PRPS[$t]}" "${PP50[$t]}" "${PP99[$t]}" "$added" "${CPU[$t]}" "$(awk -v k="${HWM[$t]}" 'BEGIN {print k / 1024}')"
+done
+echo
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b ? a / b : 0}'; }
+echo "HTTP/2 (h2load, $CONNS connections, 1 stream each): $(awk -F'\t' '{printf "%s %.0f req/s (mean %s); ", $1, $2, $3}' "$H2")"
+echo "Ratios (req/s): scopegate/nginx $(ratio "${RPS[scopegate]}" "${RPS[nginx]}"), scopegate/haproxy $(ratio "${RPS[scopegate]}" "${RPS[haproxy]}"); h2 scopegate/nginx $(ratio "$(awk -F'\t' '$1 == "scopegate" {print $2}' "$H2")" "$(awk -F'\t' '$1 == "nginx" {print $2}' "$H2")")"
+echo "scopegate RSS: idle $(awk -v k="$SG_IDLE_KB" 'BEGIN {printf "%.1f", k / 1024}') MiB, peak $(awk -v k="${HWM[scopegate]}" 'BEGIN {printf "%.1f", k / 1024}') MiB. Load average at the end: $(cat /proc/loadavg)"
+if ((FAILED)); then echo "some requests failed" >&2; exit 1; fi
