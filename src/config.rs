@@ -76,6 +76,8 @@ pub struct Config {
     pub auth_ca_file: Option<PathBuf>,
     /// `authorization_servers` for the protected-resource metadata.
     pub authorization_servers: Vec<String>,
+    /// Verified tokens remembered (0: verify every request).
+    pub token_cache_entries: u64,
     pub policy_file: PathBuf,
     pub policy_watch_interval: Duration,
     pub admin_address: SocketAddr,
@@ -240,6 +242,7 @@ struct RawAuth {
     max_token_size: Option<Spanned<String>>,
     authorization_servers: Option<Vec<String>>,
     ca_file: Option<Spanned<PathBuf>>,
+    token_cache_entries: Option<u64>,
     jwks: Option<RawJwks>,
 }
 
@@ -373,6 +376,10 @@ fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Conf
         auth: auth?,
         auth_ca_file,
         authorization_servers,
+        token_cache_entries: raw
+            .auth
+            .token_cache_entries
+            .unwrap_or(crate::auth::DEFAULT_TOKEN_CACHE_ENTRIES),
         policy_file: resolve(base, raw.policy.file.into_inner()),
         policy_watch_interval: policy_watch_interval?,
         admin_address: admin_address?,

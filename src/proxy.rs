@@ -82,7 +82,11 @@ impl Proxy {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Proxy> {
         metrics.policy_loaded(policy.source_hash());
-        let auth = Authenticator::new(config.auth.clone(), auth_client);
+        let auth = Authenticator::with_token_cache(
+            config.auth.clone(),
+            auth_client,
+            config.token_cache_entries,
+        );
         let state = policy_state(&config.mcp.resource, &config.authorization_servers, policy);
         Ok(Proxy {
             mcp_path: config.mcp.path.clone(),

@@ -57,6 +57,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("auth.max_token_size", Kind::Text),
     ("auth.authorization_servers", Kind::List),
     ("auth.ca_file", Kind::Text),
+    ("auth.token_cache_entries", Kind::Integer),
     ("auth.jwks.default_ttl", Kind::Text),
     ("auth.jwks.min_ttl", Kind::Text),
     ("auth.jwks.max_ttl", Kind::Text),
