@@ -145,6 +145,8 @@ for word, rest in steps:
             if os.path.isdir(source):
                 shutil.copytree(source, into, dirs_exist_ok=True)
             else:
+                # Like docker, create the destination's folders.
+                os.makedirs(os.path.dirname(into), exist_ok=True)
                 shutil.copy2(source, into)
     elif word == "RUN":
         command = rest
