@@ -731,8 +731,8 @@ fn resolve(base: &Path, path: PathBuf) -> PathBuf {
     }
 }
 
-/// Collects problems with their `file:line:col`.
-struct Problems<'s> {
+/// Collects problems with their `file:line:col`; the adapter's config reports the same way.
+pub(crate) struct Problems<'s> {
     source: &'s str,
     file: String,
     positions: bool,
@@ -740,7 +740,7 @@ struct Problems<'s> {
 }
 
 impl<'s> Problems<'s> {
-    fn new(source: &'s str, path: &Path) -> Self {
+    pub(crate) fn new(source: &'s str, path: &Path) -> Self {
         Problems {
             source,
             file: path.display().to_string(),
@@ -749,17 +749,17 @@ impl<'s> Problems<'s> {
         }
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.found.is_empty()
     }
 
-    fn into_error(self) -> ConfigError {
+    pub(crate) fn into_error(self) -> ConfigError {
         ConfigError {
             problems: self.found,
         }
     }
 
-    fn at(&mut self, span: Option<Range<usize>>, key: &str, message: &str) {
+    pub(crate) fn at(&mut self, span: Option<Range<usize>>, key: &str, message: &str) {
         let place = match span.filter(|_| self.positions) {
             Some(span) => {
                 let (line, col) = line_col(self.source, span.start);
@@ -776,7 +776,7 @@ impl<'s> Problems<'s> {
     }
 
     /// Parses one spanned value, recording a problem at its place on failure.
-    fn value<T, R>(
+    pub(crate) fn value<T, R>(
         &mut self,
         raw: &Spanned<R>,
         key: &str,
@@ -791,7 +791,7 @@ impl<'s> Problems<'s> {
         }
     }
 
-    fn duration(
+    pub(crate) fn duration(
         &mut self,
         raw: Option<&Spanned<String>>,
         key: &str,

@@ -233,6 +233,19 @@ impl ProxyError {
     }
 }
 
+/// An error and its sources on one line, for logs: hyper's own message alone ("client error
+/// (Connect)") does not say what failed.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Whole seconds to wait, rounded up and at least one: `Retry-After: 0` would invite a retry
 /// that fails the same way.
 fn retry_after_secs(wait: std::time::Duration) -> u64 {

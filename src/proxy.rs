@@ -2,6 +2,7 @@
 //! function that reads top to bottom. Each step's work lives in its own module; this one owns
 //! their order and the per-request context that the audit line is written from.
 
+use crate::error::error_chain;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -623,17 +624,6 @@ fn single<'h>(
 /// The session the request belongs to, for the audit line.
 pub(crate) fn session_id(headers: &HeaderMap) -> Option<&HeaderValue> {
     headers.get(&MCP_SESSION_ID)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -2,18 +2,16 @@
 //! into an [`AdapterConfig`] whose every value is usable as is, secrets already read from the
 //! environment. Owns parsing and problem reporting with `file:line:col`; not what the values do.
 
+use crate::config::{ConfigError, Problems};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::Uri;
 use serde::Deserialize;
 use toml::Spanned;
-
-use crate::units::parse_duration;
 
 /// The admin listener when `[admin]` is absent: next to the proxy's 9464, so both fit on one host.
 pub const DEFAULT_ADMIN_ADDRESS: &str = "127.0.0.1:9465";
@@ -153,20 +151,6 @@ impl Default for RoutingConfig {
     }
 }
 
-/// A config file that cannot be used: every problem found, each with its place.
-#[derive(Debug)]
-pub struct ConfigError {
-    pub problems: Vec<String>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.problems.join("\n"))
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 // ---- the raw file model -------------------------------------------------------------------
 
 #[derive(Deserialize)]
@@ -268,7 +252,7 @@ impl AdapterConfig {
         };
         let base = path.parent().unwrap_or(Path::new("."));
         match validate(raw, base, env, &mut problems) {
-            Some(config) if problems.found.is_empty() => Ok(config),
+            Some(config) if problems.is_empty() => Ok(config),
             _ => Err(problems.into_error()),
         }
     }
@@ -285,7 +269,7 @@ fn validate(
         .listen
         .api_key_env
         .as_ref()
-        .and_then(|name| problems.secret(env, name, "listen.api_key_env"));
+        .and_then(|name| secret(problems, env, name, "listen.api_key_env"));
     let tools = validate_tools(raw.mcp, raw.oauth, base, env, problems);
     let providers = validate_providers(&raw.providers, base, env, problems);
     let mut models = BTreeMap::new();
@@ -364,7 +348,12 @@ fn validate_tools(
     let mcp_url = problems.value(&mcp.url, "mcp.url", |s| parse_http_url(s));
     let timeout = problems.duration(mcp.timeout.as_ref(), "mcp.timeout", DEFAULT_MCP_TIMEOUT);
     let token_url = problems.value(&oauth.token_url, "oauth.token_url", |s| parse_http_url(s));
-    let client_secret = problems.secret(env, &oauth.client_secret_env, "oauth.client_secret_env");
+    let client_secret = secret(
+        problems,
+        env,
+        &oauth.client_secret_env,
+        "oauth.client_secret_env",
+    );
     Some(ToolsConfig {
         mcp_url: mcp_url?,
         ca_file: mcp.ca_file.map(|p| resolve(base, p)),
@@ -417,7 +406,7 @@ fn validate_providers(
             parse_http_url(s).map(|_| s.trim_end_matches('/').to_owned())
         });
         let api_key = match &p.api_key_env {
-            Some(name) => problems.secret(env, name, "providers.api_key_env"),
+            Some(name) => secret(problems, env, name, "providers.api_key_env"),
             None => None,
         };
         if p.api_key_env.is_none() && kind.is_some_and(|k| k != ProviderKind::OpenAiCompatible) {
@@ -471,80 +460,17 @@ fn resolve(base: &Path, path: PathBuf) -> PathBuf {
     }
 }
 
-/// Collects problems with their `file:line:col` (the same shape as the proxy's config).
-struct Problems<'s> {
-    source: &'s str,
-    file: String,
-    found: Vec<String>,
-}
-
-impl<'s> Problems<'s> {
-    fn new(source: &'s str, path: &Path) -> Self {
-        Problems {
-            source,
-            file: path.display().to_string(),
-            found: Vec::new(),
-        }
-    }
-
-    fn into_error(self) -> ConfigError {
-        ConfigError {
-            problems: self.found,
-        }
-    }
-
-    fn at(&mut self, span: Option<Range<usize>>, key: &str, message: &str) {
-        let place = match span {
-            Some(span) => {
-                let before = &self.source[..span.start.min(self.source.len())];
-                let line = before.matches('\n').count() + 1;
-                let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-                format!("{}:{line}:{col}", self.file)
-            }
-            None => self.file.clone(),
-        };
-        let key = if key.is_empty() {
-            String::new()
-        } else {
-            format!(" {key}:")
-        };
-        self.found.push(format!("{place}:{key} {message}"));
-    }
-
-    fn value<T, R>(
-        &mut self,
-        raw: &Spanned<R>,
-        key: &str,
-        parse: impl FnOnce(&R) -> Result<T, String>,
-    ) -> Option<T> {
-        match parse(raw.get_ref()) {
-            Ok(value) => Some(value),
-            Err(msg) => {
-                self.at(Some(raw.span()), key, &msg);
-                None
-            }
-        }
-    }
-
-    fn duration(
-        &mut self,
-        raw: Option<&Spanned<String>>,
-        key: &str,
-        default: Duration,
-    ) -> Option<Duration> {
-        match raw {
-            Some(raw) => self.value(raw, key, |s| parse_duration(s)),
-            None => Some(default),
-        }
-    }
-
-    /// Reads the secret whose environment variable `name` names; the file never holds secrets.
-    fn secret(&mut self, env: &dyn Env, name: &Spanned<String>, key: &str) -> Option<String> {
-        self.value(name, key, |var| {
-            env.var(var)
-                .ok_or_else(|| format!("environment variable {var} is not set"))
-        })
-    }
+/// The value of the environment variable that `name` names: secrets never sit in the file.
+fn secret(
+    problems: &mut Problems,
+    env: &dyn Env,
+    name: &Spanned<String>,
+    key: &str,
+) -> Option<String> {
+    problems.value(name, key, |var| {
+        env.var(var)
+            .ok_or_else(|| format!("environment variable {var} is not set"))
+    })
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! timeout, and the answer sorted into a [`Turn`] or a [`ProviderError`] that says whether another
 //! try may help. Owns no retry or fallback (see `routing`).
 
+use crate::error::error_chain;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -191,17 +192,6 @@ fn error_message(body: &[u8]) -> String {
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
         .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
