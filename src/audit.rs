@@ -71,10 +71,25 @@ enum ErrorKind {
 impl Ctx {
     /// A request on the MCP endpoint: it ends in a decision and an audit line.
     pub fn start(headers: &HeaderMap, method: &Method) -> Ctx {
+        Ctx::new(true, Some(request_id(headers)), headers, method)
+    }
+
+    /// A request that decides nothing (metadata, unknown paths): no audit line, and no request id
+    /// minted for it.
+    pub fn untracked() -> Ctx {
+        Ctx::new(false, None, &HeaderMap::new(), &Method::GET)
+    }
+
+    fn new(
+        tracked: bool,
+        request_id: Option<HeaderValue>,
+        headers: &HeaderMap,
+        method: &Method,
+    ) -> Ctx {
         Ctx {
-            tracked: true,
+            tracked,
             started: Instant::now(),
-            request_id: Some(request_id(headers)),
+            request_id,
             session_id: crate::proxy::session_id(headers)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
@@ -92,14 +107,6 @@ impl Ctx {
             upstream_duration: None,
             error: None,
         }
-    }
-
-    /// A request that decides nothing (metadata, unknown paths): no audit line.
-    pub fn untracked() -> Ctx {
-        let mut ctx = Ctx::start(&HeaderMap::new(), &Method::GET);
-        ctx.tracked = false;
-        ctx.request_id = None;
-        ctx
     }
 
     pub fn request_id(&self) -> Option<&HeaderValue> {

@@ -331,12 +331,8 @@ impl Config {
             problems.file = format!("{} (with {ENV_PREFIX}* overrides)", path.display());
             problems.positions = false;
         }
-        let raw: RawConfig = match toml::from_str(source) {
-            Ok(raw) => raw,
-            Err(e) => {
-                problems.at(e.span(), "", e.message().trim_end());
-                return Err(problems.into_error());
-            }
+        let Some(raw) = problems.parse::<RawConfig>() else {
+            return Err(problems.into_error());
         };
         let base = path.parent().unwrap_or(Path::new("."));
         let config = validate(raw, base, &mut problems);
@@ -746,6 +742,18 @@ impl<'s> Problems<'s> {
             file: path.display().to_string(),
             positions: true,
             found: Vec::new(),
+        }
+    }
+
+    /// Deserializes the whole source; a syntax or type error becomes the one problem, at its
+    /// place (nothing else can be checked in a file that does not parse).
+    pub(crate) fn parse<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
+        match toml::from_str(self.source) {
+            Ok(raw) => Some(raw),
+            Err(e) => {
+                self.at(e.span(), "", e.message().trim_end());
+                None
+            }
         }
     }
 

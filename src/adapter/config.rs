@@ -243,12 +243,8 @@ impl AdapterConfig {
     /// Validates config text; `path` names it in messages and anchors relative paths.
     pub fn parse(source: &str, path: &Path, env: &dyn Env) -> Result<AdapterConfig, ConfigError> {
         let mut problems = Problems::new(source, path);
-        let raw: RawConfig = match toml::from_str(source) {
-            Ok(raw) => raw,
-            Err(e) => {
-                problems.at(e.span(), "", e.message().trim_end());
-                return Err(problems.into_error());
-            }
+        let Some(raw) = problems.parse::<RawConfig>() else {
+            return Err(problems.into_error());
         };
         let base = path.parent().unwrap_or(Path::new("."));
         match validate(raw, base, env, &mut problems) {
