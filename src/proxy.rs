@@ -11,8 +11,8 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response};
-use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Either, LengthLimitError, Limited};
+use hyper::body::{Body as _, Incoming};
 
 use crate::audit::Ctx;
 use crate::auth::{Authenticator, Principal};
@@ -23,6 +23,7 @@ use crate::listfilter::{ListFilter, SseListBody};
 use crate::mcp::{self, InspectLimits, Inspection, MessageKind, RequestId};
 use crate::metadata;
 use crate::metrics::Metrics;
+use crate::own_body::OwnBody;
 use crate::policy::{
     Action, Decision, Denial, DenyReason, Mode, Policy, RateLimit, RuleRef, ScopeSet,
 };
@@ -33,10 +34,13 @@ use tokio::sync::Semaphore;
 
 /// What the proxy answers with: the upstream's body streamed as it comes, its own, or an SSE
 /// stream with its listings filtered.
-pub type ProxyBody = Either<Upstream, Either<Full<Bytes>, SseListBody<Upstream>>>;
+pub type ProxyBody = Either<Upstream, Either<OwnBody, SseListBody<Upstream>>>;
 
 /// The upstream's response body as the client gets it.
 pub type Upstream = EndOnError<Incoming>;
+
+/// The longest a refused request's body is waited for before the answer goes out regardless.
+const DRAIN_WINDOW: Duration = Duration::from_secs(1);
 
 static MCP_METHOD: header::HeaderName = header::HeaderName::from_static("mcp-method");
 static MCP_NAME: header::HeaderName = header::HeaderName::from_static("mcp-name");
@@ -68,6 +72,8 @@ pub struct Proxy {
     max_list_bytes: usize,
     in_flight: Semaphore,
     body_read_timeout: Duration,
+    /// How long a request the proxy answers itself may take to finish sending its body.
+    drain_window: Duration,
     client: HttpClient,
     target: Target,
     metrics: Arc<Metrics>,
@@ -110,6 +116,7 @@ impl Proxy {
             max_list_bytes: config.mcp.max_list_bytes,
             in_flight: Semaphore::new(config.limits.max_requests),
             body_read_timeout: config.limits.body_read_timeout,
+            drain_window: config.limits.body_read_timeout.min(DRAIN_WINDOW),
             client,
             target: Target::new(&config.upstream)?,
             metrics,
@@ -137,29 +144,38 @@ impl Proxy {
     }
 
     /// The response to a request on a connection past the connection limit.
-    pub fn overloaded(&self) -> Response<ProxyBody> {
+    pub fn overloaded(&self, request: Request<Incoming>) -> Response<ProxyBody> {
         ProxyError::Overloaded
             .into_response(&self.metadata_url)
-            .map(full)
+            .map(|bytes| {
+                let mut body = OwnBody::new(bytes);
+                body.keep_until_sent(request.into_body());
+                Either::Right(Either::Left(body))
+            })
     }
 
     /// Serves one request. Never fails: every error becomes its response here.
     pub async fn handle(&self, request: Request<Incoming>, peer: Peer) -> Response<ProxyBody> {
-        let path = request.uri().path();
-        if path == self.mcp_path {
-            let mut ctx = Ctx::start(request.headers(), request.method());
-            let result = self.mcp(request, peer, &mut ctx).await;
+        let (parts, mut body) = request.into_parts();
+        let path = parts.uri.path();
+        let response = if path == self.mcp_path {
+            let mut ctx = Ctx::start(&parts.headers, &parts.method);
+            let result = self.mcp(parts, &mut body, peer, &mut ctx).await;
             let response = self.respond(result, &mut ctx);
             ctx.finish(response.status(), &self.metrics);
             response
         } else if self.metadata_paths.iter().any(|p| p == path) {
-            let result = self.metadata(request.method());
-            let mut ctx = Ctx::untracked();
-            self.respond(result, &mut ctx)
+            let result = self.metadata(&parts.method);
+            self.respond(result, &mut Ctx::untracked())
         } else {
-            let mut ctx = Ctx::untracked();
-            self.respond(Err(ProxyError::NotFound), &mut ctx)
+            self.respond(Err(ProxyError::NotFound), &mut Ctx::untracked())
+        };
+        let mut response = response;
+        if let Either::Right(Either::Left(own)) = response.body_mut() {
+            discard_rest(&mut body, self.max_body_bytes, self.drain_window).await;
+            own.keep_until_sent(body);
         }
+        response
     }
 
     fn respond(
@@ -197,9 +213,12 @@ impl Proxy {
 
     /// The MCP endpoint: POST carries JSON-RPC, GET opens the server's event stream, DELETE ends a
     /// session.
+    ///
+    /// The body stays with the caller, so that a refusal can hold it until it is sent.
     async fn mcp(
         &self,
-        request: Request<Incoming>,
+        parts: Parts,
+        body: &mut Incoming,
         peer: Peer,
         ctx: &mut Ctx,
     ) -> Result<Response<ProxyBody>, ProxyError> {
@@ -209,7 +228,6 @@ impl Proxy {
             .in_flight
             .try_acquire()
             .map_err(|_| ProxyError::Overloaded)?;
-        let (parts, body) = request.into_parts();
         if !matches!(parts.method, Method::POST | Method::GET | Method::DELETE) {
             return Err(ProxyError::MethodNotAllowed);
         }
@@ -454,7 +472,30 @@ impl Proxy {
 
 /// A body the proxy wrote itself.
 pub fn full(bytes: Bytes) -> ProxyBody {
-    Either::Right(Either::Left(Full::new(bytes)))
+    Either::Right(Either::Left(OwnBody::new(bytes)))
+}
+
+/// Reads and throws away what is left of the body of a request the proxy answers itself, up to
+/// the body limit and for a short while, so that a client still sending gets the answer after
+/// its last frame, as it expects. Over HTTP/2 a stream whose body is cut short is reset, and
+/// some clients (curl 7.x among them) then drop the answer, even when the reset says NO_ERROR.
+async fn discard_rest(body: &mut Incoming, limit: usize, window: Duration) {
+    if body.is_end_stream() {
+        return;
+    }
+    let mut left = limit;
+    let drain = async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let Some(len) = frame.data_ref().map(Bytes::len) else {
+                continue;
+            };
+            let Some(rest) = left.checked_sub(len) else {
+                return;
+            };
+            left = rest;
+        }
+    };
+    let _ = tokio::time::timeout(window, drain).await;
 }
 
 fn policy_state(resource: &str, authorization_servers: &[String], policy: Policy) -> PolicyState {
@@ -547,7 +588,11 @@ fn check_media_type(headers: &HeaderMap) -> Result<(), ProxyError> {
     Ok(())
 }
 
-async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<Bytes, ProxyError> {
+async fn read_body(
+    body: &mut Incoming,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, ProxyError> {
     // A declared length past the limit is refused before a byte is read.
     let declared = headers
         .get(header::CONTENT_LENGTH)

@@ -255,7 +255,7 @@ async fn serve_connection(
         let proxy = proxy.clone();
         async move {
             if !admitted {
-                return Ok::<_, Infallible>(proxy.overloaded());
+                return Ok::<_, Infallible>(proxy.overloaded(request));
             }
             Ok(proxy.handle(request, peer).await)
         }

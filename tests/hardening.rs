@@ -186,6 +186,58 @@ async fn a_body_that_stalls_is_cut_at_the_body_timeout() {
 }
 
 #[tokio::test]
+async fn an_http2_client_refused_mid_body_finishes_sending_and_reads_the_refusal() {
+    let t = common::start().await;
+    let before = t.upstream_requests();
+    let tls = tls_with_alpn(&t, vec![b"h2".to_vec()]).await;
+    let (mut client, connection) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::post(t.url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(())
+        .unwrap();
+    let (response, mut body) = client.send_request(request, false).unwrap();
+    let call = TestSystem::tool_call("get_customer_info", 1);
+    let (head, tail) = call.split_at(call.len() / 2);
+    body.send_data(head.as_bytes().to_vec().into(), false)
+        .unwrap();
+    // The refusal is decided from the headers alone; the rest of the body is still on its way.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Had the proxy reset the stream (even with NO_ERROR), this send would fail, and clients
+    // such as curl 7.x would throw the answer away.
+    body.send_data(tail.as_bytes().to_vec().into(), true)
+        .expect("the stream is still open for the rest of the body");
+    let response = response.await.expect("an answer, not a reset stream");
+    assert_eq!(response.status(), 401);
+    assert!(
+        header(response.headers(), "www-authenticate").starts_with("Bearer resource_metadata=")
+    );
+    let mut answer = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = answer.data().await {
+        bytes.extend_from_slice(&chunk.expect("the answer arrives whole"));
+    }
+    let error: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(error["error"]["data"]["reason"], "missing_token", "{error}");
+    assert_eq!(t.upstream_requests(), before);
+}
+
+#[tokio::test]
+async fn a_refused_client_that_never_finishes_its_body_still_gets_the_answer() {
+    let t = common::start().await;
+    let (body, _sender) = stalled_body("{\"jsonrpc\":\"2.0\",");
+    let started = Instant::now();
+    let response = t.post(None, body).send().await.unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    let (status, _, body) = read(response).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["data"]["reason"], "missing_token");
+    // The proxy waits a short while for the rest of a refused body, never for ever.
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
 async fn requests_past_the_in_flight_limit_get_503_not_a_hang() {
     let t = common::start_with(Options {
         auth_settings: "[limits]\nmax_requests = 1\nbody_read_timeout = \"10s\"".into(),
@@ -266,13 +318,21 @@ async fn a_silent_connection_is_dropped_at_the_header_timeout() {
 /// A TLS connection to the proxy speaking HTTP/1.1 by hand, for requests no client library
 /// would send.
 async fn raw_tls(t: &TestSystem) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    tls_with_alpn(t, Vec::new()).await
+}
+
+/// A TLS connection to the proxy offering the ALPN protocols `alpn`.
+async fn tls_with_alpn(
+    t: &TestSystem,
+    alpn: Vec<Vec<u8>>,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let addr = t.system.proxy.as_ref().unwrap().addr;
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    tls_connector(t).connect(name, tcp).await.unwrap()
+    tls_connector(t, alpn).connect(name, tcp).await.unwrap()
 }
 
-fn tls_connector(t: &TestSystem) -> tokio_rustls::TlsConnector {
+fn tls_connector(t: &TestSystem, alpn: Vec<Vec<u8>>) -> tokio_rustls::TlsConnector {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pki_types::CertificateDer::pem_file_iter(&t.system.certs.ca).unwrap() {
@@ -283,6 +343,8 @@ fn tls_connector(t: &TestSystem) -> tokio_rustls::TlsConnector {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
+    let mut config = config;
+    config.alpn_protocols = alpn;
     tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
 }
 
