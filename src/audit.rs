@@ -2,6 +2,7 @@
 //! `audit` tracing target. Filled step by step as the request travels, read once at the end.
 //! Never holds the token or a tool's arguments.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -45,8 +46,8 @@ pub struct Ctx {
     request_id: Option<HeaderValue>,
     session_id: Option<String>,
     http_method: Method,
-    subject: Option<String>,
-    client_id: Option<String>,
+    /// Who the token says the caller is; shared with the token cache, not copied.
+    principal: Option<Arc<Principal>>,
     method: Option<String>,
     tool: Option<String>,
     /// The policy rule that decided the first `tools/call`: the bounded `tool` metric label.
@@ -94,8 +95,7 @@ impl Ctx {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
             http_method: method.clone(),
-            subject: None,
-            client_id: None,
+            principal: None,
             method: None,
             tool: None,
             rule: None,
@@ -113,9 +113,8 @@ impl Ctx {
         self.request_id.as_ref()
     }
 
-    pub fn authenticated(&mut self, principal: &Principal) {
-        self.subject.clone_from(&principal.subject);
-        self.client_id.clone_from(&principal.client_id);
+    pub fn authenticated(&mut self, principal: &Arc<Principal>) {
+        self.principal = Some(principal.clone());
     }
 
     /// Records a message and the rule that decided it; the first one names the request in the
@@ -181,13 +180,14 @@ impl Ctx {
         }
         self.record(metrics);
         let request_id = self.request_id.as_ref().and_then(|v| v.to_str().ok());
+        let principal = self.principal.as_deref();
         tracing::info!(
             target: "audit",
             request_id,
             session_id = self.session_id.as_deref(),
             http_method = self.http_method.as_str(),
-            subject = self.subject.as_deref(),
-            client_id = self.client_id.as_deref(),
+            subject = principal.and_then(|p| p.subject.as_deref()),
+            client_id = principal.and_then(|p| p.client_id.as_deref()),
             method = self.method.as_deref(),
             tool = self.tool.as_deref(),
             rule = self.rule.as_deref(),

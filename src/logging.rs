@@ -1,24 +1,49 @@
 //! Log output: JSON lines by default (what a log pipeline ingests), text for people; the level
 //! from `RUST_LOG`.
+//!
+//! Lines are formatted on the thread that logs and written by a thread of their own, in batches:
+//! a request never waits on a `write` to stderr (one per audit line, at every request), and under
+//! load many lines share one write. The queue is bounded and never drops: when it is full, the
+//! logging thread waits, because an audit trail with holes is worse than a slower request.
 
+use std::io::BufWriter;
+
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
+mod json_line;
+
+/// Lines waiting to be written before a logging thread has to wait.
+const QUEUED_LINES: usize = 64 * 1024;
+
+/// Keeps the log writer running; dropping it writes out every queued line. Hold it for as long
+/// as anything may log.
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard {
+    _writer: Option<WorkerGuard>,
+}
+
 /// Installs the global subscriber. `default_level` applies when `RUST_LOG` is unset.
-pub fn init(json: bool, default_level: &str) {
+pub fn init(json: bool, default_level: &str) -> LogGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("scopegate-log")
+        // The writer thread flushes whenever its queue runs empty, so a line is never held back
+        // longer than it takes to write out what came before it.
+        .finish(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let result = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init()
+        builder.event_format(json_line::JsonLine).try_init()
     } else {
         builder.try_init()
     };
-    // A second init (tests) keeps the first subscriber.
-    let _ = result;
+    // A second init (tests) keeps the first subscriber, and its writer.
+    LogGuard {
+        _writer: result.is_ok().then_some(guard),
+    }
 }

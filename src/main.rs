@@ -109,8 +109,7 @@ fn main() -> ExitCode {
             check_config: true,
         } => report(scopegate::check_config(&config).map(|summary| println!("{summary}"))),
         Command::Run { config, .. } => {
-            scopegate::logging::init(json, "info");
-            on_runtime(scopegate::run(&config))
+            report(logged(json, "info", || on_runtime(scopegate::run(&config))))
         }
         #[cfg(feature = "demo")]
         Command::Demo {
@@ -118,25 +117,36 @@ fn main() -> ExitCode {
             endpoints_file,
         } => {
             // The demo prints its own table; logs would bury it unless asked for.
-            scopegate::logging::init(json, "warn");
-            on_runtime(scopegate::demo::run(serve, endpoints_file.as_deref()))
+            report(logged(json, "warn", || {
+                on_runtime(scopegate::demo::run(serve, endpoints_file.as_deref()))
+            }))
         }
-        Command::Adapter { config } => {
-            scopegate::logging::init(json, "info");
+        Command::Adapter { config } => report(logged(json, "info", || {
             on_runtime(scopegate::adapter::run(&config))
-        }
+        })),
     }
 }
 
+/// Runs `command` with logging on; every queued line is written before its result is reported,
+/// so the last log lines come before the error that ended the process.
+fn logged(
+    json: bool,
+    default_level: &str,
+    command: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let _logs = scopegate::logging::init(json, default_level);
+    command()
+}
+
 /// Runs a long-lived command on the multi-threaded runtime.
-fn on_runtime(command: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    match tokio::runtime::Builder::new_multi_thread()
+fn on_runtime(
+    command: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(runtime) => report(runtime.block_on(command)),
-        Err(error) => report(Err(anyhow::anyhow!("cannot start the runtime: {error}"))),
-    }
+        .map_err(|error| anyhow::anyhow!("cannot start the runtime: {error}"))?;
+    runtime.block_on(command)
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {

@@ -24,9 +24,7 @@ use crate::mcp::{self, InspectLimits, Inspection, MessageKind, RequestId};
 use crate::metadata;
 use crate::metrics::Metrics;
 use crate::own_body::OwnBody;
-use crate::policy::{
-    Action, Decision, Denial, DenyReason, Mode, Policy, RateLimit, RuleRef, ScopeSet,
-};
+use crate::policy::{Action, Decision, Denial, DenyReason, Mode, Policy, RateLimit, RuleRef};
 use crate::ratelimit::RateLimiter;
 use crate::session::{Binding, Sessions};
 use crate::upstream::{self, EndOnError, Peer, Target};
@@ -273,11 +271,11 @@ impl Proxy {
             let inspection = mcp::inspect(&body, &self.inspect_limits)
                 .map_err(|error| ProxyError::Malformed { error })?;
             check_mcp_headers(&parts.headers, &inspection)?;
-            let scopes = self.authorize(&principal, &inspection, ctx).await?;
+            self.authorize(&principal, &inspection, ctx).await?;
             let error_id = inspection
                 .first_id()
                 .and_then(|id| serde_json::to_value(id).ok());
-            (error_id, self.list_filter(&inspection, scopes))
+            (error_id, self.list_filter(&inspection, &principal))
         } else {
             ctx.allowed_without_body();
             (None, None)
@@ -302,7 +300,11 @@ impl Proxy {
     }
 
     /// A filter for the list requests of the body, when listings are filtered.
-    fn list_filter(&self, inspection: &Inspection<'_>, scopes: ScopeSet) -> Option<ListFilter> {
+    fn list_filter(
+        &self,
+        inspection: &Inspection<'_>,
+        principal: &Principal,
+    ) -> Option<ListFilter> {
         if !self.filter_lists {
             return None;
         }
@@ -311,7 +313,7 @@ impl Proxy {
             let id = serde_json::to_value(message.id.as_ref()?).ok()?;
             (message.kind == MessageKind::Request).then_some((id, method))
         });
-        ListFilter::for_requests(requests, scopes, self.policy.load_full())
+        ListFilter::for_requests(requests, principal.granted.clone(), self.policy.load_full())
     }
 
     fn check_origin(&self, headers: &HeaderMap) -> Result<(), ProxyError> {
@@ -342,9 +344,9 @@ impl Proxy {
         principal: &Principal,
         inspection: &Inspection<'_>,
         ctx: &mut Ctx,
-    ) -> Result<ScopeSet, ProxyError> {
+    ) -> Result<(), ProxyError> {
         let state = self.policy.load();
-        let scopes = ScopeSet::new(principal.scopes.iter().map(String::as_str));
+        let scopes = &principal.granted;
         let mut limited: Vec<(RuleRef<'_>, RateLimit, Option<&RequestId<'_>>)> = Vec::new();
         for message in &inspection.messages {
             // A response answers the server's own request (sampling, elicitation): nothing to
@@ -358,7 +360,7 @@ impl Proxy {
                 method,
                 target: message.target.as_deref(),
             };
-            match state.policy.decide(&scopes, &action) {
+            match state.policy.decide(scopes, &action) {
                 Decision::Allow { rule } => {
                     ctx.saw(method, action.target, rule.map(|r| r.name));
                     if let Some(rule) = rule
@@ -402,7 +404,7 @@ impl Proxy {
             }
         }
         ctx.allowed();
-        Ok(scopes)
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)] // each is one piece of what this request carries

@@ -91,6 +91,7 @@ mod tests {
             subject: Some(subject.into()),
             client_id: Some(client.into()),
             scopes: Vec::new(),
+            granted: Default::default(),
             expires_at: 0,
             claims: serde_json::Map::new(),
         }

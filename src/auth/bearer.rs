@@ -10,8 +10,10 @@ use super::AuthError;
 
 const SCHEME: &[u8] = b"bearer";
 
-/// Returns the token from the request's single `Authorization` header.
-pub(super) fn extract(headers: &HeaderMap, max_token_bytes: usize) -> Result<&str, AuthError> {
+/// The token's bytes from the request's single `Authorization` header, its form not yet
+/// checked: a token the cache holds was checked when it was first verified, and the cache
+/// compares it byte for byte, so a repeat caller skips [`compact_jws`].
+pub(super) fn token_bytes(headers: &HeaderMap, max_token_bytes: usize) -> Result<&[u8], AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next().ok_or(AuthError::MissingToken)?;
     // Two headers could be read differently by us and by the upstream; refuse rather than pick.
@@ -39,6 +41,11 @@ pub(super) fn extract(headers: &HeaderMap, max_token_bytes: usize) -> Result<&st
     if token.is_empty() {
         return Err(AuthError::malformed("empty bearer token"));
     }
+    Ok(token)
+}
+
+/// The token as text, once it has the shape of a compact JWS.
+pub(super) fn compact_jws(token: &[u8]) -> Result<&str, AuthError> {
     check_compact_jws(token)?;
     // Only ASCII passed the check above, so this cannot fail.
     std::str::from_utf8(token).map_err(|_| AuthError::malformed("token is not a compact JWS"))
@@ -89,6 +96,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
         h
+    }
+
+    fn extract(headers: &HeaderMap, max_token_bytes: usize) -> Result<&str, AuthError> {
+        compact_jws(token_bytes(headers, max_token_bytes)?)
     }
 
     fn reason(value: &str) -> &'static str {

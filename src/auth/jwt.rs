@@ -18,6 +18,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::{AuthError, AuthSettings, Principal};
+use crate::policy::ScopeSet;
 
 /// What the header says that the rest of verification needs.
 #[derive(Debug, PartialEq)]
@@ -182,6 +183,7 @@ pub(super) fn principal(
     Ok(Principal {
         subject,
         client_id,
+        granted: ScopeSet::new(scopes.iter().map(String::as_str)),
         scopes,
         expires_at,
         claims,

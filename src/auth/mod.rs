@@ -20,6 +20,7 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
 
 use crate::client::HttpClient;
+use crate::policy::ScopeSet;
 
 pub use jwks::JwksStatus;
 
@@ -140,6 +141,9 @@ pub struct Principal {
     pub client_id: Option<String>,
     /// Granted scopes, in token order, without duplicates.
     pub scopes: Vec<String>,
+    /// The same scopes as the policy looks them up, built once per verified token rather than
+    /// at every request.
+    pub granted: ScopeSet,
     /// `exp`, seconds since the Unix epoch.
     pub expires_at: u64,
     /// Every verified claim, for forwarding chosen ones upstream as headers.
@@ -294,7 +298,7 @@ impl Authenticator {
     ) -> Result<Arc<Principal>, AuthError> {
         let inner = &*self.inner;
         let settings = &inner.settings;
-        let token = bearer::extract(headers, settings.max_token_bytes)?;
+        let token = bearer::token_bytes(headers, settings.max_token_bytes)?;
         let now = jsonwebtoken::get_current_timestamp();
         if let Some(cache) = &inner.tokens
             && let Some(entry) = cache.get(token, now)
@@ -304,6 +308,7 @@ impl Authenticator {
             }
             cache.remove(token);
         }
+        let token = bearer::compact_jws(token)?;
         // Every header check runs before any key lookup, so a token we would refuse anyway never
         // causes a key set fetch.
         let header =
@@ -320,7 +325,7 @@ impl Authenticator {
         let claims = jwt::verify(token, &key.key, validation)?;
         let principal = Arc::new(jwt::principal(claims, settings, now)?);
         if let Some(cache) = &inner.tokens {
-            cache.insert(token, principal.clone(), key);
+            cache.insert(token.as_bytes(), principal.clone(), key);
         }
         Ok(principal)
     }
@@ -351,7 +356,7 @@ pub fn fuzz_unverified(
     settings: &AuthSettings,
 ) -> Result<(), AuthError> {
     use base64::Engine as _;
-    let token = bearer::extract(headers, settings.max_token_bytes)?;
+    let token = bearer::compact_jws(bearer::token_bytes(headers, settings.max_token_bytes)?)?;
     jwt::check_header(token, &settings.algorithms, settings.require_typ.as_deref())?;
     let payload = token.split('.').nth(1).unwrap_or_default();
     let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -506,11 +511,11 @@ mod tests {
         let token = key.mint(json!({"iss": server.issuer(), "aud": "mcp", "exp": now() + 5}));
         let p = auth.authenticate(&bearer(&token)).await.unwrap();
         let cache = auth.inner.tokens.as_ref().unwrap();
-        assert!(cache.get(&token, p.expires_at - 1).is_some());
-        assert!(cache.get(&token, p.expires_at).is_none());
+        assert!(cache.get(token.as_bytes(), p.expires_at - 1).is_some());
+        assert!(cache.get(token.as_bytes(), p.expires_at).is_none());
         // Another token never hits this one's entry.
         let other = key.mint(json!({"iss": server.issuer(), "aud": "mcp", "exp": now() + 6}));
-        assert!(cache.get(&other, now()).is_none());
+        assert!(cache.get(other.as_bytes(), now()).is_none());
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ use super::jwks::VerifyingKey;
 
 /// One verified token.
 pub(super) struct Entry {
-    token: Box<str>,
+    token: Box<[u8]>,
     pub principal: Arc<Principal>,
     /// The key that verified it: the entry is valid only while this very key is in the current set.
     pub key: Arc<VerifyingKey>,
@@ -63,15 +63,15 @@ impl TokenCache {
 
     /// The entry for exactly this token, if one is cached and its token has not expired. The
     /// caller still checks that the entry's key is current.
-    pub(super) fn get(&self, token: &str, now: u64) -> Option<Arc<Entry>> {
-        let hash = self.hasher.hash_one(token.as_bytes());
+    pub(super) fn get(&self, token: &[u8], now: u64) -> Option<Arc<Entry>> {
+        let hash = self.hasher.hash_one(token);
         let entry = self.entries.get(&hash)?;
         // moka expires lazily at its own tick; `exp` is checked here to the second.
         (*entry.token == *token && now < entry.principal.expires_at).then_some(entry)
     }
 
-    pub(super) fn insert(&self, token: &str, principal: Arc<Principal>, key: Arc<VerifyingKey>) {
-        let hash = self.hasher.hash_one(token.as_bytes());
+    pub(super) fn insert(&self, token: &[u8], principal: Arc<Principal>, key: Arc<VerifyingKey>) {
+        let hash = self.hasher.hash_one(token);
         self.entries.insert(
             hash,
             Arc::new(Entry {
@@ -83,9 +83,8 @@ impl TokenCache {
     }
 
     /// Drops the entry for this token (its key left the set).
-    pub(super) fn remove(&self, token: &str) {
-        self.entries
-            .invalidate(&self.hasher.hash_one(token.as_bytes()));
+    pub(super) fn remove(&self, token: &[u8]) {
+        self.entries.invalidate(&self.hasher.hash_one(token));
     }
 
     #[cfg(test)]

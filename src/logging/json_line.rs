@@ -1,0 +1,160 @@
+//! The JSON line format: `{"timestamp":…,"level":…,"message":…,<fields>…,"target":…}`, one event per
+//! line, fields flattened beside the message.
+//!
+//! The same shape tracing-subscriber's JSON format writes with flattened events, written straight
+//! into the line's buffer: the audit line is written at every request, and going through serde's
+//! map serializer cost about as much as the rest of the policy decision path together.
+
+use std::fmt::{self, Write as _};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Formats each event as one JSON object.
+pub struct JsonLine;
+
+impl<S, N> FormatEvent<S, N> for JsonLine
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        writer.write_str("{\"timestamp\":\"")?;
+        SystemTime.format_time(&mut writer)?;
+        write!(writer, "\",\"level\":\"{}\"", meta.level())?;
+        let mut fields = Fields {
+            out: &mut writer,
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
+        writer.write_str(",\"target\":")?;
+        write_string(&mut writer, meta.target())?;
+        writer.write_str("}\n")
+    }
+}
+
+/// Writes each recorded field as `,"name":value`; the first error stops the rest.
+struct Fields<'w, 'b> {
+    out: &'w mut Writer<'b>,
+    result: fmt::Result,
+}
+
+impl Fields<'_, '_> {
+    fn field(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+        if self.result.is_ok() {
+            self.result = (|| {
+                self.out.write_char(',')?;
+                write_string(self.out, field.name())?;
+                self.out.write_char(':')?;
+                value(self.out)
+            })();
+        }
+    }
+}
+
+impl Visit for Fields<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.field(field, |out| write_string(out, value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.field(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.field(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.field(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // JSON has no NaN or infinity.
+        self.field(field, |out| match value.is_finite() {
+            true => write!(out, "{value}"),
+            false => out.write_str("null"),
+        });
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.field(field, |out| {
+            out.write_char('"')?;
+            write!(Escaped(&mut *out), "{value:?}")?;
+            out.write_char('"')
+        });
+    }
+}
+
+fn write_string(out: &mut impl fmt::Write, text: &str) -> fmt::Result {
+    out.write_char('"')?;
+    Escaped(&mut *out).write_str(text)?;
+    out.write_char('"')
+}
+
+/// Escapes what it is given as the inside of a JSON string (RFC 8259 §7).
+struct Escaped<W>(W);
+
+impl<W: fmt::Write> fmt::Write for Escaped<W> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut plain = 0;
+        for (i, byte) in text.bytes().enumerate() {
+            let escape = match byte {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0..0x20 => "",
+                _ => continue,
+            };
+            self.0.write_str(&text[plain..i])?;
+            plain = i + 1;
+            if escape.is_empty() {
+                write!(self.0, "\\u{byte:04x}")?;
+            } else {
+                self.0.write_str(escape)?;
+            }
+        }
+        self.0.write_str(&text[plain..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(text: &str) -> String {
+        let mut out = String::new();
+        write_string(&mut out, text).unwrap();
+        out
+    }
+
+    #[test]
+    fn strings_come_out_as_json_reads_them() {
+        for text in [
+            "plain",
+            "a \"quote\" and \\",
+            "line\nbreak\ttab\r",
+            "\u{1}\u{1f}",
+            "é ✓ 😀",
+            "",
+        ] {
+            let json = escaped(text);
+            let back: String = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, text, "{json}");
+        }
+        assert_eq!(escaped("\u{1}"), "\"\\u0001\"");
+    }
+}
