@@ -102,6 +102,21 @@ pub struct ListenConfig {
     pub tls: Option<TlsFiles>,
     pub allowed_origins: Vec<String>,
     pub drain_period: Duration,
+    pub runtime: RuntimeShape,
+}
+
+/// How connections are spread over the cores (`listen.runtime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeShape {
+    /// One single-threaded runtime per core, each accepting on its own `SO_REUSEPORT` socket: a
+    /// connection, its requests and the upstream connections they use stay on one core, with no
+    /// wake-ups across threads. The default: measured as fast or faster at 4 and 32 connections
+    /// (BENCHMARKS.md).
+    PerCore,
+    /// One multi-threaded runtime whose idle threads steal work from busy ones: for a client
+    /// that sends everything over one or two HTTP/2 connections, whose streams would otherwise
+    /// all be served by one core.
+    WorkStealing,
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +197,7 @@ struct RawListen {
     #[serde(default)]
     allowed_origins: Vec<Spanned<String>>,
     drain_period: Option<Spanned<String>>,
+    runtime: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -445,6 +461,14 @@ fn validate_listen(raw: RawListen, base: &Path, problems: &mut Problems) -> Opti
             None
         }
     };
+    let runtime = match &raw.runtime {
+        None => Some(RuntimeShape::PerCore),
+        Some(value) => problems.value(value, "listen.runtime", |s| match s.as_str() {
+            "work-stealing" => Ok(RuntimeShape::WorkStealing),
+            "per-core" => Ok(RuntimeShape::PerCore),
+            _ => Err("must be \"work-stealing\" or \"per-core\"".to_string()),
+        }),
+    };
     let mut allowed_origins = Vec::with_capacity(raw.allowed_origins.len());
     for origin in &raw.allowed_origins {
         if let Some(origin) = problems.value(origin, "listen.allowed_origins", |s| parse_origin(s))
@@ -457,6 +481,7 @@ fn validate_listen(raw: RawListen, base: &Path, problems: &mut Problems) -> Opti
         tls,
         allowed_origins,
         drain_period: drain_period?,
+        runtime: runtime?,
     })
 }
 

@@ -27,6 +27,7 @@ pub mod session;
 pub mod tls;
 pub mod units;
 pub mod upstream;
+pub mod workers;
 
 use std::path::Path;
 

@@ -72,17 +72,19 @@ pub struct Proxy {
     body_read_timeout: Duration,
     /// How long a request the proxy answers itself may take to finish sending its body.
     drain_window: Duration,
-    client: HttpClient,
+    /// The upstream connection pools: one per per-core worker, else one.
+    clients: Vec<HttpClient>,
     target: Target,
     metrics: Arc<Metrics>,
 }
 
 impl Proxy {
-    /// `client` reaches the upstream; `auth_client` the IdP (each may trust its own extra CA).
+    /// `clients` reach the upstream, one per worker (at least one); `auth_client` the IdP (each
+    /// may trust its own extra CA).
     pub fn new(
         config: &Config,
         policy: Policy,
-        client: HttpClient,
+        clients: Vec<HttpClient>,
         auth_client: HttpClient,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Proxy> {
@@ -115,7 +117,7 @@ impl Proxy {
             in_flight: Semaphore::new(config.limits.max_requests),
             body_read_timeout: config.limits.body_read_timeout,
             drain_window: config.limits.body_read_timeout.min(DRAIN_WINDOW),
-            client,
+            clients,
             target: Target::new(&config.upstream)?,
             metrics,
         })
@@ -126,6 +128,11 @@ impl Proxy {
         self.metrics.policy_loaded(policy.source_hash());
         let state = policy_state(&self.resource, &self.authorization_servers, policy);
         self.policy.store(Arc::new(state));
+    }
+
+    /// This worker's upstream pool.
+    fn client(&self) -> &HttpClient {
+        &self.clients[crate::workers::index() % self.clients.len()]
     }
 
     pub fn authenticator(&self) -> &Authenticator {
@@ -435,7 +442,8 @@ impl Proxy {
         }
         let started = Instant::now();
         let response =
-            match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
+            match tokio::time::timeout(self.response_timeout, self.client().request(request)).await
+            {
                 Ok(Ok(response)) => response,
                 Ok(Err(error)) => {
                     tracing::warn!(error = %error_chain(&error), "upstream request failed");

@@ -18,13 +18,14 @@ use tokio_rustls::TlsAcceptor;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 
 use crate::admin::{self, Health};
-use crate::config::{Config, Limits};
+use crate::config::{Config, Limits, RuntimeShape};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::proxy::Proxy;
 use crate::reload;
 use crate::tls::{self, CertStore};
 use crate::upstream::Peer;
+use crate::workers;
 
 /// A TLS handshake that has not finished by then is dropped: a client that opens connections and
 /// never speaks must not hold them.
@@ -63,10 +64,20 @@ impl Running {
 /// serving. Every file problem fails here, before a connection is accepted.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let policy = Policy::load(&config.policy_file).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let client = crate::client::build(
-        config.upstream.ca_file.as_deref(),
-        config.upstream.connect_timeout,
-    )?;
+    let workers = match config.listen.runtime {
+        RuntimeShape::WorkStealing => 1,
+        RuntimeShape::PerCore => workers::count(),
+    };
+    // One upstream connection pool per worker, so that a request and the connection it is sent
+    // on belong to the same thread.
+    let clients = (0..workers)
+        .map(|_| {
+            crate::client::build(
+                config.upstream.ca_file.as_deref(),
+                config.upstream.connect_timeout,
+            )
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let auth_client = crate::client::build(
         config.auth_ca_file.as_deref(),
         config.auth.jwks.fetch_timeout,
@@ -75,7 +86,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let proxy = Arc::new(Proxy::new(
         config,
         policy,
-        client,
+        clients,
         auth_client,
         metrics.clone(),
     )?);
@@ -116,10 +127,17 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         }
     };
 
-    let listener = TcpListener::bind(config.listen.address)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen.address))?;
-    let addr = listener.local_addr()?;
+    let listeners = match config.listen.runtime {
+        RuntimeShape::WorkStealing => Listeners::Shared(
+            TcpListener::bind(config.listen.address)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen.address))?,
+        ),
+        RuntimeShape::PerCore => {
+            Listeners::PerCore(workers::bind(config.listen.address, workers).await?)
+        }
+    };
+    let addr = listeners.local_addr()?;
     let (admin_addr, admin) =
         admin::start(config.admin_address, proxy.clone(), health.clone()).await?;
     background.push(admin);
@@ -132,15 +150,23 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .await?,
     );
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(
-        listener,
+    let serving = Serving {
         acceptor,
-        proxy.clone(),
+        proxy: proxy.clone(),
         stopped,
-        config.listen.drain_period,
-        config.limits.clone(),
-    ));
-    tracing::info!(%addr, tls = certs.is_some(), "proxy listening");
+        drain_period: config.listen.drain_period,
+        connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+        limits: config.limits.clone(),
+    };
+    let task = match listeners {
+        Listeners::Shared(listener) => tokio::spawn(accept_loop(listener, serving)),
+        Listeners::PerCore(listeners) => {
+            tokio::spawn(workers::spawn(listeners, move |listener| {
+                accept_loop(listener, serving.clone())
+            })?)
+        }
+    };
+    tracing::info!(%addr, tls = certs.is_some(), workers, "proxy listening");
     Ok(Running {
         addr,
         admin_addr,
@@ -183,19 +209,46 @@ fn nanos() -> u32 {
         .map_or(0, |d| d.subsec_nanos())
 }
 
-async fn accept_loop(
-    listener: TcpListener,
+/// The public listener's socket: one, or one per core.
+enum Listeners {
+    Shared(TcpListener),
+    PerCore(Vec<std::net::TcpListener>),
+}
+
+impl Listeners {
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            Listeners::Shared(listener) => listener.local_addr(),
+            Listeners::PerCore(listeners) => listeners[0].local_addr(),
+        }
+    }
+}
+
+/// What every accept loop shares: with per-core workers there is one loop per core, under one
+/// connection limit.
+#[derive(Clone)]
+struct Serving {
     acceptor: Option<TlsAcceptor>,
     proxy: Arc<Proxy>,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
     drain_period: Duration,
+    connections: Arc<Semaphore>,
     limits: Limits,
-) {
+}
+
+async fn accept_loop(listener: TcpListener, serving: Serving) {
+    let Serving {
+        acceptor,
+        proxy,
+        mut stopped,
+        drain_period,
+        connections,
+        limits,
+    } = serving;
     let graceful = GracefulShutdown::new();
     let http = Arc::new(http_builder(&limits, true));
     // Connections past the limit are answered 503 once and closed, never left hanging.
     let refuse = Arc::new(http_builder(&limits, false));
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,

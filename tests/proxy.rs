@@ -297,6 +297,58 @@ async fn other_paths_are_not_found_and_other_methods_not_allowed() {
 }
 
 #[tokio::test]
+async fn the_work_stealing_runtime_serves_and_enforces_like_the_per_core_one() {
+    for runtime in ["work-stealing", "per-core"] {
+        enforced_on_every_connection(runtime).await;
+    }
+}
+
+async fn enforced_on_every_connection(runtime: &str) {
+    let t = common::start_with(Options {
+        listen_settings: format!("runtime = \"{runtime}\""),
+        ..Options::default()
+    })
+    .await;
+    let allowed = t.token(&["customer:read"]);
+    let session = common::open_session(&t, &allowed).await;
+    // Each client opens its own connection, so the kernel spreads them over the workers'
+    // listeners; every one must authorize the same way.
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let client = common::https_client(&t.system);
+        let (url, token, session) = (t.url().to_string(), allowed.clone(), session.clone());
+        let tool = if i % 2 == 0 {
+            "get_customer_info"
+        } else {
+            "create_support_ticket"
+        };
+        calls.spawn(async move {
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-session-id", session)
+                .body(TestSystem::tool_call(tool, i))
+                .send()
+                .await
+                .unwrap();
+            (tool, response.status().as_u16())
+        });
+    }
+    for (tool, status) in calls.join_all().await {
+        let expected = if tool == "get_customer_info" {
+            200
+        } else {
+            403
+        };
+        assert_eq!(status, expected, "{runtime}: {tool}");
+    }
+    // The session's initialize and initialized notification, then the allowed calls only.
+    assert_eq!(t.upstream_requests(), 2 + 8);
+}
+
+#[tokio::test]
 async fn http2_is_negotiated_over_tls() {
     let t = common::start().await;
     let response = t

@@ -23,6 +23,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("listen.insecure_plaintext", Kind::Bool),
     ("listen.allowed_origins", Kind::List),
     ("listen.drain_period", Kind::Text),
+    ("listen.runtime", Kind::Text),
     ("listen.tls.cert", Kind::Text),
     ("listen.tls.key", Kind::Text),
     ("listen.tls.client_ca", Kind::Text),

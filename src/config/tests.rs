@@ -193,3 +193,29 @@ fn every_documented_key_can_be_overridden() {
         );
     }
 }
+
+#[test]
+fn the_runtime_shape_is_per_core_unless_work_stealing_is_asked_for() {
+    assert_eq!(
+        parse(MINIMAL).unwrap().listen.runtime,
+        RuntimeShape::PerCore
+    );
+    let stealing = MINIMAL.replace(
+        "address = \"127.0.0.1:8443\"",
+        "address = \"127.0.0.1:8443\"\nruntime = \"work-stealing\"",
+    );
+    assert_eq!(
+        parse(&stealing).unwrap().listen.runtime,
+        RuntimeShape::WorkStealing
+    );
+    let error = parse(&MINIMAL.replace(
+        "address = \"127.0.0.1:8443\"",
+        "address = \"127.0.0.1:8443\"\nruntime = \"fast\"",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains(":4:11: listen.runtime: must be \"work-stealing\" or \"per-core\""),
+        "{error}"
+    );
+}

@@ -1,0 +1,95 @@
+//! The per-core runtime shape (`listen.runtime = "per-core"`): one single-threaded tokio runtime
+//! per core, each on a thread of its own with its own `SO_REUSEPORT` listener on the proxy's
+//! address. The kernel spreads new connections over the listeners; a connection, its requests and
+//! the upstream connections they use then stay on one thread, with no work stealing and no
+//! wake-ups across threads. Owns the threads and their listeners, not what they serve.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::oneshot;
+
+/// Pending connections a listener holds before the kernel refuses more (as tokio's default).
+const BACKLOG: u32 = 1024;
+
+thread_local! {
+    static INDEX: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The number of this thread among the per-core workers; 0 on any other thread.
+pub fn index() -> usize {
+    INDEX.get()
+}
+
+/// One worker per core the process may use (cgroup quotas included).
+pub fn count() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Binds `count` listeners to `addr`, sharing it through `SO_REUSEPORT`. With port 0 the first
+/// picks the port and the others join it.
+pub async fn bind(addr: SocketAddr, count: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    let mut listeners = Vec::with_capacity(count);
+    let mut addr = addr;
+    for _ in 0..count {
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket
+            .bind(addr)
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let listener = socket.listen(BACKLOG)?;
+        addr = listener.local_addr()?;
+        // Registered again with the worker's own runtime, on its thread.
+        listeners.push(listener.into_std()?);
+    }
+    Ok(listeners)
+}
+
+/// Runs `serve` on each listener, each on a thread of its own with a single-threaded runtime.
+/// The returned future ends once every worker's `serve` has returned.
+pub fn spawn<S, F>(
+    listeners: Vec<std::net::TcpListener>,
+    serve: S,
+) -> anyhow::Result<impl Future<Output = ()> + use<S, F>>
+where
+    S: Fn(TcpListener) -> F + Clone + Send + 'static,
+    F: Future<Output = ()> + 'static,
+{
+    let mut done = Vec::with_capacity(listeners.len());
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start a worker runtime")?;
+        let (finished, finishing) = oneshot::channel::<()>();
+        let serve = serve.clone();
+        std::thread::Builder::new()
+            .name(format!("scopegate-worker-{index}"))
+            .spawn(move || {
+                INDEX.set(index);
+                runtime.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => serve(listener).await,
+                        Err(error) => tracing::error!(%error, index, "worker cannot listen"),
+                    }
+                });
+                let _ = finished.send(());
+            })
+            .context("cannot start a worker thread")?;
+        done.push(finishing);
+    }
+    Ok(async move {
+        for worker in done {
+            // An error means the worker's thread ended without saying so (a panic): it is over
+            // either way.
+            let _ = worker.await;
+        }
+    })
+}
