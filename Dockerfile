@@ -12,7 +12,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 # The manifest names the benchmark and example targets; cargo reads them even when not building them.
 COPY benches ./benches
-COPY bench/upstream.rs ./bench/upstream.rs
+COPY bench/upstream.rs bench/sse_client.rs ./bench/
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked --no-default-features \
     && rm -rf src

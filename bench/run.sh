@@ -5,14 +5,18 @@
 #   nginx      TLS termination and proxying, no auth
 #   haproxy    TLS, RS256 jwt_verify, iss/aud/exp, the tool's scope read from the body
 #   scopegate  the shipped customer-service policy
-# Runs are interleaved and repeated; medians are reported. Stops by itself.
+# Runs are interleaved and repeated; medians are reported. Then the SSE phase: many event streams
+# held open direct and through scopegate, for scopegate's memory per open stream and the latency
+# it adds to each event. Stops by itself.
 #
-#   bench/run.sh            full run (about 4 x ROUNDS x (DURATION + PACED) seconds plus the build)
+#   bench/run.sh            full run (about 4 x ROUNDS x (DURATION + PACED) + 2 x SSE seconds plus
+#                           the build)
 #   bench/run.sh --smoke    a few seconds per target, debug build: checks that everything still works
 #
 # Knobs (environment): BENCH_DURATION (s, default 10), BENCH_PACED (s, default 6), BENCH_ROUNDS
 # (default 3), BENCH_CONNS (default 32), BENCH_THREADS (wrk threads, default 1), BENCH_PORT (first
-# of four ports, default 18080).
+# of four ports, default 18080), BENCH_SSE_STREAMS (default 1000), BENCH_SSE_SECONDS (how long the
+# streams are held once open, default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -26,9 +30,12 @@ ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNS:-32}
 THREADS=${BENCH_THREADS:-1}
 PORT=${BENCH_PORT:-18080}
+SSE_STREAMS=${BENCH_SSE_STREAMS:-1000}
+SSE_SECONDS=${BENCH_SSE_SECONDS:-20}
 PROFILE=release
 if ((SMOKE)); then
   DURATION=${BENCH_DURATION:-3}; PACED=${BENCH_PACED:-2}; ROUNDS=${BENCH_ROUNDS:-1}; PROFILE=dev
+  SSE_STREAMS=${BENCH_SSE_STREAMS:-50}; SSE_SECONDS=${BENCH_SSE_SECONDS:-3}
 fi
 UP_PORT=$PORT NGINX_PORT=$((PORT + 1)) HAPROXY_PORT=$((PORT + 2)) SG_PORT=$((PORT + 3))
 ISSUER=https://issuer.bench.local
@@ -52,12 +59,13 @@ case "$HAPROXY_VERSION" in
   *" version 2."[0-4]"."*|*" version 1."*) echo "HAProxy 2.5 or later is needed for jwt_verify: $HAPROXY_VERSION" >&2; exit 1 ;;
 esac
 
-say "building scopegate and the upstream ($PROFILE)"
-cargo build -q --profile "$PROFILE" --bin scopegate --example bench-upstream
+say "building scopegate, the upstream and the SSE client ($PROFILE)"
+cargo build -q --profile "$PROFILE" --bin scopegate --example bench-upstream --example bench-sse
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 OUT=$TARGET_DIR/$([[ $PROFILE == dev ]] && echo debug || echo release)
 SCOPEGATE=$OUT/scopegate
 UPSTREAM=$OUT/examples/bench-upstream
+SSE_CLIENT=$OUT/examples/bench-sse
 
 W=$(mktemp -d)
 chmod 755 "$W"
@@ -84,8 +92,11 @@ signature=$(printf '%s.%s' "$header" "$claims" | openssl dgst -sha256 -sign "$W/
 export BENCH_TOKEN="$header.$claims.$signature"
 export BENCH_BODY='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_customer_info","arguments":{"customer_id":"C-1001"}}}'
 printf '%s' "$BENCH_BODY" >"$W/body.json"
+# CA:FALSE: a self-signed end-entity certificate, which bench-sse (rustls) accepts as its own
+# trust anchor; OpenSSL would mark it a CA, which rustls refuses to see as a server's certificate.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
   -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+  -addext basicConstraints=critical,CA:FALSE \
   -keyout "$W/tls.key" -out "$W/tls.crt" 2>/dev/null
 cat "$W/tls.crt" "$W/tls.key" >"$W/tls.pem"
 
@@ -96,6 +107,12 @@ sed -e "s|@W@|$W|g" -e "s|@UP@|$UP_PORT|g" -e "s|@PORT@|$HAPROXY_PORT|g" \
 sed -e "s|@W@|$W|g" -e "s|@UP@|$UP_PORT|g" -e "s|@PORT@|$SG_PORT|g" -e "s|@ROOT@|$ROOT|g" \
   -e "s|@ISSUER@|$ISSUER|g" -e "s|@AUDIENCE@|$AUDIENCE|g" bench/scopegate.toml >"$W/scopegate.toml"
 
+# Every SSE stream through scopegate holds two descriptors there (client and upstream side), and
+# one each in the upstream and the client.
+fds=$((2 * SSE_STREAMS + 1024))
+if [[ $(ulimit -Sn) != unlimited ]] && (($(ulimit -Sn) < fds)); then
+  ulimit -Sn "$fds" || { echo "the SSE phase needs $fds open files: raise the hard limit (ulimit -Hn)" >&2; exit 1; }
+fi
 "$UPSTREAM" "127.0.0.1:$UP_PORT" "$W/jwks.json" & PIDS+=($!); UP_PID=$!
 nginx -p "$W" -e "$W/nginx.err" -c "$W/nginx.conf" -g 'daemon off;' & PIDS+=($!); NGINX_PID=$!
 haproxy -f "$W/haproxy.cfg" -q & PIDS+=($!); HAPROXY_PID=$!
@@ -155,6 +172,7 @@ cpu_ticks() { local sum=0 pid; for pid in $(pids_of "$1"); do
 hwm_kb() { local sum=0 pid; for pid in $(pids_of "$1"); do
   sum=$((sum + $(awk '/VmHWM/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0))); done; echo "$sum"; }
 loadavg() { cut -d' ' -f1 /proc/loadavg; }
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 
 RESULTS=$W/results.tsv
 run_wrk() { # target phase conns seconds delay_ms
@@ -212,8 +230,41 @@ done
 declare -A HWM
 for t in "${TARGETS[@]}"; do HWM[$t]=$(hwm_kb "$t"); done
 
+# --- SSE: open streams and event latency ----------------------------------------------------
+# After the peak RSS is read, so the table's column stays the request load's. The same streams,
+# direct and through scopegate (HTTP/1.1 over TLS); scopegate's VmRSS is sampled while they are
+# open.
+declare -A SSE_P50 SSE_P99 SSE_P999
+SSE_RSS_KB=0
+run_sse() { # target
+  local t=$1 out=$W/sse.$1 pid rss
+  "$SSE_CLIENT" "${URL[$t]}" "$SSE_STREAMS" "$SSE_SECONDS" "$W/tls.crt" >"$out" &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    if [[ $t == scopegate ]] && grep -qs '^OPEN' "$out"; then
+      rss=$(awk '/VmRSS/{print $2}' "/proc/$SG_PID/status")
+      if ((rss > SSE_RSS_KB)); then SSE_RSS_KB=$rss; fi
+    fi
+    sleep 0.5
+  done
+  wait "$pid" || { echo "bench-sse failed against $t" >&2; exit 1; }
+  # shellcheck disable=SC2046
+  set -- $(grep '^RESULT' "$out")
+  local streams=${2#*=} events=${3#*=} lost=${7#*=} fail=${8#*=}
+  SSE_P50[$t]=${4#*=}; SSE_P99[$t]=${5#*=}; SSE_P999[$t]=${6#*=}
+  printf '    %-9s sse   %5d streams %7d events  p50 %6d us  p99 %6d us  p99.9 %6d us  lost %s  failures %s  load %s\n' \
+    "$t" "$streams" "$events" "${SSE_P50[$t]}" "${SSE_P99[$t]}" "${SSE_P999[$t]}" "$lost" "$fail" "$(loadavg)" >&2
+  if ((streams != SSE_STREAMS || fail > 0 || lost > 0)); then
+    echo "$t: of $SSE_STREAMS SSE streams $streams opened, $fail failed, $lost events lost" >&2
+    FAILED=1
+  fi
+}
+say "SSE: $SSE_STREAMS streams, held ${SSE_SECONDS}s once open, one event per stream per second"
+for t in direct scopegate; do run_sse "$t"; done
+
 # --- the table ------------------------------------------------------------------------------
 median() { sort -g | awk '{v[NR] = $1} END {print NR ? (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) : 0}'; }
+minus() { awk -v a="$1" -v b="$2" 'BEGIN {print a - b}'; }
 col() { awk -F'\t' -v t="$1" -v p="$2" -v c="$3" '$1 == t && $2 == p {print $c}' "$RESULTS" | median; }
 declare -A RPS P50 P99 P999 CPU PP50 PP99 PRPS
 for t in "${TARGETS[@]}"; do
@@ -228,7 +279,7 @@ echo "| target | req/s | p50 | p99 | p99.9 | paced req/s | paced p50 | paced p99
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for t in "${TARGETS[@]}"; do
   if [[ $t == direct ]]; then added="—"; else
-    added="$(awk -v a="${PP50[$t]}" -v b="${PP50[direct]}" 'BEGIN {print a - b}') / $(awk -v a="${PP99[$t]}" -v b="${PP99[direct]}" 'BEGIN {print a - b}')"
+    added="$(minus "${PP50[$t]}" "${PP50[direct]}") / $(minus "${PP99[$t]}" "${PP99[direct]}")"
   fi
   printf '| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %s | %.1f MiB |\n' "$t" "${RPS[$t]}" "${P50[$t]}" \
     "${P99[$t]}" "${P999[$t]}" "${PRPS[$t]}" "${PP50[$t]}" "${PP99[$t]}" "$added" "${CPU[$t]}" "$(awk -v k="${HWM[$t]}" 'BEGIN {print k / 1024}')"
@@ -237,5 +288,6 @@ echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b ? a / b : 0}'; }
 echo "HTTP/2 (h2load, $CONNS connections, 1 stream each): $(awk -F'\t' '{printf "%s %.0f req/s (mean %s); ", $1, $2, $3}' "$H2")"
 echo "Ratios (req/s): scopegate/nginx $(ratio "${RPS[scopegate]}" "${RPS[nginx]}"), scopegate/haproxy $(ratio "${RPS[scopegate]}" "${RPS[haproxy]}"); h2 scopegate/nginx $(ratio "$(awk -F'\t' '$1 == "scopegate" {print $2}' "$H2")" "$(awk -F'\t' '$1 == "nginx" {print $2}' "$H2")")"
-echo "scopegate RSS: idle $(awk -v k="$SG_IDLE_KB" 'BEGIN {printf "%.1f", k / 1024}') MiB, peak $(awk -v k="${HWM[scopegate]}" 'BEGIN {printf "%.1f", k / 1024}') MiB. Load average at the end: $(cat /proc/loadavg)"
-if ((FAILED)); then echo "some requests failed" >&2; exit 1; fi
+echo "scopegate RSS: idle $(mib "$SG_IDLE_KB") MiB, peak $(mib "${HWM[scopegate]}") MiB. Load average at the end: $(cat /proc/loadavg)"
+echo "SSE: $SSE_STREAMS streams through scopegate: RSS $(mib "$SSE_RSS_KB") MiB (idle $(mib "$SG_IDLE_KB") MiB); event latency p50/p99 direct ${SSE_P50[direct]}/${SSE_P99[direct]} us, scopegate ${SSE_P50[scopegate]}/${SSE_P99[scopegate]} us, added $(minus "${SSE_P50[scopegate]}" "${SSE_P50[direct]}")/$(minus "${SSE_P99[scopegate]}" "${SSE_P99[direct]}") us (p99.9 direct ${SSE_P999[direct]}, scopegate ${SSE_P999[scopegate]} us)"
+if ((FAILED)); then echo "some requests or streams failed" >&2; exit 1; fi
