@@ -4,18 +4,19 @@
 #   direct     the upstream itself (the floor)
 #   nginx      TLS termination and proxying, no auth
 #   haproxy    TLS, RS256 jwt_verify, iss/aud/exp, the tool's scope read from the body
-#   scopegate  the shipped customer-service policy
+#   scopegate  the shipped customer-service policy (listen.runtime "per-core", the default)
+#   scopegate-ws  the same in the "work-stealing" runtime shape
 # Runs are interleaved and repeated; medians are reported. Then the SSE phase: many event streams
 # held open direct and through scopegate, for scopegate's memory per open stream and the latency
 # it adds to each event. Stops by itself.
 #
-#   bench/run.sh            full run (about 4 x ROUNDS x (DURATION + PACED) + 2 x SSE seconds plus
+#   bench/run.sh            full run (about 5 x ROUNDS x (DURATION + PACED) + 2 x SSE seconds plus
 #                           the build)
 #   bench/run.sh --smoke    a few seconds per target, debug build: checks that everything still works
 #
 # Knobs (environment): BENCH_DURATION (s, default 10), BENCH_PACED (s, default 6), BENCH_ROUNDS
 # (default 3), BENCH_CONNS (default 32), BENCH_THREADS (wrk threads, default 1), BENCH_PORT (first
-# of four ports, default 18080), BENCH_SSE_STREAMS (default 1000), BENCH_SSE_SECONDS (how long the
+# of five ports, default 18080), BENCH_SSE_STREAMS (default 1000), BENCH_SSE_SECONDS (how long the
 # streams are held once open, default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +38,7 @@ if ((SMOKE)); then
   DURATION=${BENCH_DURATION:-3}; PACED=${BENCH_PACED:-2}; ROUNDS=${BENCH_ROUNDS:-1}; PROFILE=dev
   SSE_STREAMS=${BENCH_SSE_STREAMS:-50}; SSE_SECONDS=${BENCH_SSE_SECONDS:-3}
 fi
-UP_PORT=$PORT NGINX_PORT=$((PORT + 1)) HAPROXY_PORT=$((PORT + 2)) SG_PORT=$((PORT + 3))
+UP_PORT=$PORT NGINX_PORT=$((PORT + 1)) HAPROXY_PORT=$((PORT + 2)) SG_PORT=$((PORT + 3)) SGWS_PORT=$((PORT + 4))
 ISSUER=https://issuer.bench.local
 AUDIENCE=https://localhost:$SG_PORT/mcp
 
@@ -100,12 +101,13 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -keyout "$W/tls.key" -out "$W/tls.crt" 2>/dev/null
 cat "$W/tls.crt" "$W/tls.key" >"$W/tls.pem"
 
-# --- the four targets -----------------------------------------------------------------------
+# --- the targets ---------------------------------------------------------------------------
 sed -e "s|@W@|$W|g" -e "s|@UP@|$UP_PORT|g" -e "s|@PORT@|$NGINX_PORT|g" bench/nginx.conf >"$W/nginx.conf"
 sed -e "s|@W@|$W|g" -e "s|@UP@|$UP_PORT|g" -e "s|@PORT@|$HAPROXY_PORT|g" \
   -e "s|@ISSUER@|$ISSUER|g" -e "s|@AUDIENCE@|$AUDIENCE|g" bench/haproxy.cfg >"$W/haproxy.cfg"
 sed -e "s|@W@|$W|g" -e "s|@UP@|$UP_PORT|g" -e "s|@PORT@|$SG_PORT|g" -e "s|@ROOT@|$ROOT|g" \
   -e "s|@ISSUER@|$ISSUER|g" -e "s|@AUDIENCE@|$AUDIENCE|g" bench/scopegate.toml >"$W/scopegate.toml"
+sed -e "s|:$SG_PORT\"|:$SGWS_PORT\"|" "$W/scopegate.toml" >"$W/scopegate-ws.toml"
 
 # Every SSE stream through scopegate holds two descriptors there (client and upstream side), and
 # one each in the upstream and the client.
@@ -117,14 +119,18 @@ fi
 nginx -p "$W" -e "$W/nginx.err" -c "$W/nginx.conf" -g 'daemon off;' & PIDS+=($!); NGINX_PID=$!
 haproxy -f "$W/haproxy.cfg" -q & PIDS+=($!); HAPROXY_PID=$!
 "$SCOPEGATE" run --config "$W/scopegate.toml" >"$W/scopegate.log" 2>&1 & PIDS+=($!); SG_PID=$!
+# The same proxy in its other runtime shape (listen.runtime), on the next port.
+SCOPEGATE_LISTEN_RUNTIME=work-stealing "$SCOPEGATE" run --config "$W/scopegate-ws.toml" >"$W/scopegate-ws.log" 2>&1 &
+PIDS+=($!); SGWS_PID=$!
 
 declare -A URL=(
   [direct]="http://127.0.0.1:$UP_PORT/mcp"
   [nginx]="https://127.0.0.1:$NGINX_PORT/mcp"
   [haproxy]="https://127.0.0.1:$HAPROXY_PORT/mcp"
   [scopegate]="https://127.0.0.1:$SG_PORT/mcp"
+  [scopegate-ws]="https://127.0.0.1:$SGWS_PORT/mcp"
 )
-TARGETS=(direct nginx haproxy scopegate)
+TARGETS=(direct nginx haproxy scopegate scopegate-ws)
 
 call() { # URL [TOKEN] [BODY] -> status
   curl -sk -o /dev/null -w '%{http_code}' -X POST "$1" -H "Authorization: Bearer ${2:-$BENCH_TOKEN}" \
@@ -144,13 +150,13 @@ for t in "${TARGETS[@]}"; do
 done
 # The authorizing targets must refuse what they should: a wrong scope and a bad signature.
 denied_body=${BENCH_BODY/get_customer_info/calculate_account_value}
-for t in haproxy scopegate; do
+for t in haproxy scopegate scopegate-ws; do
   s1=$(call "${URL[$t]}" "$BENCH_TOKEN" "$denied_body")
   s2=$(call "${URL[$t]}" "${BENCH_TOKEN%?????}AAAAA")
   if [[ $s1 != 403 || $s2 != 401 ]]; then
     echo "$t does not enforce: missing scope gave $s1 (want 403), bad signature $s2 (want 401)" >&2
     # What the proxy logged, so the failure can be diagnosed from CI's output alone.
-    [[ $t == scopegate ]] && tail -n 20 "$W/scopegate.log" >&2
+    [[ $t == scopegate* ]] && tail -n 20 "$W/$t.log" >&2
     exit 1
   fi
 done
@@ -165,6 +171,7 @@ pids_of() { # a target's processes: nginx's master and its workers
     nginx) echo "$NGINX_PID" $(awk -v p="$NGINX_PID" '$4 == p {print $1}' /proc/[0-9]*/stat 2>/dev/null) ;;
     haproxy) echo "$HAPROXY_PID" $(awk -v p="$HAPROXY_PID" '$4 == p {print $1}' /proc/[0-9]*/stat 2>/dev/null) ;;
     scopegate) echo "$SG_PID" ;;
+    scopegate-ws) echo "$SGWS_PID" ;;
   esac
 }
 cpu_ticks() { local sum=0 pid; for pid in $(pids_of "$1"); do
@@ -186,7 +193,7 @@ run_wrk() { # target phase conns seconds delay_ms
   local cpu10k
   cpu10k=$(awk -v d=$((after - before)) -v r="$req" -v h="$TCK" 'BEGIN {printf "%.3f", r ? d / h / r * 10000 : 0}')
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$PHASE" "$rps" "$p50" "$p99" "$p999" "$err" "$cpu10k" "$(loadavg)" >>"$RESULTS"
-  printf '    %-9s %-5s %9.0f req/s  p50 %6d us  p99 %6d us  p99.9 %6d us  cpu %s s/10k  errors %s  load %s\n' \
+  printf '    %-12s %-5s %9.0f req/s  p50 %6d us  p99 %6d us  p99.9 %6d us  cpu %s s/10k  errors %s  load %s\n' \
     "$t" "$PHASE" "$rps" "$p50" "$p99" "$p999" "$cpu10k" "$err" "$(loadavg)" >&2
   if ((err > 0)); then echo "$t: $err failed requests" >&2; FAILED=1; fi
 }
@@ -199,7 +206,8 @@ say "wrk: $THREADS thread(s), $CONNS connections, ${DURATION}s peak runs, ${PACE
 PACED_CONNS=
 for ((round = 1; round <= ROUNDS; round++)); do
   # Rotate the order every round, so no target always runs first or right after a cold one.
-  order=("${TARGETS[@]:$(((round - 1) % 4))}" "${TARGETS[@]:0:$(((round - 1) % 4))}")
+  shift_by=$(((round - 1) % ${#TARGETS[@]}))
+  order=("${TARGETS[@]:$shift_by}" "${TARGETS[@]:0:$shift_by}")
   say "round $round: ${order[*]}"
   PHASE=peak
   for t in "${order[@]}"; do run_wrk "$t" peak "$CONNS" "$DURATION" 0; done
@@ -216,7 +224,7 @@ done
 # HTTP/2 (h2load: no percentiles, so throughput and mean latency only) for the two that speak it
 # to clients; HAProxy's numbers are HTTP/1.1 only to keep its run short.
 H2=$W/h2.tsv
-for t in nginx scopegate; do
+for t in nginx scopegate scopegate-ws; do
   h2out=$(h2load -D "$DURATION" -c "$CONNS" -m 1 -t "$THREADS" -d "$W/body.json" \
     -H "authorization: Bearer $BENCH_TOKEN" -H 'content-type: application/json' \
     -H 'accept: application/json, text/event-stream' "${URL[$t]}" 2>&1)
@@ -224,7 +232,7 @@ for t in nginx scopegate; do
   ok=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' <<<"$h2out")
   mean=$(awk '/^time for request:/ {print $5}' <<<"$h2out")
   printf '%s\t%s\t%s\t%s\n' "$t" "$rps" "$mean" "$ok" >>"$H2"
-  printf '    %-9s h2    %9.0f req/s  mean %s  2xx %s\n' "$t" "$rps" "$mean" "$ok" >&2
+  printf '    %-12s h2    %9.0f req/s  mean %s  2xx %s\n' "$t" "$rps" "$mean" "$ok" >&2
 done
 
 declare -A HWM
@@ -252,7 +260,7 @@ run_sse() { # target
   set -- $(grep '^RESULT' "$out")
   local streams=${2#*=} events=${3#*=} lost=${7#*=} fail=${8#*=}
   SSE_P50[$t]=${4#*=}; SSE_P99[$t]=${5#*=}; SSE_P999[$t]=${6#*=}
-  printf '    %-9s sse   %5d streams %7d events  p50 %6d us  p99 %6d us  p99.9 %6d us  lost %s  failures %s  load %s\n' \
+  printf '    %-12s sse   %5d streams %7d events  p50 %6d us  p99 %6d us  p99.9 %6d us  lost %s  failures %s  load %s\n' \
     "$t" "$streams" "$events" "${SSE_P50[$t]}" "${SSE_P99[$t]}" "${SSE_P999[$t]}" "$lost" "$fail" "$(loadavg)" >&2
   if ((streams != SSE_STREAMS || fail > 0 || lost > 0)); then
     echo "$t: of $SSE_STREAMS SSE streams $streams opened, $fail failed, $lost events lost" >&2
@@ -287,7 +295,10 @@ done
 echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b ? a / b : 0}'; }
 echo "HTTP/2 (h2load, $CONNS connections, 1 stream each): $(awk -F'\t' '{printf "%s %.0f req/s (mean %s); ", $1, $2, $3}' "$H2")"
-echo "Ratios (req/s): scopegate/nginx $(ratio "${RPS[scopegate]}" "${RPS[nginx]}"), scopegate/haproxy $(ratio "${RPS[scopegate]}" "${RPS[haproxy]}"); h2 scopegate/nginx $(ratio "$(awk -F'\t' '$1 == "scopegate" {print $2}' "$H2")" "$(awk -F'\t' '$1 == "nginx" {print $2}' "$H2")")"
+h2rps() { awk -F'\t' -v t="$1" '$1 == t {print $2}' "$H2"; }
+for t in scopegate scopegate-ws; do
+  echo "Ratios (req/s) for $t: /nginx $(ratio "${RPS[$t]}" "${RPS[nginx]}"), /haproxy $(ratio "${RPS[$t]}" "${RPS[haproxy]}"); h2 /nginx $(ratio "$(h2rps "$t")" "$(h2rps nginx)")"
+done
 echo "scopegate RSS: idle $(mib "$SG_IDLE_KB") MiB, peak $(mib "${HWM[scopegate]}") MiB. Load average at the end: $(cat /proc/loadavg)"
 echo "SSE: $SSE_STREAMS streams through scopegate: RSS $(mib "$SSE_RSS_KB") MiB (idle $(mib "$SG_IDLE_KB") MiB); event latency p50/p99 direct ${SSE_P50[direct]}/${SSE_P99[direct]} us, scopegate ${SSE_P50[scopegate]}/${SSE_P99[scopegate]} us, added $(minus "${SSE_P50[scopegate]}" "${SSE_P50[direct]}")/$(minus "${SSE_P99[scopegate]}" "${SSE_P99[direct]}") us (p99.9 direct ${SSE_P999[direct]}, scopegate ${SSE_P999[scopegate]} us)"
 if ((FAILED)); then echo "some requests or streams failed" >&2; exit 1; fi
