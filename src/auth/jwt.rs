@@ -112,8 +112,29 @@ pub(super) fn verify(
 ) -> Result<Map<String, Value>, AuthError> {
     jsonwebtoken::decode::<UniqueKeyObject>(token, key, validation)
         .map(|data| data.claims.0)
-        .map_err(|e| map_error(e.kind()))
+        .map_err(|e| match map_error(e.kind()) {
+            AuthError::MissingClaim(name) => {
+                present_but_unreadable(token, name).unwrap_or(AuthError::MissingClaim(name))
+            }
+            other => other,
+        })
 }
+
+/// jsonwebtoken reports a registered claim it cannot read (`"exp": "soon"`, `"aud": 443`) as
+/// missing. When the claim is there, the client is told what is wrong with it instead. The
+/// signature was checked before the claims, so this parse is reached only for signed tokens.
+fn present_but_unreadable(token: &str, name: &'static str) -> Option<AuthError> {
+    let payload = token.split('.').nth(1)?;
+    let claims = parse_object(&URL_SAFE_NO_PAD.decode(payload).ok()?, "claims").ok()?;
+    claims.contains_key(name).then(|| match name {
+        "aud" => AuthError::malformed(AUD_WRONG_TYPE),
+        "iss" => AuthError::malformed(ISS_WRONG_TYPE),
+        _ => AuthError::Malformed(Cow::Owned(format!("claim `{name}` must be a number"))),
+    })
+}
+
+const AUD_WRONG_TYPE: &str = "claim `aud` must be a string or an array of strings";
+const ISS_WRONG_TYPE: &str = "claim `iss` must be a string";
 
 fn map_error(kind: &ErrorKind) -> AuthError {
     match kind {
@@ -158,7 +179,7 @@ pub(super) fn principal(
         None => return Err(AuthError::MissingClaim("iss")),
         Some(Value::String(iss)) if *iss == settings.issuer => {}
         Some(Value::String(_)) => return Err(AuthError::WrongIssuer),
-        Some(_) => return Err(AuthError::malformed("claim `iss` must be a string")),
+        Some(_) => return Err(AuthError::malformed(ISS_WRONG_TYPE)),
     }
     check_audience(claims.get("aud"), &settings.audiences)?;
 
@@ -191,7 +212,6 @@ pub(super) fn principal(
 }
 
 fn check_audience(aud: Option<&Value>, accepted: &[String]) -> Result<(), AuthError> {
-    const WRONG_TYPE: &str = "claim `aud` must be a string or an array of strings";
     let accepted_one = |a: &str| accepted.iter().any(|x| x == a);
     let ok = match aud {
         None => return Err(AuthError::MissingClaim("aud")),
@@ -200,13 +220,13 @@ fn check_audience(aud: Option<&Value>, accepted: &[String]) -> Result<(), AuthEr
             let mut ok = false;
             for item in items {
                 let Value::String(a) = item else {
-                    return Err(AuthError::malformed(WRONG_TYPE));
+                    return Err(AuthError::malformed(AUD_WRONG_TYPE));
                 };
                 ok |= accepted_one(a);
             }
             ok
         }
-        Some(_) => return Err(AuthError::malformed(WRONG_TYPE)),
+        Some(_) => return Err(AuthError::malformed(AUD_WRONG_TYPE)),
     };
     if ok {
         Ok(())
