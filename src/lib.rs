@@ -17,7 +17,6 @@ pub mod logging;
 pub mod mcp;
 pub mod metadata;
 pub mod metrics;
-pub mod own_body;
 pub mod policy;
 pub mod proxy;
 pub mod ratelimit;

@@ -10,8 +10,8 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
-use http::{Method, Request, Response};
-use http_body_util::{BodyExt, Either, LengthLimitError, Limited};
+use http::{Method, Request, Response, Version};
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
 use hyper::body::{Body as _, Incoming};
 
 use crate::audit::Ctx;
@@ -23,7 +23,6 @@ use crate::listfilter::{ListFilter, SseListBody};
 use crate::mcp::{self, InspectLimits, Inspection, MessageKind, RequestId};
 use crate::metadata;
 use crate::metrics::Metrics;
-use crate::own_body::OwnBody;
 use crate::policy::{Action, Decision, Denial, DenyReason, Mode, Policy, RateLimit, RuleRef};
 use crate::ratelimit::RateLimiter;
 use crate::session::{Binding, Sessions};
@@ -32,7 +31,7 @@ use tokio::sync::Semaphore;
 
 /// What the proxy answers with: the upstream's body streamed as it comes, its own, or an SSE
 /// stream with its listings filtered.
-pub type ProxyBody = Either<Upstream, Either<OwnBody, SseListBody<Upstream>>>;
+pub type ProxyBody = Either<Upstream, Either<Full<Bytes>, SseListBody<Upstream>>>;
 
 /// The upstream's response body as the client gets it.
 pub type Upstream = EndOnError<Incoming>;
@@ -149,19 +148,16 @@ impl Proxy {
     }
 
     /// The response to a request on a connection past the connection limit.
-    pub fn overloaded(&self, request: Request<Incoming>) -> Response<ProxyBody> {
+    pub fn overloaded(&self) -> Response<ProxyBody> {
         ProxyError::Overloaded
             .into_response(&self.metadata_url)
-            .map(|bytes| {
-                let mut body = OwnBody::new(bytes);
-                body.keep_until_sent(request.into_body());
-                Either::Right(Either::Left(body))
-            })
+            .map(full)
     }
 
     /// Serves one request. Never fails: every error becomes its response here.
     pub async fn handle(&self, request: Request<Incoming>, peer: Peer) -> Response<ProxyBody> {
         let (parts, mut body) = request.into_parts();
+        let drain = self.wants_drain(&parts.version, &parts.headers);
         let path = parts.uri.path();
         let response = if path == self.mcp_path {
             let mut ctx = Ctx::start(&parts.headers, &parts.method);
@@ -175,12 +171,23 @@ impl Proxy {
         } else {
             self.respond(Err(ProxyError::NotFound), &mut Ctx::untracked())
         };
-        let mut response = response;
-        if let Either::Right(Either::Left(own)) = response.body_mut() {
-            discard_rest(&mut body, self.max_body_bytes, self.drain_window).await;
-            own.keep_until_sent(body);
+        if drain && matches!(response.body(), Either::Right(Either::Left(_))) {
+            // Counted as a request in flight: past the limit, the stream is reset instead.
+            if let Ok(_draining) = self.in_flight.try_acquire() {
+                discard_rest(&mut body, self.max_body_bytes, self.drain_window).await;
+            }
         }
         response
+    }
+
+    /// Whether the rest of a request body is read before the proxy's own answer goes out: over
+    /// HTTP/2 only (an HTTP/1.1 connection is simply not reused), never when the client waits
+    /// for `100 Continue` (reading would ask it to upload), nor for a declared length past the
+    /// limit (the drain could not finish).
+    fn wants_drain(&self, version: &Version, headers: &HeaderMap) -> bool {
+        *version == Version::HTTP_2
+            && !headers.contains_key(header::EXPECT)
+            && declared_length(headers).is_none_or(|len| len <= self.max_body_bytes as u64)
     }
 
     fn respond(
@@ -219,7 +226,7 @@ impl Proxy {
     /// The MCP endpoint: POST carries JSON-RPC, GET opens the server's event stream, DELETE ends a
     /// session.
     ///
-    /// The body stays with the caller, so that a refusal can hold it until it is sent.
+    /// The body stays with the caller, which reads the rest of a refused one (`discard_rest`).
     async fn mcp(
         &self,
         parts: Parts,
@@ -482,13 +489,14 @@ impl Proxy {
 
 /// A body the proxy wrote itself.
 pub fn full(bytes: Bytes) -> ProxyBody {
-    Either::Right(Either::Left(OwnBody::new(bytes)))
+    Either::Right(Either::Left(Full::new(bytes)))
 }
 
 /// Reads and throws away what is left of the body of a request the proxy answers itself, up to
 /// the body limit and for a short while, so that a client still sending gets the answer after
-/// its last frame, as it expects. Over HTTP/2 a stream whose body is cut short is reset, and
-/// some clients (curl 7.x among them) then drop the answer, even when the reset says NO_ERROR.
+/// its last frame, as it expects. Over HTTP/2 a stream whose body is cut short is reset after
+/// the answer, and some clients (curl 7.x among them) then drop the answer, even though the
+/// reset says NO_ERROR.
 async fn discard_rest(body: &mut Incoming, limit: usize, window: Duration) {
     if body.is_end_stream() {
         return;
@@ -604,11 +612,7 @@ async fn read_body(
     limit: usize,
 ) -> Result<Bytes, ProxyError> {
     // A declared length past the limit is refused before a byte is read.
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
+    if declared_length(headers).is_some_and(|len| len > limit as u64) {
         return Err(ProxyError::BodyTooLarge { limit });
     }
     match Limited::new(body, limit).collect().await {
@@ -618,6 +622,13 @@ async fn read_body(
         }
         Err(_) => Err(ProxyError::BodyRead),
     }
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 fn refuse_body(headers: &HeaderMap) -> Result<(), ProxyError> {

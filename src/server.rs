@@ -308,7 +308,7 @@ async fn serve_connection(
         let proxy = proxy.clone();
         async move {
             if !admitted {
-                return Ok::<_, Infallible>(proxy.overloaded(request));
+                return Ok::<_, Infallible>(proxy.overloaded());
             }
             Ok(proxy.handle(request, peer).await)
         }

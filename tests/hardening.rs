@@ -224,11 +224,30 @@ async fn an_http2_client_refused_mid_body_finishes_sending_and_reads_the_refusal
 }
 
 #[tokio::test]
+async fn a_refused_client_waiting_for_100_continue_is_not_asked_to_upload() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = common::start().await;
+    let mut tls = raw_tls(&t).await;
+    let head = "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 900000\r\n\r\n";
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 256];
+    let read = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut answer))
+        .await
+        .expect("answered without the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 401 "), "{answer}");
+}
+
+#[tokio::test]
 async fn a_refused_client_that_never_finishes_its_body_still_gets_the_answer() {
     let t = common::start().await;
     let (body, _sender) = stalled_body("{\"jsonrpc\":\"2.0\",");
     let started = Instant::now();
-    let response = t.post(None, body).send().await.unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), t.post(None, body).send())
+        .await
+        .expect("answered while the body is still open")
+        .unwrap();
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     let (status, _, body) = read(response).await;
     assert_eq!(status, 401, "{body}");
