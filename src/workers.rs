@@ -29,27 +29,39 @@ pub fn count() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// Binds `count` listeners to `addr`, sharing it through `SO_REUSEPORT`. With port 0 the first
-/// picks the port and the others join it.
+/// Binds `count` listeners to `addr`, sharing it through `SO_REUSEPORT`.
+///
+/// `SO_REUSEPORT` would also let a second process of the same user join the port and take part
+/// of the traffic, so the address is first claimed without it: if anything listens there already,
+/// this fails like any bind would. With port 0, that claim picks the port.
 pub async fn bind(addr: SocketAddr, count: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    let cannot = || format!("cannot listen on {addr}");
+    let claim = socket_for(addr)?;
+    claim.bind(addr).with_context(cannot)?;
+    let addr = claim.local_addr()?;
+    // Released just before the shared sockets take the address (one without SO_REUSEPORT would
+    // keep them out).
+    drop(claim);
     let mut listeners = Vec::with_capacity(count);
-    let mut addr = addr;
     for _ in 0..count {
-        let socket = match addr {
-            SocketAddr::V4(_) => TcpSocket::new_v4()?,
-            SocketAddr::V6(_) => TcpSocket::new_v6()?,
-        };
-        socket.set_reuseaddr(true)?;
+        let socket = socket_for(addr)?;
         socket.set_reuseport(true)?;
-        socket
-            .bind(addr)
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        let listener = socket.listen(BACKLOG)?;
-        addr = listener.local_addr()?;
+        socket.bind(addr).with_context(cannot)?;
         // Registered again with the worker's own runtime, on its thread.
-        listeners.push(listener.into_std()?);
+        listeners.push(socket.listen(BACKLOG).with_context(cannot)?.into_std()?);
     }
     Ok(listeners)
+}
+
+/// A TCP socket for `addr`'s family that may bind a port with connections still in TIME_WAIT
+/// (as every listener tokio binds).
+fn socket_for(addr: SocketAddr) -> std::io::Result<TcpSocket> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    Ok(socket)
 }
 
 /// Runs `serve` on each listener, each on a thread of its own with a single-threaded runtime.
@@ -92,4 +104,23 @@ where
             let _ = worker.await;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn workers_share_a_port_that_nobody_else_can_join() {
+        let listeners = bind("127.0.0.1:0".parse().unwrap(), 3).await.unwrap();
+        let addr = listeners[0].local_addr().unwrap();
+        assert!(listeners.iter().all(|l| l.local_addr().unwrap() == addr));
+        // A second instance on the same address is refused, as with a plain listener.
+        let error = bind(addr, 2).await.unwrap_err();
+        assert!(
+            format!("{error:#}").contains(&format!("cannot listen on {addr}")),
+            "{error:#}"
+        );
+        assert!(TcpListener::bind(addr).await.is_err());
+    }
 }
