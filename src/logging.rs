@@ -13,11 +13,13 @@ use tracing_subscriber::EnvFilter;
 
 mod json_line;
 
-/// Lines waiting to be written before a logging thread has to wait.
-const QUEUED_LINES: usize = 64 * 1024;
+/// Lines waiting to be written before a logging thread has to wait: a second or so of audit
+/// lines at full load, and a bound on what a stalled stderr can make the queue hold (~2 MiB).
+const QUEUED_LINES: usize = 4096;
 
-/// Keeps the log writer running; dropping it writes out every queued line. Hold it for as long
-/// as anything may log.
+/// Keeps the log writer running; dropping it writes out the queued lines (tracing-appender waits
+/// up to a second for that, which the small queue leaves ample room for). Hold it for as long as
+/// anything may log.
 #[must_use = "dropping the guard stops the log writer"]
 pub struct LogGuard {
     _writer: Option<WorkerGuard>,

@@ -9,6 +9,7 @@ use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
+use tracing_log::NormalizeEvent as _;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -28,7 +29,9 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let meta = event.metadata();
+        // Events from the `log` crate (rustls's, say) carry their own target inside.
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         writer.write_str("{\"timestamp\":\"")?;
         SystemTime.format_time(&mut writer)?;
         write!(writer, "\",\"level\":\"{}\"", meta.level())?;
@@ -139,6 +142,65 @@ mod tests {
         let mut out = String::new();
         write_string(&mut out, text).unwrap();
         out
+    }
+
+    /// Collects what the formatter writes.
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_event_is_one_json_object_with_its_fields_beside_the_message() {
+        let lines = Lines::default();
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .event_format(JsonLine)
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let reason = "a \"quoted\"\nline";
+            tracing::info!(
+                target: "audit",
+                request_id = "r-1",
+                subject = None::<&str>,
+                status = 403u16,
+                delta = -2i64,
+                duration_ms = 0.25f64,
+                ratio = f64::NAN,
+                allowed = false,
+                %reason,
+                "decision"
+            );
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        let line: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["message"], "decision");
+        assert_eq!(line["request_id"], "r-1");
+        assert!(
+            line.get("subject").is_none(),
+            "an absent value is left out: {line}"
+        );
+        assert_eq!(line["status"], 403);
+        assert_eq!(line["delta"], -2);
+        assert_eq!(line["duration_ms"], 0.25);
+        assert!(line["ratio"].is_null());
+        assert_eq!(line["allowed"], false);
+        assert_eq!(line["reason"], "a \"quoted\"\nline");
+        assert_eq!(line["target"], "audit");
+        assert!(line["timestamp"].as_str().unwrap().ends_with('Z'), "{line}");
+        assert!(text.starts_with("{\"timestamp\":\""), "{text}");
+        assert!(text.ends_with(",\"target\":\"audit\"}\n"), "{text}");
     }
 
     #[test]
