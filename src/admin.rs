@@ -24,9 +24,16 @@ use crate::proxy::Proxy;
 #[derive(Debug, Default)]
 pub struct Health {
     draining: AtomicBool,
+    /// A per-core worker thread has died: the process serves on with fewer cores and should be
+    /// restarted, so liveness fails.
+    worker_lost: AtomicBool,
 }
 
 impl Health {
+    pub fn worker_lost(&self) {
+        self.worker_lost.store(true, Ordering::SeqCst);
+    }
+
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
     }
@@ -81,6 +88,9 @@ fn respond(request: &Request<Incoming>, proxy: &Proxy, health: &Health) -> Respo
                 header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
             );
             response
+        }
+        "/healthz" if health.worker_lost.load(Ordering::SeqCst) => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "a worker thread stopped\n")
         }
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => match readiness(proxy, health) {

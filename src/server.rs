@@ -161,9 +161,16 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let task = match listeners {
         Listeners::Shared(listener) => tokio::spawn(accept_loop(listener, serving)),
         Listeners::PerCore(listeners) => {
-            tokio::spawn(workers::spawn(listeners, move |listener| {
-                accept_loop(listener, serving.clone())
-            })?)
+            let health = health.clone();
+            let lost = move |worker| {
+                tracing::error!(
+                    worker,
+                    "a worker thread panicked; the others serve on, and /healthz fails so the process is restarted"
+                );
+                health.worker_lost();
+            };
+            let serve = move |listener| accept_loop(listener, serving.clone());
+            tokio::spawn(workers::spawn(listeners, serve, lost)?)
         }
     };
     tracing::info!(%addr, tls = certs.is_some(), workers, "proxy listening");

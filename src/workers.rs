@@ -65,14 +65,17 @@ fn socket_for(addr: SocketAddr) -> std::io::Result<TcpSocket> {
 }
 
 /// Runs `serve` on each listener, each on a thread of its own with a single-threaded runtime.
-/// The returned future ends once every worker's `serve` has returned.
-pub fn spawn<S, F>(
+/// The returned future ends once every worker's `serve` has returned. A worker whose thread
+/// panics calls `lost` with its number as it goes.
+pub fn spawn<S, F, L>(
     listeners: Vec<std::net::TcpListener>,
     serve: S,
-) -> anyhow::Result<impl Future<Output = ()> + use<S, F>>
+    lost: L,
+) -> anyhow::Result<impl Future<Output = ()> + use<S, F, L>>
 where
     S: Fn(TcpListener) -> F + Clone + Send + 'static,
     F: Future<Output = ()> + 'static,
+    L: Fn(usize) + Clone + Send + 'static,
 {
     let mut done = Vec::with_capacity(listeners.len());
     for (index, listener) in listeners.into_iter().enumerate() {
@@ -82,10 +85,12 @@ where
             .context("cannot start a worker runtime")?;
         let (finished, finishing) = oneshot::channel::<()>();
         let serve = serve.clone();
+        let lost = lost.clone();
         std::thread::Builder::new()
             .name(format!("scopegate-worker-{index}"))
             .spawn(move || {
                 INDEX.set(index);
+                let _reported = OnPanic(|| lost(index));
                 runtime.block_on(async move {
                     match TcpListener::from_std(listener) {
                         Ok(listener) => serve(listener).await,
@@ -106,6 +111,17 @@ where
     })
 }
 
+/// Runs its function if dropped while the thread unwinds.
+struct OnPanic<F: Fn()>(F);
+
+impl<F: Fn()> Drop for OnPanic<F> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            (self.0)();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +138,19 @@ mod tests {
             "{error:#}"
         );
         assert!(TcpListener::bind(addr).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_panics_is_reported_and_the_others_serve_on() {
+        let listeners = bind("127.0.0.1:0".parse().unwrap(), 2).await.unwrap();
+        let (lost_tx, lost_rx) = std::sync::mpsc::channel();
+        let serve = |_listener: TcpListener| async {
+            if index() == 1 {
+                panic!("worker 1 fails on purpose");
+            }
+        };
+        let lost = move |worker| lost_tx.send(worker).unwrap();
+        spawn(listeners, serve, lost).unwrap().await;
+        assert_eq!(lost_rx.try_iter().collect::<Vec<_>>(), vec![1]);
     }
 }
