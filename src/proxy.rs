@@ -38,6 +38,8 @@ pub type Upstream = EndOnError<Incoming>;
 
 /// The longest a refused request's body is waited for before the answer goes out regardless.
 const DRAIN_WINDOW: Duration = Duration::from_secs(1);
+/// Refused bodies read at once, at most.
+const MAX_DRAINS: usize = 64;
 
 static MCP_METHOD: header::HeaderName = header::HeaderName::from_static("mcp-method");
 static MCP_NAME: header::HeaderName = header::HeaderName::from_static("mcp-name");
@@ -71,6 +73,9 @@ pub struct Proxy {
     body_read_timeout: Duration,
     /// How long a request the proxy answers itself may take to finish sending its body.
     drain_window: Duration,
+    /// Bounds the refused bodies being read at once; apart from the in-flight limit, so that
+    /// refused requests never take slots from accepted ones.
+    draining: Semaphore,
     /// The upstream connection pools: one per per-core worker, else one.
     clients: Vec<HttpClient>,
     target: Target,
@@ -116,6 +121,7 @@ impl Proxy {
             in_flight: Semaphore::new(config.limits.max_requests),
             body_read_timeout: config.limits.body_read_timeout,
             drain_window: config.limits.body_read_timeout.min(DRAIN_WINDOW),
+            draining: Semaphore::new(MAX_DRAINS),
             clients,
             target: Target::new(&config.upstream)?,
             metrics,
@@ -172,8 +178,8 @@ impl Proxy {
             self.respond(Err(ProxyError::NotFound), &mut Ctx::untracked())
         };
         if drain && matches!(response.body(), Either::Right(Either::Left(_))) {
-            // Counted as a request in flight: past the limit, the stream is reset instead.
-            if let Ok(_draining) = self.in_flight.try_acquire() {
+            // Past the bound, the stream is reset after the answer instead.
+            if let Ok(_draining) = self.draining.try_acquire() {
                 discard_rest(&mut body, self.max_body_bytes, self.drain_window).await;
             }
         }
