@@ -64,9 +64,10 @@ impl Running {
 /// serving. Every file problem fails here, before a connection is accepted.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let policy = Policy::load(&config.policy_file).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let workers = match config.listen.runtime {
-        RuntimeShape::WorkStealing => 1,
-        RuntimeShape::PerCore => workers::count(),
+    // Per-core: one accept loop per core; work-stealing: one for all.
+    let (workers, per_core) = match config.listen.runtime {
+        RuntimeShape::WorkStealing => (1, false),
+        RuntimeShape::PerCore => (workers::count(), true),
     };
     // One upstream connection pool per worker, so that a request and the connection it is sent
     // on belong to the same thread.
@@ -127,15 +128,14 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         }
     };
 
-    let listeners = match config.listen.runtime {
-        RuntimeShape::WorkStealing => Listeners::Shared(
+    let listeners = if per_core {
+        Listeners::PerCore(workers::bind(config.listen.address, workers).await?)
+    } else {
+        Listeners::Shared(
             TcpListener::bind(config.listen.address)
                 .await
                 .with_context(|| format!("cannot listen on {}", config.listen.address))?,
-        ),
-        RuntimeShape::PerCore => {
-            Listeners::PerCore(workers::bind(config.listen.address, workers).await?)
-        }
+        )
     };
     let addr = listeners.local_addr()?;
     let (admin_addr, admin) =
@@ -285,12 +285,17 @@ async fn accept_loop(listener: TcpListener, serving: Serving) {
     }
     drop(listener);
     let open = graceful.count();
-    tracing::info!(open, ?drain_period, "draining connections");
+    // Once per accept loop: per core, each worker drains its own connections.
+    let worker = workers::index();
+    tracing::info!(worker, open, ?drain_period, "draining connections");
     if tokio::time::timeout(drain_period, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("drain period over; closing the remaining connections");
+        tracing::warn!(
+            worker,
+            "drain period over; closing the remaining connections"
+        );
     }
 }
 
