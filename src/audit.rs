@@ -75,10 +75,15 @@ impl Ctx {
         Ctx::new(true, Some(request_id(headers)), headers, method)
     }
 
-    /// A request that decides nothing (metadata, unknown paths): no audit line, and no request id
-    /// minted for it.
-    pub fn untracked() -> Ctx {
-        Ctx::new(false, None, &HeaderMap::new(), &Method::GET)
+    /// A request that decides nothing (metadata, unknown paths): no audit line, but a request id
+    /// like every response.
+    pub fn untracked(headers: &HeaderMap) -> Ctx {
+        Ctx::new(
+            false,
+            Some(request_id(headers)),
+            &HeaderMap::new(),
+            &Method::GET,
+        )
     }
 
     fn new(

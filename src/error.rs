@@ -29,8 +29,8 @@ pub enum ProxyError {
     // ---- the client's request --------------------------------------------------------------
     #[error("no such endpoint")]
     NotFound,
-    #[error("method not allowed on the MCP endpoint")]
-    MethodNotAllowed,
+    #[error("method not allowed here; allowed: {allow}")]
+    MethodNotAllowed { allow: &'static str },
     #[error("origin {0:?} is not allowed")]
     OriginNotAllowed(String),
     #[error("{0}")]
@@ -43,6 +43,10 @@ pub enum ProxyError {
     Malformed { error: InspectError },
     #[error("{0}")]
     HeaderMismatch(&'static str),
+    /// A header that may appear once appears again (RFC 9110 §5.3): the proxy and the upstream
+    /// could each read another copy.
+    #[error("the {0} header appears more than once")]
+    RepeatedHeader(http::HeaderName),
     #[error("session not found")]
     SessionNotFound,
     #[error("too many requests in flight; try again")]
@@ -73,6 +77,10 @@ pub enum ProxyError {
     /// A listing too large to filter: refused rather than passed on unfiltered.
     #[error("upstream listing too large to filter")]
     ListTooLarge { id: ErrorId },
+    /// A listing that is not well-formed JSON, or holds a duplicated key: it cannot be filtered
+    /// the way every client would read it, so it is not passed on.
+    #[error("upstream listing could not be read to filter it")]
+    ListUnreadable { id: ErrorId },
 }
 
 /// What a policy denial tells the client: enough to step up (the scopes), nothing about rules.
@@ -95,17 +103,19 @@ impl ProxyError {
     pub fn reason(&self) -> &'static str {
         match self {
             ProxyError::NotFound => "not_found",
-            ProxyError::MethodNotAllowed => "method_not_allowed",
+            ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
             ProxyError::OriginNotAllowed(_) => "origin_not_allowed",
             ProxyError::UnsupportedMediaType(_) => "unsupported_media_type",
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::BodyRead => "body_read",
             ProxyError::Malformed { error } => error.reason(),
             ProxyError::HeaderMismatch(_) => "header_mismatch",
+            ProxyError::RepeatedHeader(_) => "repeated_header",
             ProxyError::SessionNotFound => "session_not_found",
             ProxyError::Overloaded => "overloaded",
             ProxyError::BodyTimeout => "body_timeout",
             ProxyError::ListTooLarge { .. } => "list_too_large",
+            ProxyError::ListUnreadable { .. } => "list_unreadable",
             ProxyError::Unauthenticated(error) => error.reason(),
             ProxyError::Forbidden(denied) => denied.reason,
             ProxyError::RateLimited { .. } => "rate_limited",
@@ -120,7 +130,7 @@ impl ProxyError {
         let description = self.to_string();
         match self {
             ProxyError::NotFound => plain(StatusCode::NOT_FOUND, "not_found", &description),
-            ProxyError::MethodNotAllowed => {
+            ProxyError::MethodNotAllowed { allow } => {
                 let mut response = plain(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "method_not_allowed",
@@ -128,7 +138,7 @@ impl ProxyError {
                 );
                 response
                     .headers_mut()
-                    .insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+                    .insert(ALLOW, HeaderValue::from_static(allow));
                 response
             }
             ProxyError::OriginNotAllowed(_) => rpc(
@@ -170,6 +180,13 @@ impl ProxyError {
                 &description,
                 json!({ "reason": "header_mismatch" }),
             ),
+            ProxyError::RepeatedHeader(_) => rpc(
+                StatusCode::BAD_REQUEST,
+                None,
+                code::INVALID_REQUEST,
+                &description,
+                json!({ "reason": "repeated_header" }),
+            ),
             ProxyError::SessionNotFound => rpc(
                 StatusCode::NOT_FOUND,
                 None,
@@ -194,6 +211,13 @@ impl ProxyError {
                 code::UPSTREAM,
                 &description,
                 json!({ "reason": "list_too_large" }),
+            ),
+            ProxyError::ListUnreadable { id } => rpc(
+                StatusCode::BAD_GATEWAY,
+                id,
+                code::UPSTREAM,
+                &description,
+                json!({ "reason": "list_unreadable" }),
             ),
             ProxyError::Unauthenticated(error) => unauthenticated(&error, resource_metadata),
             ProxyError::Forbidden(denied) => forbidden(*denied, resource_metadata),

@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 mod der;
 pub mod error;
+pub mod http_checks;
 pub mod listfilter;
 pub mod logging;
 pub mod mcp;

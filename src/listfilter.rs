@@ -1,100 +1,135 @@
-//! Least-privilege listings: `tools/list` (and `prompts/list`, `resources/list`) responses lose
-//! the entries the caller may not call, in JSON and SSE responses alike. A model that never sees
-//! a tool it cannot call wastes no turns on it and learns nothing it should not. Everything but
-//! the listed entries (pagination cursors, other events, other messages) passes unchanged.
+//! Least-privilege listings: `tools/list` (and `prompts/list`, `resources/list`) answers lose the
+//! entries the caller may not call, whatever path they take back: a POST's JSON or SSE answer, the
+//! GET stream, or a stream resumed with `Last-Event-ID` (whose replay the proxy cannot match to
+//! the request that asked). A model that never sees a tool it cannot call wastes no turns on it
+//! and learns nothing it should not.
+//!
+//! A listing is recognised by its shape, not by matching ids: every response whose `result`
+//! holds a `tools`, `prompts` or `resources` array is filtered. So an answer id written `1.0` for
+//! request `1`, a replay, or an answer on another stream are all filtered alike. What cannot be
+//! read (invalid JSON, a duplicated key, an event past the size bound) is refused, never relayed
+//! unfiltered.
+//!
+//! Filtering splices the upstream's bytes: only the filtered arrays are rewritten, from the kept
+//! entries' own bytes, so key order, number forms and everything else stay as the upstream wrote
+//! them.
 
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
-use serde_json::Value;
+use serde::Deserialize;
+use serde::de::{self, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 use crate::policy::{Action, Decision, Mode, ScopeSet};
 use crate::proxy::PolicyState;
+use crate::sse::{self, Decoder};
 
-/// The list methods and, for each, the array it returns, the method that uses an entry, and the
-/// entry field the policy decides on.
-const LISTS: [(&str, &str, &str, &str); 3] = [
-    ("tools/list", "tools", "tools/call", "name"),
-    ("prompts/list", "prompts", "prompts/get", "name"),
-    ("resources/list", "resources", "resources/read", "uri"),
+/// For each list field of a result: the method that uses an entry, and the entry field the
+/// policy decides on.
+const LISTS: [(&str, &str, &str); 3] = [
+    ("tools", "tools/call", "name"),
+    ("prompts", "prompts/get", "name"),
+    ("resources", "resources/read", "uri"),
 ];
 
-/// Which responses to filter, and for whom.
+/// The list methods whose answers are filtered.
+pub const LIST_METHODS: [&str; 3] = ["tools/list", "prompts/list", "resources/list"];
+
+/// A listing that could not be read, so could not be filtered: refused, never passed on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable(&'static str);
+
+impl fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Filters listings for one caller.
 pub struct ListFilter {
-    /// (JSON-RPC id, index into [`LISTS`]) of each list request in the body.
-    requests: Vec<(Value, usize)>,
     scopes: ScopeSet,
     policy: Arc<PolicyState>,
 }
 
 impl ListFilter {
-    /// A filter for the list requests among `requests` (id, method), or `None` when there are
-    /// none.
-    pub fn for_requests<'a>(
-        requests: impl Iterator<Item = (Value, &'a str)>,
-        scopes: ScopeSet,
-        policy: Arc<PolicyState>,
-    ) -> Option<ListFilter> {
-        let requests: Vec<(Value, usize)> = requests
-            .filter_map(|(id, method)| {
-                LISTS
-                    .iter()
-                    .position(|(list, ..)| *list == method)
-                    .map(|i| (id, i))
-            })
-            .collect();
-        (!requests.is_empty()).then_some(ListFilter {
-            requests,
-            scopes,
-            policy,
-        })
+    pub fn new(scopes: ScopeSet, policy: Arc<PolicyState>) -> ListFilter {
+        ListFilter { scopes, policy }
     }
 
-    /// Filters a whole JSON body (one message or a batch). `None` when nothing changed, so the
-    /// original bytes go out.
-    pub fn filter_json(&self, body: &[u8]) -> Option<Bytes> {
-        let mut value: Value = serde_json::from_slice(body).ok()?;
-        let changed = match &mut value {
-            // Every message is filtered: no short-circuit.
-            Value::Array(messages) => {
-                let mut changed = false;
-                for message in messages {
-                    changed |= self.filter_message(message);
-                }
-                changed
+    /// Filters a whole JSON body (one message or a batch). `Ok(None)` when nothing changed, so
+    /// the original bytes go out.
+    pub fn filter_json(&self, body: &[u8]) -> Result<Option<Bytes>, Unreadable> {
+        let text = std::str::from_utf8(body).map_err(|_| Unreadable("listing is not UTF-8"))?;
+        let mut cuts = Vec::new();
+        if text.trim_start().starts_with('[') {
+            let messages: Vec<&RawValue> =
+                serde_json::from_str(text).map_err(|_| Unreadable("listing is not JSON"))?;
+            for message in messages {
+                self.filter_message(text, message, &mut cuts)?;
             }
-            message => self.filter_message(message),
-        };
-        changed.then(|| Bytes::from(serde_json::to_vec(&value).unwrap_or_default()))
+        } else {
+            let message: &RawValue =
+                serde_json::from_str(text).map_err(|_| Unreadable("listing is not JSON"))?;
+            self.filter_message(text, message, &mut cuts)?;
+        }
+        // A result may list its arrays in any order.
+        cuts.sort_by_key(|(range, _)| range.start);
+        Ok((!cuts.is_empty()).then(|| splice(text, &cuts)))
     }
 
-    /// Filters the listed entries of one response message; whether anything was removed.
-    fn filter_message(&self, message: &mut Value) -> bool {
-        let Some(list) = self
-            .requests
-            .iter()
-            .find(|(id, _)| message.get("id") == Some(id))
-            .map(|(_, list)| LISTS[*list])
-        else {
-            return false;
+    /// Finds the listed entries of one response message the caller may not use, as cuts.
+    fn filter_message(
+        &self,
+        base: &str,
+        message: &RawValue,
+        cuts: &mut Vec<(Range<usize>, String)>,
+    ) -> Result<(), Unreadable> {
+        let Some(RawObject(members)) = RawObject::parse(message)? else {
+            return Ok(());
         };
-        let (_, field, method, key) = list;
-        let Some(entries) = message
-            .get_mut("result")
-            .and_then(|result| result.get_mut(field))
-            .and_then(Value::as_array_mut)
-        else {
-            return false;
+        // Requests and notifications carry no listing.
+        if find(&members, "method")?.is_some() {
+            return Ok(());
+        }
+        let Some(result) = find(&members, "result")? else {
+            return Ok(());
         };
-        let before = entries.len();
-        entries.retain(|entry| {
-            let target = entry.get(key).and_then(Value::as_str);
-            self.may_use(method, target)
-        });
-        entries.len() != before
+        let Some(RawObject(fields)) = RawObject::parse(result)? else {
+            return Ok(());
+        };
+        for (field, method, key) in LISTS {
+            let Some(list) = find(&fields, field)? else {
+                continue;
+            };
+            // Not an array: no client reads it as a listing.
+            let Ok(entries) = serde_json::from_str::<Vec<&RawValue>>(list.get()) else {
+                continue;
+            };
+            let mut kept = Vec::with_capacity(entries.len());
+            for entry in &entries {
+                let target = match RawObject::parse(entry)? {
+                    Some(RawObject(members)) => find(&members, key)?
+                        .and_then(|raw| serde_json::from_str::<Cow<'_, str>>(raw.get()).ok()),
+                    None => None,
+                };
+                if self.may_use(method, target.as_deref()) {
+                    kept.push(entry.get());
+                }
+            }
+            if kept.len() != entries.len() {
+                let start = offset(base, list.get());
+                let replacement = format!("[{}]", kept.join(","));
+                cuts.push((start..start + list.get().len(), replacement));
+            }
+        }
+        Ok(())
     }
 
     /// Whether the caller may use an entry: allowed, or denied by a rule in audit mode (the call
@@ -107,73 +142,177 @@ impl ListFilter {
         }
     }
 
-    /// Filters one SSE event (its bytes up to and including the blank line). Events that carry
-    /// no matching list response come back unchanged.
-    fn filter_event(&self, event: &[u8]) -> Option<Bytes> {
-        let text = std::str::from_utf8(event).ok()?;
-        let data: String = text
-            .lines()
-            .filter_map(|line| line.strip_prefix("data:"))
-            .map(|data| data.strip_prefix(' ').unwrap_or(data))
-            .collect::<Vec<_>>()
-            .join("\n");
-        if data.is_empty() {
-            return None;
+    /// Filters one SSE event: `Ok(None)` when it passes as it came.
+    fn filter_event(&self, event: &sse::Event) -> Result<Option<Bytes>, Unreadable> {
+        // Keep-alives, comments and the empty priming event that opens a resumable stream.
+        let Some(data) = event.data.as_deref().filter(|d| !d.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let Some(filtered) = self.filter_json(data.as_bytes())? else {
+            return Ok(None);
+        };
+        let mut out = BytesMut::with_capacity(filtered.len() + 64);
+        if let Some(name) = &event.event {
+            out.extend_from_slice(b"event: ");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\n");
         }
-        let filtered = self.filter_json(data.as_bytes())?;
-        let mut out = String::with_capacity(event.len());
-        let mut data_written = false;
-        for line in text.lines() {
-            if line.starts_with("data:") {
-                if !data_written {
-                    out.push_str("data: ");
-                    out.push_str(std::str::from_utf8(&filtered).ok()?);
-                    out.push('\n');
-                    data_written = true;
-                }
-            } else if !line.is_empty() {
-                out.push_str(line);
-                out.push('\n');
-            }
+        if let Some(id) = &event.id {
+            out.extend_from_slice(b"id: ");
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(b"\n");
         }
-        out.push('\n');
-        Some(Bytes::from(out))
+        // The spliced JSON keeps the upstream's line breaks: each line is a data line of its own.
+        for line in filtered.split(|&b| b == b'\n') {
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\n");
+        }
+        out.extend_from_slice(b"\n");
+        Ok(Some(out.freeze()))
     }
 }
 
-/// An SSE response body with list responses filtered, event by event, as they stream.
+/// The object members of a JSON value, in order, each value as its raw text; a duplicated member
+/// name is kept twice, so that [`find`] can refuse it.
+struct RawObject<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> RawObject<'a> {
+    /// `None` when the value is not an object.
+    fn parse(raw: &'a RawValue) -> Result<Option<RawObject<'a>>, Unreadable> {
+        if !raw.get().starts_with('{') {
+            return Ok(None);
+        }
+        serde_json::from_str(raw.get())
+            .map(Some)
+            .map_err(|_| Unreadable("listing is not JSON"))
+    }
+}
+
+/// The member `name`, if present once; a duplicate is refused, since JSON parsers disagree on
+/// which copy wins.
+fn find<'a>(
+    members: &[(Cow<'a, str>, &'a RawValue)],
+    name: &str,
+) -> Result<Option<&'a RawValue>, Unreadable> {
+    let mut found = members.iter().filter(|(key, _)| key == name);
+    match (found.next(), found.next()) {
+        (None, _) => Ok(None),
+        (Some((_, value)), None) => Ok(Some(value)),
+        (Some(_), Some(_)) => Err(Unreadable("listing has a duplicated key")),
+    }
+}
+
+impl<'de> Deserialize<'de> for RawObject<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> Visitor<'de> for Members {
+            type Value = RawObject<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    members.push((key.0, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(RawObject(members))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
+}
+
+/// A member name, borrowed unless it held escapes (`"t\u006fols"` is `tools`).
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl<'de> Visitor<'de> for Name {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(Name)
+    }
+}
+
+/// Where `part`, a slice of `base`, starts in it.
+fn offset(base: &str, part: &str) -> usize {
+    part.as_ptr() as usize - base.as_ptr() as usize
+}
+
+/// `base` with each range replaced; the ranges are in order and do not overlap.
+fn splice(base: &str, cuts: &[(Range<usize>, String)]) -> Bytes {
+    let mut out = String::with_capacity(base.len());
+    let mut at = 0;
+    for (range, replacement) in cuts {
+        out.push_str(&base[at..range.start]);
+        out.push_str(replacement);
+        at = range.end;
+    }
+    out.push_str(&base[at..]);
+    Bytes::from(out)
+}
+
+/// An SSE response body with listings filtered, event by event, as they stream. An event that
+/// cannot be read or filtered ends the stream there: nothing unfiltered is relayed.
 pub struct SseListBody<B> {
     inner: B,
     filter: ListFilter,
-    pending: BytesMut,
+    decoder: Decoder,
     done: bool,
 }
 
 impl<B> SseListBody<B> {
-    pub fn new(inner: B, filter: ListFilter) -> Self {
+    /// `max_event_bytes` bounds what is buffered for one event.
+    pub fn new(inner: B, filter: ListFilter, max_event_bytes: usize) -> Self {
         SseListBody {
             inner,
             filter,
-            pending: BytesMut::new(),
+            decoder: Decoder::new(max_event_bytes),
             done: false,
         }
     }
 
-    /// The complete events buffered so far, filtered; partial events stay pending.
+    /// The complete events received so far, filtered; `None` when none is complete yet.
     fn take_events(&mut self) -> Option<Bytes> {
-        let end = last_event_end(&self.pending)?;
-        let events = self.pending.split_to(end).freeze();
-        let mut out = BytesMut::with_capacity(events.len());
-        let mut start = 0;
-        while let Some(len) = first_event_end(&events[start..]) {
-            let event = &events[start..start + len];
-            match self.filter.filter_event(event) {
-                Some(filtered) => out.extend_from_slice(&filtered),
-                None => out.extend_from_slice(event),
+        let mut out = BytesMut::new();
+        loop {
+            let event = match self.decoder.next_event() {
+                Ok(Some(event)) => event,
+                Ok(None) => break,
+                Err(error) => {
+                    self.refuse(&error.to_string());
+                    break;
+                }
+            };
+            match self.filter.filter_event(&event) {
+                Ok(None) => out.extend_from_slice(&event.raw),
+                Ok(Some(filtered)) => out.extend_from_slice(&filtered),
+                Err(error) => {
+                    self.refuse(&error.to_string());
+                    break;
+                }
             }
-            start += len;
         }
-        Some(out.freeze())
+        (!out.is_empty()).then(|| out.freeze())
+    }
+
+    fn refuse(&mut self, why: &str) {
+        tracing::warn!(
+            reason = why,
+            "event stream ended: a listing could not be filtered"
+        );
+        self.done = true;
     }
 }
 
@@ -191,20 +330,20 @@ where
         let this = &mut *self;
         loop {
             if this.done {
-                if this.pending.is_empty() {
-                    return Poll::Ready(None);
-                }
-                // A stream cut mid-event: pass the rest on as it came.
-                let rest = this.pending.split().freeze();
-                return Poll::Ready(Some(Ok(Frame::data(rest))));
+                return Poll::Ready(None);
             }
             match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => this.done = true,
+                Poll::Ready(None) => {
+                    // A partial event at the end is discarded by every reader that follows the
+                    // standard; it is not relayed unread.
+                    this.decoder.finish();
+                    this.done = true;
+                }
                 Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error))),
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
-                        this.pending.extend_from_slice(&data);
+                        this.decoder.push(&data);
                         if let Some(events) = this.take_events() {
                             return Poll::Ready(Some(Ok(Frame::data(events))));
                         }
@@ -216,7 +355,7 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done && self.pending.is_empty()
+        self.done
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -224,117 +363,6 @@ where
     }
 }
 
-/// Length of the first complete event (through its blank line), if any.
-fn first_event_end(bytes: &[u8]) -> Option<usize> {
-    event_ends(bytes).next()
-}
-
-/// Length of the buffer up to the end of its last complete event, if any.
-fn last_event_end(bytes: &[u8]) -> Option<usize> {
-    event_ends(bytes).last()
-}
-
-/// Offsets just past each blank line (`\n\n`, `\r\n\r\n` or `\r\r`) that ends an event.
-fn event_ends(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    let mut i = 0;
-    std::iter::from_fn(move || {
-        while i < bytes.len() {
-            let rest = &bytes[i..];
-            let end = if rest.starts_with(b"\r\n\r\n") {
-                Some(4)
-            } else if rest.starts_with(b"\n\n") || rest.starts_with(b"\r\r") {
-                Some(2)
-            } else {
-                None
-            };
-            i += 1;
-            if let Some(len) = end {
-                i += len - 1;
-                return Some(i);
-            }
-        }
-        None
-    })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::policy::Policy;
-    use serde_json::json;
-
-    fn filter(scopes: &[&str]) -> ListFilter {
-        let policy = Policy::parse(
-            "version = 1\n[[tools]]\nname = \"read\"\nscopes = [\"r\"]\n[[tools]]\nname = \"write\"\nscopes = [\"w\"]\n[[tools]]\nname = \"shadow\"\nscopes = [\"s\"]\nmode = \"audit\"\n",
-            "p.toml",
-        )
-        .unwrap();
-        let state = Arc::new(PolicyState {
-            policy,
-            metadata_document: Bytes::new(),
-        });
-        ListFilter::for_requests(
-            [(json!(1), "tools/list")].into_iter(),
-            ScopeSet::new(scopes.iter().copied()),
-            state,
-        )
-        .unwrap()
-    }
-
-    fn tools_response(id: Value) -> Value {
-        json!({ "jsonrpc": "2.0", "id": id, "result": {
-            "tools": [{ "name": "read" }, { "name": "write" }, { "name": "shadow" }, { "name": "unknown" }],
-            "nextCursor": "abc"
-        }})
-    }
-
-    #[test]
-    fn json_listing_keeps_only_callable_tools_and_the_cursor() {
-        let body = serde_json::to_vec(&tools_response(json!(1))).unwrap();
-        let out: Value =
-            serde_json::from_slice(&filter(&["r"]).filter_json(&body).unwrap()).unwrap();
-        let names: Vec<&str> = out["result"]["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["name"].as_str().unwrap())
-            .collect();
-        assert_eq!(names, ["read", "shadow"]);
-        assert_eq!(out["result"]["nextCursor"], "abc");
-    }
-
-    #[test]
-    fn other_responses_pass_untouched() {
-        let body = serde_json::to_vec(&tools_response(json!(2))).unwrap();
-        assert!(filter(&["r"]).filter_json(&body).is_none());
-    }
-
-    #[tokio::test]
-    async fn sse_events_are_filtered_as_they_stream() {
-        use http_body_util::{BodyExt, StreamBody};
-        let listing = serde_json::to_string(&tools_response(json!(1))).unwrap();
-        let stream =
-            format!("id: 0\ndata: \n\nevent: message\nid: 1\ndata: {listing}\n\n: keep-alive\n\n");
-        // Cut the stream mid-event, as the network may.
-        let (a, b) = stream.split_at(30);
-        let chunks = vec![
-            Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(a.to_string()))),
-            Ok(Frame::data(Bytes::from(b.to_string()))),
-        ];
-        let body = SseListBody::new(
-            StreamBody::new(futures_util::stream::iter(chunks)),
-            filter(&["w"]),
-        );
-        let out = body.collect().await.unwrap().to_bytes();
-        let out = std::str::from_utf8(&out).unwrap();
-        assert!(
-            out.starts_with("id: 0\ndata: \n\nevent: message\nid: 1\ndata: {"),
-            "{out}"
-        );
-        assert!(
-            out.contains("\"write\"") && !out.contains("\"read\""),
-            "{out}"
-        );
-        assert!(out.ends_with("\n\n: keep-alive\n\n"), "{out}");
-    }
-}
+#[path = "listfilter_tests.rs"]
+mod tests;

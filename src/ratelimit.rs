@@ -40,29 +40,82 @@ impl RateLimiter {
     /// Takes one call from the bucket of `subject` for `rule`; on an empty bucket, returns how
     /// long until the next call is allowed.
     pub async fn take(&self, subject: &str, rule: &str, limit: RateLimit) -> Result<(), Duration> {
-        let key = (Box::from(subject), Box::from(rule));
-        let capacity = f64::from(limit.count);
-        let bucket = self
-            .buckets
-            .get_with(key, async move {
-                Arc::new(Mutex::new(Bucket {
-                    tokens: capacity,
-                    refilled: Instant::now(),
-                }))
-            })
-            .await;
-        let mut bucket = bucket.lock().unwrap_or_else(|e| e.into_inner());
-        let per_second = capacity / limit.period().as_secs_f64();
-        let now = Instant::now();
-        let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * per_second).min(capacity);
-        bucket.refilled = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))
+        self.take_all(subject, &[(rule, limit, 1)])
+            .await
+            .map_err(|(_, wait)| wait)
+    }
+
+    /// Takes `calls` from each (rule, limit, calls) bucket of `subject`, all or none: a batch
+    /// refused for one rule costs its caller nothing on the others. On refusal, the index of the
+    /// first rule whose bucket is short and how long until it holds enough.
+    pub async fn take_all(
+        &self,
+        subject: &str,
+        wants: &[(&str, RateLimit, u32)],
+    ) -> Result<(), (usize, Duration)> {
+        // Several calls to one rule share its bucket (and its lock).
+        let mut merged: Vec<(usize, &str, RateLimit, u32)> = Vec::with_capacity(wants.len());
+        for (index, (rule, limit, calls)) in wants.iter().enumerate() {
+            match merged.iter_mut().find(|m| m.1 == *rule) {
+                Some(same) => same.3 += calls,
+                None => merged.push((index, rule, *limit, *calls)),
+            }
         }
+        let mut buckets = Vec::with_capacity(merged.len());
+        for (index, rule, limit, calls) in merged {
+            let capacity = f64::from(limit.count);
+            let key = (Box::from(subject), Box::from(rule));
+            let bucket = self
+                .buckets
+                .get_with(key, async move {
+                    Arc::new(Mutex::new(Bucket {
+                        tokens: capacity,
+                        refilled: Instant::now(),
+                    }))
+                })
+                .await;
+            buckets.push((
+                index,
+                rule,
+                bucket,
+                capacity,
+                limit.period(),
+                f64::from(calls),
+            ));
+        }
+        // Locked in one order (by rule) so that two batches never wait on each other.
+        buckets.sort_by(|a, b| a.1.cmp(b.1));
+        let mut locked: Vec<_> = buckets
+            .iter()
+            .map(|(index, _, bucket, capacity, period, calls)| {
+                let guard = bucket.lock().unwrap_or_else(|e| e.into_inner());
+                (
+                    *index,
+                    guard,
+                    *capacity,
+                    capacity / period.as_secs_f64(),
+                    *calls,
+                )
+            })
+            .collect();
+        let now = Instant::now();
+        let mut short: Option<(usize, Duration)> = None;
+        for (index, bucket, capacity, per_second, calls) in &mut locked {
+            let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
+            bucket.tokens = (bucket.tokens + elapsed * *per_second).min(*capacity);
+            bucket.refilled = now;
+            if bucket.tokens < *calls && short.is_none_or(|(first, _)| *index < first) {
+                let wait = Duration::from_secs_f64((*calls - bucket.tokens) / *per_second);
+                short = Some((*index, wait));
+            }
+        }
+        if let Some(short) = short {
+            return Err(short);
+        }
+        for (_, bucket, _, _, calls) in &mut locked {
+            bucket.tokens -= *calls;
+        }
+        Ok(())
     }
 }
 
@@ -113,6 +166,33 @@ mod tests {
         assert!(limiter.take("alice", "a", limit).await.is_err());
         assert!(limiter.take("bob", "a", limit).await.is_ok());
         assert!(limiter.take("alice", "b", limit).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_refused_batch_takes_nothing_from_any_bucket() {
+        let limiter = RateLimiter::new();
+        let two = RateLimit {
+            count: 2,
+            per: Per::Hour,
+        };
+        let one = RateLimit {
+            count: 1,
+            per: Per::Hour,
+        };
+        assert!(limiter.take("alice", "b", one).await.is_ok());
+        // "a" has room, "b" is empty: refused at "b" (index 1), and "a" keeps both calls.
+        let (index, _) = limiter
+            .take_all("alice", &[("a", two, 1), ("b", one, 1)])
+            .await
+            .unwrap_err();
+        assert_eq!(index, 1);
+        assert!(limiter.take_all("alice", &[("a", two, 2)]).await.is_ok());
+        assert!(limiter.take("alice", "a", two).await.is_err());
+        // Three calls to a rule that allows two are refused whole, listed apart or together.
+        assert!(limiter.take_all("bob", &[("a", two, 3)]).await.is_err());
+        let apart = [("a", two, 1), ("a", two, 1), ("a", two, 1)];
+        assert!(limiter.take_all("bob", &apart).await.is_err());
+        assert!(limiter.take_all("bob", &[("a", two, 2)]).await.is_ok());
     }
 
     #[tokio::test]

@@ -120,7 +120,13 @@ impl Decoder {
                     }
                     let line_start = std::mem::replace(&mut self.line_start, self.scanned);
                     if end == line_start {
-                        // A blank line: the event ends here.
+                        // A blank line: the event ends here, within the bound or not at all
+                        // (however the stream was cut into chunks).
+                        if self.scanned > self.max_event_bytes {
+                            return Err(SseError::TooLarge {
+                                limit: self.max_event_bytes,
+                            });
+                        }
                         return Ok(Some(self.dispatch()));
                     }
                     let line = String::from_utf8_lossy(&self.pending[line_start..end]).into_owned();
@@ -279,6 +285,9 @@ mod tests {
         let mut decoder = Decoder::new(16);
         decoder.push(b"data: 0123\n\n");
         assert!(decoder.next_event().unwrap().is_some());
+        // A whole event past the bound in one chunk is refused the same.
+        decoder.push(b"data: 0123456789abcdef\n\n");
+        assert!(decoder.next_event().is_err());
     }
 
     #[test]

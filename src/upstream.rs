@@ -12,6 +12,7 @@ use http_body_util::Full;
 
 use crate::auth::Principal;
 use crate::config::UpstreamConfig;
+use crate::http_checks::same_when_underscored;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -108,12 +109,37 @@ impl Target {
             None => headers.remove(&X_FORWARDED_HOST),
         };
 
+        // A client-sent copy of a header the proxy sets would let it claim any identity or
+        // origin; spelled with `_` it is the same header to a CGI/WSGI-style upstream.
+        self.remove_underscored_twins(headers);
         // A client-sent copy of an identity header would let it claim any identity.
         for (claim, name) in &self.identity_headers {
             headers.remove(name);
             if let Some(value) = principal.claims.get(claim).and_then(claim_header_value) {
                 headers.insert(name.clone(), value);
             }
+        }
+    }
+}
+
+impl Target {
+    /// Removes every header whose name, with `_` read as `-`, is one the proxy sets.
+    fn remove_underscored_twins(&self, headers: &mut HeaderMap) {
+        let set_here = || {
+            self.identity_headers.iter().map(|(_, name)| name).chain([
+                &X_FORWARDED_FOR,
+                &X_FORWARDED_PROTO,
+                &X_FORWARDED_HOST,
+            ])
+        };
+        let twins: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| name.as_str().contains('_'))
+            .filter(|name| set_here().any(|set| same_when_underscored(name.as_str(), set.as_str())))
+            .cloned()
+            .collect();
+        for name in twins {
+            headers.remove(name);
         }
     }
 }

@@ -13,6 +13,8 @@ mod common;
 mod bodies;
 #[path = "adversarial/claims.rs"]
 mod claims;
+#[path = "adversarial/findings.rs"]
+mod findings;
 #[path = "adversarial/headers.rs"]
 mod headers;
 #[path = "adversarial/jws.rs"]

@@ -15,33 +15,29 @@ use tokio_rustls::TlsConnector;
 use crate::all_pass;
 use crate::common::{self, TestSystem};
 
-/// Sends `request` as raw bytes over HTTP/1.1 and returns the status of the first response.
-async fn raw_status(t: &TestSystem, request: &[u8]) -> Result<u16, String> {
-    let ca = CertificateDer::from_pem_file(&t.system.certs.ca).map_err(|e| e.to_string())?;
+/// A TLS connection to the proxy that speaks HTTP/1.1, for bytes no client library would send.
+pub async fn raw_tls(t: &TestSystem) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let ca = CertificateDer::from_pem_file(&t.system.certs.ca).unwrap();
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca).map_err(|e| e.to_string())?;
+    roots.add(ca).unwrap();
     let mut config = rustls::ClientConfig::builder_with_provider(scopegate::tls::crypto_provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let port = t
-        .url()
-        .split(':')
-        .nth(2)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap();
-    let tcp = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
-        .await
-        .map_err(|e| e.to_string())?;
+    let addr = t.system.proxy.as_ref().expect("in-process proxy").addr;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from("localhost").unwrap();
-    let mut tls = TlsConnector::from(Arc::new(config))
+    TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
-        .map_err(|e| e.to_string())?;
+        .unwrap()
+}
+
+/// Sends `request` as raw bytes over HTTP/1.1 and returns the status of the first response.
+async fn raw_status(t: &TestSystem, request: &[u8]) -> Result<u16, String> {
+    let mut tls = raw_tls(t).await;
     tls.write_all(request).await.map_err(|e| e.to_string())?;
     let mut response = Vec::new();
     let mut buf = [0u8; 4096];

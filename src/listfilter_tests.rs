@@ -1,0 +1,172 @@
+use super::*;
+use crate::policy::Policy;
+use http_body_util::{BodyExt, StreamBody};
+use serde_json::{Value, json};
+
+fn filter(scopes: &[&str]) -> ListFilter {
+    let policy = Policy::parse(
+        "version = 1\n[[tools]]\nname = \"read\"\nscopes = [\"r\"]\n[[tools]]\nname = \"write\"\nscopes = [\"w\"]\n[[tools]]\nname = \"shadow\"\nscopes = [\"s\"]\nmode = \"audit\"\n[methods]\n\"resources/read\" = { scopes = [\"r\"] }\n",
+        "p.toml",
+    )
+    .unwrap();
+    let state = Arc::new(PolicyState {
+        policy,
+        metadata_document: Bytes::new(),
+    });
+    ListFilter::new(ScopeSet::new(scopes.iter().copied()), state)
+}
+
+const LISTING: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read","inputSchema":{"type":"object","properties":{"zeta":{"type":"number"},"alpha":{"type":"string"}}},"x":1.50},{"name":"write"},{"name":"shadow"},{"name":"unknown"}],"nextCursor":"abc"}}"#;
+
+fn names(body: &[u8]) -> Vec<String> {
+    let value: Value = serde_json::from_slice(body).unwrap();
+    value["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn json_listing_keeps_only_callable_tools_byte_for_byte() {
+    let out = filter(&["r"])
+        .filter_json(LISTING.as_bytes())
+        .unwrap()
+        .unwrap();
+    assert_eq!(names(&out), ["read", "shadow"]);
+    // Everything kept is the upstream's own bytes: key order (zeta before alpha), number forms.
+    let expected = LISTING
+        .replace(r#",{"name":"write"}"#, "")
+        .replace(r#",{"name":"unknown"}"#, "");
+    assert_eq!(std::str::from_utf8(&out).unwrap(), expected);
+}
+
+#[test]
+fn an_answer_is_filtered_whatever_its_id() {
+    // `1.0` answers request `1` for JavaScript and Python clients; a replayed answer on a resumed
+    // stream matches no request the proxy saw; a string id; no id match is needed at all.
+    for id in ["1.0", "1e0", "7", "\"1\"", "null"] {
+        let body = LISTING.replace(r#""id":1"#, &format!(r#""id":{id}"#));
+        let out = filter(&["w"]).filter_json(body.as_bytes()).unwrap();
+        assert_eq!(names(&out.expect(id)), ["write", "shadow"], "{id}");
+    }
+}
+
+#[test]
+fn every_message_of_a_batch_and_every_list_field_is_filtered() {
+    let body = format!(
+        r#"[{LISTING},{{"jsonrpc":"2.0","id":2,"result":{{"resources":[{{"uri":"file:///a"}}],"prompts":[{{"name":"p"}}]}}}}]"#
+    );
+    let out = filter(&[]).filter_json(body.as_bytes()).unwrap().unwrap();
+    let value: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(value[0]["result"]["tools"], json!([{ "name": "shadow" }]));
+    assert_eq!(value[1]["result"]["resources"], json!([]));
+    assert_eq!(value[1]["result"]["prompts"], json!([]));
+}
+
+#[test]
+fn requests_and_other_answers_pass_untouched() {
+    let call = r#"{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"hi"}]}}"#;
+    assert_eq!(filter(&[]).filter_json(call.as_bytes()), Ok(None));
+    let everything = filter(&["r", "w"]);
+    let shadowless = LISTING.replace(r#",{"name":"unknown"}"#, "");
+    assert_eq!(everything.filter_json(shadowless.as_bytes()), Ok(None));
+    let request = r#"{"jsonrpc":"2.0","id":4,"method":"x","result":{"tools":[{"name":"write"}]}}"#;
+    assert_eq!(filter(&[]).filter_json(request.as_bytes()), Ok(None));
+}
+
+#[test]
+fn an_escaped_member_name_is_the_same_member() {
+    let body = LISTING.replace(r#""tools":"#, r#""t\u006fols":"#);
+    let out = filter(&["r"])
+        .filter_json(body.as_bytes())
+        .unwrap()
+        .unwrap();
+    let value: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(value["result"]["tools"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn what_cannot_be_read_is_refused_not_relayed() {
+    let duplicated = LISTING.replace(
+        r#","nextCursor""#,
+        r#","tools":[{"name":"write"}],"nextCursor""#,
+    );
+    let duplicated_result = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"result":{{}},{}"#,
+        &LISTING[24..]
+    );
+    for body in [
+        duplicated.as_str(),
+        duplicated_result.as_str(),
+        r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"write"}],"n":NaN}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}} trailing"#,
+        "\u{feff}{}",
+    ] {
+        assert!(filter(&[]).filter_json(body.as_bytes()).is_err(), "{body}");
+    }
+    assert!(filter(&[]).filter_json(b"\xff").is_err());
+}
+
+async fn through_sse(chunks: Vec<&[u8]>, limit: usize) -> String {
+    let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = chunks
+        .into_iter()
+        .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+        .collect();
+    let body = SseListBody::new(
+        StreamBody::new(futures_util::stream::iter(frames)),
+        filter(&["w"]),
+        limit,
+    );
+    let out = body.collect().await.unwrap().to_bytes();
+    String::from_utf8(out.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn sse_events_are_filtered_with_every_line_ending() {
+    for (line_end, blank) in [("\n", "\n"), ("\r", "\r"), ("\r\n", "\r\n"), ("\n", "\r\n")] {
+        let stream = format!(
+            "id: 0{line_end}data: {line_end}{blank}event: message{line_end}id: 1{line_end}data: {LISTING}{line_end}{blank}: keep-alive{line_end}{blank}"
+        );
+        let whole = through_sse(vec![stream.as_bytes()], 1 << 20).await;
+        assert!(whole.contains(r#""write""#), "{whole:?}");
+        assert!(!whole.contains(r#""read""#), "{whole:?}");
+        assert!(
+            whole.starts_with(&format!("id: 0{line_end}data: {line_end}{blank}event")),
+            "{whole:?}"
+        );
+        assert!(
+            whole.contains("event: message\nid: 1\ndata: {"),
+            "{whole:?}"
+        );
+        assert!(
+            whole.ends_with(&format!(": keep-alive{line_end}{blank}")),
+            "{whole:?}"
+        );
+        // Cut anywhere, as the network may: the same listing comes out.
+        for at in [1, 20, 40, stream.len() - 1] {
+            let (a, b) = stream.as_bytes().split_at(at);
+            let cut = through_sse(vec![a, b], 1 << 20).await;
+            assert!(!cut.contains(r#""read""#), "split at {at}: {cut:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_event_that_cannot_be_filtered_ends_the_stream() {
+    let too_big = format!("data: {{}}\n\ndata: {LISTING}\n\ndata: {{}}\n\n");
+    let out = through_sse(vec![too_big.as_bytes()], 64).await;
+    assert_eq!(out, "data: {}\n\n");
+    let unreadable =
+        "data: {}\n\ndata: {\"result\":{\"tools\":[{\"name\":\"read\"}]},\n\ndata: {}\n\n";
+    assert_eq!(
+        through_sse(vec![unreadable.as_bytes()], 1 << 20).await,
+        "data: {}\n\n"
+    );
+    let cut_short = format!("data: {{}}\n\ndata: {LISTING}");
+    assert_eq!(
+        through_sse(vec![cut_short.as_bytes()], 1 << 20).await,
+        "data: {}\n\n"
+    );
+}
