@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::error::{Denied, ErrorId, ProxyError};
 use crate::http_checks::{
     MCP_SESSION_ID, check_mcp_headers, check_media_type, check_singletons, declared_length,
-    discard_rest, read_body, refuse_body, single,
+    discard_rest, read_body, refuse_body,
 };
 use crate::listfilter::{LIST_METHODS, ListFilter, SseListBody};
 use crate::mcp::{self, InspectLimits, Inspection, MessageKind, RequestId};
@@ -290,7 +290,7 @@ impl Proxy {
         // exist, before its body costs anything.
         // One session id (checked above): with two, the proxy and the upstream could each act
         // on another one.
-        let session_header = single(&parts.headers, &MCP_SESSION_ID)?.cloned();
+        let session_header = session_id(&parts.headers).cloned();
         let session = match &session_header {
             Some(value) => Some(value.to_str().map_err(|_| ProxyError::SessionNotFound)?),
             None => None,

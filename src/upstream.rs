@@ -176,13 +176,17 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Appends the peer to the `X-Forwarded-For` chain; a chain the client split over several
+/// header lines is one list (RFC 9110 §5.3), so none of it is lost.
 fn append_forwarded_for(headers: &mut HeaderMap, addr: SocketAddr) {
+    let mut chain: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
     let ip = addr.ip().to_string();
-    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) => format!("{existing}, {ip}"),
-        None => ip,
-    };
-    if let Ok(value) = HeaderValue::try_from(value) {
+    chain.push(&ip);
+    if let Ok(value) = HeaderValue::try_from(chain.join(", ")) {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
 }
@@ -291,6 +295,13 @@ mod tests {
         headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
         append_forwarded_for(&mut headers, "127.0.0.1:5000".parse().unwrap());
         assert_eq!(headers["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+        headers.append("x-forwarded-for", HeaderValue::from_static("198.51.100.2"));
+        append_forwarded_for(&mut headers, "127.0.0.2:5000".parse().unwrap());
+        assert_eq!(headers.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(
+            headers["x-forwarded-for"],
+            "203.0.113.7, 127.0.0.1, 198.51.100.2, 127.0.0.2"
+        );
     }
 
     #[test]
