@@ -553,3 +553,7 @@ impl KeySource {
 #[cfg(test)]
 #[path = "jwks_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "jwks_refresh_tests.rs"]
+mod refresh_tests;
