@@ -1,6 +1,10 @@
 //! Every Prometheus metric, defined once, in a registry of the proxy's own (not the process-wide
 //! default, so tests running side by side each count their own). Label values are bounded: they
 //! come from fixed lists, from the policy's own rule names, or from `&'static str` reasons.
+//!
+//! Every label value known at start, and every rule name when a policy loads, is listed at 0
+//! before anything happens: a series that appears only with its first increment is invisible to
+//! `increase()` and `rate()`, so the first failure of a kind would never show in an alert.
 
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -10,7 +14,8 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::auth::JwksStatus;
+use crate::auth::{AuthError, JwksStatus};
+use crate::policy::Policy;
 
 /// Latency buckets from 100 µs to 10 s: the proxy's own cost sits at the bottom, slow tools and
 /// timeouts at the top.
@@ -41,6 +46,62 @@ const KNOWN_METHODS: [&str; 18] = [
     "notifications/roots/list_changed",
     "sampling/createMessage",
 ];
+
+/// `method` values for requests without a known MCP method (see [`method_label`]).
+const UNNAMED_METHODS: [&str; 4] = ["_get", "_delete", "_none", "_other"];
+
+/// Every `decision` label value (`audit::Outcome::label`).
+const DECISIONS: [&str; 3] = ["allow", "would_deny", "deny"];
+
+/// Every `reason` a refusal can carry besides the token's ([`AuthError::REFUSAL_REASONS`]): the
+/// proxy's own (`ProxyError::reason`), the body inspection's (`InspectError::reason`) and the
+/// policy's (`DenyReason::label`). The tests below hold these lists to those functions.
+const PROXY_REASONS: [&str; 14] = [
+    "not_found",
+    "method_not_allowed",
+    "origin_not_allowed",
+    "unsupported_media_type",
+    "body_too_large",
+    "body_read",
+    "header_mismatch",
+    "session_not_found",
+    "overloaded",
+    "body_timeout",
+    "list_too_large",
+    "rate_limited",
+    "upstream_unreachable",
+    "upstream_timeout",
+];
+const INSPECT_REASONS: [&str; 18] = [
+    "bom",
+    "invalid_utf8",
+    "lone_surrogate",
+    "syntax",
+    "trailing_data",
+    "too_deep",
+    "duplicate_key",
+    "not_jsonrpc",
+    "empty_batch",
+    "bad_version",
+    "bad_method",
+    "bad_id",
+    "ambiguous_message",
+    "bad_response",
+    "bad_params",
+    "missing_tool_name",
+    "missing_prompt_name",
+    "missing_resource_uri",
+];
+const POLICY_REASONS: [&str; 3] = ["no_rule", "insufficient_scope", "missing_target"];
+
+/// Every upstream status class ([`status_class`]).
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The `result` of a key set fetch or a reload.
+const RESULTS: [&str; 2] = ["success", "failure"];
+
+/// The `tool` label of a call no rule names.
+const NO_RULE: &str = "_other";
 
 /// The status class label of an upstream response.
 pub fn status_class(status: http::StatusCode) -> &'static str {
@@ -81,6 +142,7 @@ pub struct Metrics {
     jwks_fetches: IntCounterVec,
     jwks_keys: IntGauge,
     jwks_age: Gauge,
+    jwks_failing: IntGauge,
     pub policy_reloads: IntCounterVec,
     policy_info: IntGaugeVec,
     pub tls_reloads: IntCounterVec,
@@ -155,6 +217,11 @@ impl Metrics {
                 "Seconds since the last successful JWKS fetch (-1 before the first).",
             )
             .expect("valid metric"),
+            jwks_failing: IntGauge::new(
+                "scopegate_jwks_consecutive_failures",
+                "Key set fetches failed since the last successful one (0 while the IdP answers).",
+            )
+            .expect("valid metric"),
             policy_reloads: counter(
                 "scopegate_policy_reload_total",
                 "Policy reloads by result.",
@@ -191,7 +258,11 @@ impl Metrics {
             jwks_seen: Mutex::new((0, 0)),
             registry,
         };
-        for gauge in [&metrics.jwks_keys, &metrics.connections] {
+        for gauge in [
+            &metrics.jwks_keys,
+            &metrics.jwks_failing,
+            &metrics.connections,
+        ] {
             metrics
                 .registry
                 .register(Box::new(gauge.clone()))
@@ -207,13 +278,59 @@ impl Metrics {
             .registry
             .register(Box::new(metrics.policy_info.clone()))
             .expect("unique metric");
+        metrics.list_known_labels();
         metrics
     }
 
-    /// Marks `hash` as the loaded policy (one series at 1; the previous one removed).
-    pub fn policy_loaded(&self, hash: &str) {
+    /// Creates, at 0, the series of every label value known before any traffic.
+    fn list_known_labels(&self) {
+        let methods = KNOWN_METHODS.iter().chain(&UNNAMED_METHODS);
+        for method in methods {
+            for decision in DECISIONS {
+                self.requests.with_label_values(&[method, decision]);
+            }
+        }
+        for decision in DECISIONS {
+            self.tool_calls.with_label_values(&[NO_RULE, decision]);
+        }
+        for reason in AuthError::REFUSAL_REASONS {
+            self.auth_failures.with_label_values(&[reason]);
+        }
+        let reasons = [
+            &AuthError::REFUSAL_REASONS[..],
+            &PROXY_REASONS,
+            &INSPECT_REASONS,
+            &POLICY_REASONS,
+        ];
+        for reason in reasons.into_iter().flatten() {
+            self.denials.with_label_values(&[reason]);
+        }
+        for class in STATUS_CLASSES {
+            self.upstream_responses.with_label_values(&[class]);
+        }
+        for result in RESULTS {
+            self.jwks_fetches.with_label_values(&[result]);
+            self.policy_reloads.with_label_values(&[result]);
+            self.tls_reloads.with_label_values(&[result]);
+        }
+    }
+
+    /// Marks `policy` as the loaded one (its hash's series at 1; the previous one removed) and
+    /// lists its rules' tool call and rate limit series at 0. A rule a reload removes keeps its
+    /// series: counters never go back.
+    pub fn policy_loaded(&self, policy: &Policy) {
         self.policy_info.reset();
-        self.policy_info.with_label_values(&[hash]).set(1);
+        self.policy_info
+            .with_label_values(&[policy.source_hash()])
+            .set(1);
+        for rule in policy.tool_rule_names() {
+            for decision in DECISIONS {
+                self.tool_calls.with_label_values(&[rule, decision]);
+            }
+        }
+        for rule in policy.rate_limited_rule_names() {
+            self.rate_limited.with_label_values(&[rule]);
+        }
     }
 
     pub fn certificate_loaded(&self, not_after: Option<i64>) {
@@ -244,6 +361,8 @@ impl Metrics {
             jwks.fetch_failures.max(failures),
         );
         self.jwks_keys.set(jwks.keys as i64);
+        self.jwks_failing
+            .set(i64::try_from(jwks.consecutive_failures).unwrap_or(i64::MAX));
         let age = jwks
             .last_success
             .and_then(|at| SystemTime::now().duration_since(at).ok())
@@ -257,3 +376,7 @@ impl Default for Metrics {
         Metrics::new()
     }
 }
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;

@@ -92,7 +92,7 @@ impl Proxy {
         auth_client: HttpClient,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Proxy> {
-        metrics.policy_loaded(policy.source_hash());
+        metrics.policy_loaded(&policy);
         let auth = Authenticator::with_token_cache(
             config.auth.clone(),
             auth_client,
@@ -130,7 +130,7 @@ impl Proxy {
 
     /// Swaps in a new policy; requests in flight finish under the one they started with.
     pub fn replace_policy(&self, policy: Policy) {
-        self.metrics.policy_loaded(policy.source_hash());
+        self.metrics.policy_loaded(&policy);
         let state = policy_state(&self.resource, &self.authorization_servers, policy);
         self.policy.store(Arc::new(state));
     }

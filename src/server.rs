@@ -43,7 +43,7 @@ pub struct Running {
     pub health: Arc<Health>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
-    /// Admin listener, reload watchers, key retry: aborted when the proxy stops.
+    /// Admin listener, reload watchers, key refresher: aborted when the proxy stops.
     background: Vec<JoinHandle<()>>,
 }
 
@@ -95,11 +95,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let mut background = Vec::new();
 
     // Keys now, so the first requests do not wait on the IdP. An IdP that is down is not fatal:
-    // the proxy is not ready until a retry succeeds, and requests fetch on demand.
+    // the proxy is not ready until a retry succeeds, and requests fetch on demand. From here on
+    // the keys are refreshed in the background (retried every refetch interval while failing).
     if let Err(error) = proxy.authenticator().refresh_keys().await {
         tracing::warn!(%error, "signing keys not loaded yet; retrying in the background");
-        background.push(tokio::spawn(retry_keys(proxy.clone())));
     }
+    background.push(tokio::spawn(proxy.authenticator().keep_keys_fresh()));
 
     let (acceptor, certs) = match &config.listen.tls {
         Some(files) => {
@@ -184,36 +185,6 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         task,
         background,
     })
-}
-
-/// First wait before retrying the IdP at start-up, doubled up to [`KEY_RETRY_MAX`].
-const KEY_RETRY_FIRST: Duration = Duration::from_millis(500);
-const KEY_RETRY_MAX: Duration = Duration::from_secs(30);
-
-/// Retries the first key fetch with exponential backoff and jitter (so a fleet restarted
-/// together does not hit the IdP in step) until it succeeds.
-async fn retry_keys(proxy: Arc<Proxy>) {
-    let mut wait = KEY_RETRY_FIRST;
-    loop {
-        let jitter = Duration::from_millis(
-            u64::from(std::process::id() ^ nanos()) % (wait.as_millis() as u64 / 2 + 1),
-        );
-        tokio::time::sleep(wait + jitter).await;
-        match proxy.authenticator().refresh_keys().await {
-            Ok(keys) => {
-                tracing::info!(keys, "signing keys loaded");
-                return;
-            }
-            Err(error) => tracing::warn!(%error, retry_in = ?wait, "signing keys still not loaded"),
-        }
-        wait = (wait * 2).min(KEY_RETRY_MAX);
-    }
-}
-
-fn nanos() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos())
 }
 
 /// The public listener's socket: one, or one per core.

@@ -9,6 +9,10 @@
 //!   failure, answers every caller until it expires, so at most one fetch runs per interval.
 //!
 //! A failed fetch (network, status, garbage, no usable key) never replaces the last good set.
+//!
+//! [`KeySource::keep_fresh`] refetches in the background when the set's freshness ends, so an
+//! idle proxy holds current keys and a failing IdP shows in the metrics before any request
+//! needs a key; lookups never wait for it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,6 +33,9 @@ use crate::client::HttpClient;
 const MIN_RSA_BITS: usize = 2048;
 /// Largest RSA modulus aws-lc-rs verifies with.
 const MAX_RSA_BITS: usize = 8192;
+/// The background refresher's shortest pause after a fetch, whatever `refetch_interval` says: an
+/// interval of 0 (allowed, for on-demand fetching) must not make it spin.
+const MIN_REFRESH_PAUSE: Duration = Duration::from_millis(100);
 
 /// Key type and, for curves, the curve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,6 +315,8 @@ pub struct JwksStatus {
     pub fetch_successes: u64,
     /// Fetches that failed (network, status, garbage, discovery), since start.
     pub fetch_failures: u64,
+    /// Fetches that failed since the last successful one: above 0 while the IdP is failing.
+    pub consecutive_failures: u64,
 }
 
 type FetchOutcome = Result<usize, String>;
@@ -325,6 +334,8 @@ pub(super) struct KeySource {
     refreshing: AtomicBool,
     successes: AtomicU64,
     failures: AtomicU64,
+    /// Failures since the last success.
+    failing: AtomicU64,
 }
 
 impl KeySource {
@@ -348,6 +359,7 @@ impl KeySource {
             refreshing: AtomicBool::new(false),
             successes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            failing: AtomicU64::new(0),
         }
     }
 
@@ -426,6 +438,37 @@ impl KeySource {
         }
     }
 
+    /// Keeps the set fresh without waiting for a request to need it; runs until its task is
+    /// aborted. It fetches when the set's freshness ends (the TTL from `Cache-Control: max-age`
+    /// within `[min_ttl, max_ttl]`, else `default_ttl`), at once when there is no set, and after
+    /// a failed fetch (its own or a request's) again every `refetch_interval` until one succeeds,
+    /// the last good set serving meanwhile until `max_stale`. Fetches go through the gate like
+    /// every other, and each is followed by at least one interval's pause, so a failing IdP, or a
+    /// TTL shorter than the interval, is asked at most once per interval.
+    pub(super) async fn keep_fresh(self: Arc<Self>) {
+        let pause = self.settings.refetch_interval.max(MIN_REFRESH_PAUSE);
+        loop {
+            let due = self.refresh_due();
+            if Instant::now() < due {
+                tokio::time::sleep_until(due.into()).await;
+                // Looked at again: a lookup may have refreshed the set meanwhile.
+                continue;
+            }
+            // The outcome is in `current` and the counters; a failure was logged.
+            let _ = self.refresh().await;
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// When the background refresher fetches next: at once with no set or after a failed fetch,
+    /// else when the set's freshness ends.
+    fn refresh_due(&self) -> Instant {
+        match self.current.load().as_ref() {
+            Some(set) if self.failing.load(Ordering::Relaxed) == 0 => set.fresh_until,
+            _ => Instant::now(),
+        }
+    }
+
     /// Starts one background refresh unless one ran within the interval or is running now.
     fn spawn_refresh(self: &Arc<Self>) {
         if self.gate.contains_key(&()) || self.refreshing.swap(true, Ordering::AcqRel) {
@@ -450,11 +493,13 @@ impl KeySource {
                 let keys = set.keys.len();
                 self.current.store(Some(Arc::new(set)));
                 self.successes.fetch_add(1, Ordering::Relaxed);
+                self.failing.store(0, Ordering::Relaxed);
                 tracing::info!(jwks_uri = %uri, keys, "fetched key set");
                 Ok(keys)
             }
             Err(e) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
+                self.failing.fetch_add(1, Ordering::Relaxed);
                 let has_set = self.current.load().is_some();
                 tracing::warn!(error = %e, keeping_last_good_set = has_set, "key set fetch failed");
                 Err(e)
@@ -500,6 +545,7 @@ impl KeySource {
             fresh: set.is_some_and(|s| Instant::now() < s.fresh_until),
             fetch_successes: self.successes.load(Ordering::Relaxed),
             fetch_failures: self.failures.load(Ordering::Relaxed),
+            consecutive_failures: self.failing.load(Ordering::Relaxed),
         }
     }
 }
@@ -507,3 +553,7 @@ impl KeySource {
 #[cfg(test)]
 #[path = "jwks_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "jwks_refresh_tests.rs"]
+mod refresh_tests;

@@ -199,7 +199,7 @@ const DEFAULT_JWKS_TTL_FOR_TEST: Duration = super::super::DEFAULT_JWKS_TTL;
 
 // ---- fetch and cache behaviour against a real HTTP server ----
 
-fn fast_settings() -> JwksSettings {
+pub(super) fn fast_settings() -> JwksSettings {
     JwksSettings {
         default_ttl: Duration::from_secs(60),
         min_ttl: Duration::from_millis(10),
@@ -210,7 +210,7 @@ fn fast_settings() -> JwksSettings {
     }
 }
 
-fn source(server: &JwksServer, settings: JwksSettings) -> Arc<KeySource> {
+pub(super) fn source(server: &JwksServer, settings: JwksSettings) -> Arc<KeySource> {
     Arc::new(KeySource::new(
         client(),
         server.issuer(),
@@ -220,7 +220,7 @@ fn source(server: &JwksServer, settings: JwksSettings) -> Arc<KeySource> {
 }
 
 /// Polls `cond` every few milliseconds until it holds; panics after two seconds.
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+pub(super) async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(2);
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

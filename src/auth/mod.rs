@@ -193,6 +193,27 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// Every [`Self::reason`] a request can be refused with (all but `KeyFetch`'s, which only
+    /// [`Authenticator::refresh_keys`] returns): the `reason` label values counted from start.
+    pub const REFUSAL_REASONS: [&'static str; 16] = [
+        "missing_token",
+        "malformed",
+        "multiple_authorization",
+        "token_too_large",
+        "expired",
+        "not_yet_valid",
+        "bad_signature",
+        "wrong_issuer",
+        "wrong_audience",
+        "missing_claim",
+        "unknown_key",
+        "algorithm_not_allowed",
+        "key_mismatch",
+        "crit_header",
+        "bad_typ",
+        "keys_unavailable",
+    ];
+
     /// Bounded snake_case label for metrics and audit lines.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -334,6 +355,14 @@ impl Authenticator {
     /// interval of the last fetch, that fetch's outcome is returned). Returns the key count.
     pub async fn refresh_keys(&self) -> Result<usize, AuthError> {
         self.inner.keys.refresh().await.map_err(AuthError::KeyFetch)
+    }
+
+    /// The task that keeps the key set fresh in the background: it refetches when the set's
+    /// lifetime ends and retries failed fetches every `refetch_interval`, so an idle proxy holds
+    /// current keys and a failing IdP is counted before a request needs a key. Runs until its
+    /// task is aborted; requests never wait for it.
+    pub fn keep_keys_fresh(&self) -> impl Future<Output = ()> + Send + 'static {
+        Arc::clone(&self.inner.keys).keep_fresh()
     }
 
     /// Whether a key set is loaded that may still verify tokens (fresh, or stale within `max_stale`).
@@ -560,12 +589,19 @@ mod tests {
             AuthError::KeysUnavailable,
             AuthError::KeyFetch("x".into()),
         ];
-        for e in all {
+        for e in &all {
             assert!(
                 e.reason()
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b == b'_')
             );
         }
+        // Each refusal's label is listed, so it is counted at 0 before it first happens.
+        let refusals: Vec<_> = all
+            .iter()
+            .filter(|e| !matches!(e, AuthError::KeyFetch(_)))
+            .map(AuthError::reason)
+            .collect();
+        assert_eq!(refusals, AuthError::REFUSAL_REASONS);
     }
 }

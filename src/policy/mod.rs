@@ -180,6 +180,26 @@ impl Policy {
         self.tool_rule(name).is_some()
     }
 
+    /// The tool rules' names (exact or glob), as written: the `tool` label values of tool call
+    /// counts under this policy, listed at 0 as soon as it loads.
+    pub fn tool_rule_names(&self) -> impl Iterator<Item = &str> {
+        let is_method = |index: usize| self.methods.values().any(|method| method.0 == index);
+        self.rules
+            .iter()
+            .enumerate()
+            .filter(move |&(index, _)| !is_method(index))
+            .map(|(_, rule)| &*rule.name)
+    }
+
+    /// The names of the rules with a rate limit, tools' and methods': the `tool` label values of
+    /// rate-limit refusals under this policy.
+    pub fn rate_limited_rule_names(&self) -> impl Iterator<Item = &str> {
+        self.rules
+            .iter()
+            .filter(|rule| rule.rate_limit.is_some())
+            .map(|rule| &*rule.name)
+    }
+
     /// Hex of a 64-bit FNV-1a hash of the policy text, to tell which policy is running.
     pub fn source_hash(&self) -> &str {
         &self.source_hash
