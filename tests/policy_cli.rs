@@ -32,8 +32,14 @@ impl Files {
 
     fn write(&self, name: &str, text: &str) -> String {
         let path = self.0.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, text).unwrap();
         path.display().to_string()
+    }
+
+    /// The directory itself, or a path in it.
+    fn path(&self, name: &str) -> String {
+        self.0.path().join(name).display().to_string()
     }
 }
 
@@ -83,6 +89,153 @@ fn check_passes_every_shipped_policy() {
             "ok: {} files checked, 0 errors, 0 warnings\n",
             policies.len()
         )
+    );
+}
+
+#[test]
+fn check_passes_the_shipped_policies_folder_with_its_cases_files() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let files = std::fs::read_dir(&dir).unwrap().count();
+    let run = scopegate(&["policy", "check", "--deny-warnings", dir.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stdout,
+        format!("ok: {files} files checked, 0 errors, 0 warnings\n")
+    );
+}
+
+#[test]
+fn check_on_a_folder_checks_its_toml_files_in_name_order_and_not_its_subfolders() {
+    let files = Files::new();
+    let broken = "version = 1\n[[tools]]\nname = \"a[\"\nscopes = []\n";
+    files.write("b.toml", broken);
+    files.write("a.toml", broken);
+    files.write("notes.txt", "not a policy");
+    files.write(
+        "a.cases.toml",
+        "[[cases]]\nname = \"x\"\ntool = \"t\"\nexpect = \"allow\"\n",
+    );
+    files.write("old/broken.toml", "this is not toml");
+    let run = scopegate(&["policy", "check", &files.path("")]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    assert!(
+        lines[0].starts_with(&format!(
+            "{}:3:1: error: tools[0].name",
+            files.path("a.toml")
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{}:3:1: error: tools[0].name",
+            files.path("b.toml")
+        )),
+        "{}",
+        run.stdout
+    );
+    // a.cases.toml names no policy: its shape is valid, so it passes.
+    assert_eq!(lines[2], "failed: 3 files checked, 2 errors, 0 warnings");
+}
+
+#[test]
+fn check_on_an_empty_folder_is_an_error() {
+    let files = Files::new();
+    files.write("README.md", "policies go here");
+    let dir = files.path("");
+    let run = scopegate(&["policy", "check", &dir]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "{dir}: error: no *.toml files in this folder (subfolders are not searched)\n\
+             failed: 0 files checked, 1 error, 0 warnings\n"
+        )
+    );
+}
+
+#[test]
+fn check_validates_a_cases_file_as_cases_not_as_a_policy() {
+    let files = Files::new();
+    let cases = files.write(
+        "p.cases.toml",
+        "[[cases]]\nname = \"x\"\ntool = \"get_customer_info\"\nexpected = \"allow\"\n",
+    );
+    let run = scopegate(&["policy", "check", &cases]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout
+            .starts_with(&format!("{cases}:4:1: error: unknown field `expected`")),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("version"), "{}", run.stdout);
+}
+
+#[test]
+fn check_runs_a_cases_file_against_the_policy_it_names() {
+    let files = Files::new();
+    files.write("p.toml", AUDITED);
+    let passing = "policy = \"p.toml\"
+
+[[cases]]
+name = \"reader reads\"
+scopes = [\"customer:read\"]
+tool = \"get_customer_info\"
+expect = \"allow\"
+";
+    files.write("p.cases.toml", passing);
+    let run = scopegate(&["policy", "check", &files.path("")]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(run.stdout, "ok: 2 files checked, 0 errors, 0 warnings\n");
+
+    let failing = format!(
+        "{passing}
+[[cases]]
+name = \"reader deletes\"
+scopes = [\"customer:read\"]
+tool = \"delete_customer\"
+expect = \"allow\"
+"
+    );
+    let cases = files.write("p.cases.toml", &failing);
+    let run = scopegate(&["policy", "check", &files.path("")]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "{cases}:10:8: error: cases[1]: \"reader deletes\" against {}: expected allow, got \
+             would_deny (insufficient_scope; missing customer:delete)\n\
+             failed: 2 files checked, 1 error, 0 warnings\n",
+            files.path("p.toml")
+        )
+    );
+}
+
+#[test]
+fn a_cases_file_naming_a_missing_policy_is_an_error_at_its_policy_key() {
+    let files = Files::new();
+    let cases = files.write(
+        "p.cases.toml",
+        "policy = \"gone.toml\"\n[[cases]]\nname = \"x\"\ntool = \"t\"\nexpect = \"allow\"\n",
+    );
+    let gone = files.path("gone.toml");
+    let run = scopegate(&["policy", "check", &cases]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout
+            .starts_with(&format!("{gone}: error: cannot read the policy file: ")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "{cases}:1:10: error: policy: the cases cannot be run: {gone} does not load\n"
+        )),
+        "{}",
+        run.stdout
     );
 }
 
@@ -483,6 +636,7 @@ fn explain_names_the_glob_that_decided_and_what_is_missing() {
 rule:      tools[0] \"*\" (glob, {policy}:5)
 why:       no exact rule names \"admin_list\"; \"*\" is the first glob in file order that matches it
 requires:  all of: tools:any
+limit:     (none)
 held:      admin
 missing:   tools:any
 mode:      enforce
@@ -518,6 +672,31 @@ fn explain_shows_shadow_mode_and_protocol_and_default_decisions() {
     ]);
     assert!(run.stdout.contains("rule:      (none: default deny)\n"));
     assert!(run.stdout.ends_with("decision:  deny (no_rule)\n"));
+}
+
+#[test]
+fn explain_shows_the_deciding_rules_rate_limit() {
+    let files = Files::new();
+    let policy = files.write(
+        "p.toml",
+        "version = 1\n[[tools]]\nname = \"export_*\"\nscopes = [\"export\"]\nrate_limit = \"10/m\"\n",
+    );
+    let run = scopegate(&[
+        "policy",
+        "explain",
+        &policy,
+        "--scopes",
+        "export",
+        "--tool",
+        "export_orders",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("requires:  all of: export\nlimit:     10/m per token subject\n"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
