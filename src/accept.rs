@@ -67,7 +67,7 @@ impl<L: Listen> Listener<L> {
     /// try, so this only returns with a connection.
     ///
     /// Cancel-safe (as `TcpListener::accept` is): used in a `select!` beside a stop signal, a
-    /// stop during a pause ends the pause; the pause to come stays as long as it was.
+    /// stop during a pause ends the pause at once.
     pub async fn next(&mut self) -> (L::Stream, SocketAddr) {
         loop {
             match self.listener.accept().await {
