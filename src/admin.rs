@@ -17,6 +17,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::accept::Listener;
 use crate::proxy::Proxy;
 
 /// Whether the process should receive traffic: set to draining on SIGTERM, before the public
@@ -54,10 +55,9 @@ pub async fn start(
         .with_context(|| format!("cannot listen on admin address {address}"))?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
+        let mut listener = Listener::new(listener, "admin");
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
+            let (stream, _) = listener.next().await;
             let proxy = proxy.clone();
             let health = health.clone();
             tokio::spawn(async move {

@@ -2,6 +2,7 @@
 //! scopegate: an authorization sidecar for MCP servers. The binary's subcommands live in
 //! `main.rs`; everything they use is here, so the integration tests can start the real pieces.
 
+pub mod accept;
 pub mod adapter;
 pub mod admin;
 pub mod audit;

@@ -1,12 +1,13 @@
 //! Log output: JSON lines by default (what a log pipeline ingests), text for people; the level
-//! from `RUST_LOG`.
+//! from `RUST_LOG`. Text is coloured only on a terminal, and never with `NO_COLOR` set.
 //!
 //! Lines are formatted on the thread that logs and written by a thread of their own, in batches:
 //! a request never waits on a `write` to stderr (one per audit line, at every request), and under
 //! load many lines share one write. The queue is bounded and never drops: when it is full, the
 //! logging thread waits, because an audit trail with holes is worse than a slower request.
 
-use std::io::BufWriter;
+use std::ffi::OsString;
+use std::io::{BufWriter, IsTerminal as _};
 
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
@@ -42,10 +43,35 @@ pub fn init(json: bool, default_level: &str) -> LogGuard {
     let result = if json {
         builder.event_format(json_line::JsonLine).try_init()
     } else {
-        builder.try_init()
+        let colour = colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        );
+        builder.with_ansi(colour).try_init()
     };
     // A second init (tests) keeps the first subscriber, and its writer.
     LogGuard {
         _writer: result.is_ok().then_some(guard),
+    }
+}
+
+/// Whether text lines carry colour codes: only for a person at a terminal. Written to a file or a
+/// pipe, the escape codes are noise a reader and `grep` trip over; `NO_COLOR` set to anything but
+/// the empty string turns colour off everywhere (no-color.org).
+fn colour(stderr_is_terminal: bool, no_color: Option<OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|value| value.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsString::new())));
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some("1".into())));
     }
 }

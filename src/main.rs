@@ -64,6 +64,7 @@ enum Command {
 #[derive(Subcommand)]
 enum PolicyCommand {
     /// Validate and lint policy files: `file:line:col: error|warning: …` and a summary line.
+    /// A folder stands for the `*.toml` files in it; `*.cases.toml` files are checked as cases.
     /// Exits 1 on any error (and, with --deny-warnings, on any warning).
     Check {
         #[arg(required = true)]

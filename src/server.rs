@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 
+use crate::accept;
 use crate::admin::{self, Health};
 use crate::config::{Config, Limits, RuntimeShape};
 use crate::metrics::Metrics;
@@ -30,9 +31,6 @@ use crate::workers;
 /// A TLS handshake that has not finished by then is dropped: a client that opens connections and
 /// never speaks must not hold them.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again, so the loop
-/// does not spin.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
 /// A started proxy: its bound addresses and a way to stop it.
 pub struct Running {
@@ -227,18 +225,11 @@ async fn accept_loop(listener: TcpListener, serving: Serving) {
     let http = Arc::new(http_builder(&limits, true));
     // Connections past the limit are answered 503 once and closed, never left hanging.
     let refuse = Arc::new(http_builder(&limits, false));
+    let mut listener = accept::Listener::new(listener, "public");
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let (stream, addr) = tokio::select! {
+            accepted = listener.next() => accepted,
             _ = stopped.changed() => break,
-        };
-        let (stream, addr) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
-                continue;
-            }
         };
         let (http, permit) = match connections.clone().try_acquire_owned() {
             Ok(permit) => (http.clone(), Some(permit)),
@@ -279,8 +270,6 @@ async fn serve_connection(
     watcher: Watcher,
     permit: Option<OwnedSemaphorePermit>,
 ) {
-    // Small JSON-RPC messages and SSE events must not wait for Nagle's algorithm.
-    let _ = stream.set_nodelay(true);
     let metrics = proxy.clone();
     metrics.metrics().connections.inc();
     let _open = scopeguard(move || metrics.metrics().connections.dec());

@@ -227,3 +227,70 @@ fn shipped_policy_is_the_customer_service_example() {
         "{SHIPPED_POLICY} differs from policies/customer-service.toml"
     );
 }
+
+/// The `exec` probes of the Deployment's MCP server container, each as its command's arguments.
+fn server_exec_probes(deployment: &str) -> Vec<(String, Vec<String>)> {
+    let server = &deployment[deployment
+        .find("- name: mcp-server\n")
+        .expect("the mcp-server container")..];
+    let mut probes = Vec::new();
+    let mut lines = server.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(kind) = line.trim().strip_suffix("Probe:") else {
+            continue;
+        };
+        assert_eq!(lines.next().map(str::trim), Some("exec:"), "{kind}Probe");
+        assert_eq!(lines.next().map(str::trim), Some("command:"), "{kind}Probe");
+        let mut command = Vec::new();
+        while let Some(item) = lines.peek().and_then(|l| l.trim().strip_prefix("- ")) {
+            command.push(item.to_owned());
+            lines.next();
+        }
+        probes.push((kind.to_owned(), command));
+    }
+    probes
+}
+
+/// The server binds 127.0.0.1, where kubelet's network probes cannot reach it, so the Deployment
+/// probes it with `exec`: the shipped command must pass while something listens on the server's
+/// loopback port and fail while nothing does. Run here with this machine's Python against a port
+/// of its own, since 8000 may be taken.
+#[test]
+fn shipped_server_probes_pass_with_a_loopback_listener_and_fail_without() {
+    let deployment = read(SHIPPED_DEPLOYMENT);
+    let probes = server_exec_probes(&deployment);
+    let kinds: Vec<&str> = probes.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds, ["readiness", "liveness"]);
+    for (kind, command) in probes {
+        assert!(
+            command
+                .iter()
+                .any(|arg| arg.contains("\"127.0.0.1\", 8000")),
+            "{kind}: {command:?}"
+        );
+        let run = |port: u16| {
+            let args: Vec<String> = command[1..]
+                .iter()
+                .map(|arg| arg.replace(", 8000)", &format!(", {port})")))
+                .collect();
+            std::process::Command::new(&command[0])
+                .args(&args)
+                .output()
+                .unwrap_or_else(|e| panic!("{kind}: {}: {e}", command[0]))
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = run(port);
+        assert!(
+            up.status.success(),
+            "{kind} fails against a listening server: {}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+        drop(listener);
+        let down = run(port);
+        assert!(
+            !down.status.success(),
+            "{kind} passes with nothing listening"
+        );
+    }
+}

@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use super::chat::{ChatError, Engine};
 use super::openai::{self, parse_caller_request};
 use super::provider::ProviderError;
+use crate::accept::Listener;
 
 /// Largest chat request body read; long conversations are hundreds of KiB at most.
 const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
@@ -40,12 +41,11 @@ where
     Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
     tokio::spawn(async move {
+        let mut listener = Listener::new(listener, "adapter");
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
-                accepted = listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
-                    let _ = stream.set_nodelay(true);
+                (stream, _) = listener.next() => {
                     let handle = handle.clone();
                     let service = service_fn(move |req| {
                         let handle = handle.clone();

@@ -13,6 +13,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
+use crate::accept::Listener;
+
 /// The boxed response body both servers answer with.
 pub(crate) type BoxBody = http_body_util::combinators::BoxBody<bytes::Bytes, Infallible>;
 
@@ -41,13 +43,11 @@ pub(crate) fn spawn<S, B>(
 {
     tokio::spawn(async move {
         let mut connections = JoinSet::new();
+        let mut listener = Listener::new(listener, "demo");
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = listener.accept() => {
-                    let Ok((stream, peer)) = accepted else { continue };
-                    // Nagle's algorithm delays small writes such as single SSE events.
-                    let _ = stream.set_nodelay(true);
+                (stream, peer) = listener.next() => {
                     let service = service.clone();
                     connections.spawn(async move {
                         let builder = auto::Builder::new(TokioExecutor::new());

@@ -2,6 +2,9 @@
 //! Owns the cases format and the pass/fail table; not decisions.
 //!
 //! ```toml
+//! policy = "customer-service.toml"  # optional: the policy these cases are for, from this file's
+//!                                   # folder; `policy check` then runs them against it
+//!
 //! [[cases]]
 //! name = "reader can look a customer up"
 //! scopes = ["customer:read"]        # the token's scopes; default none
@@ -14,7 +17,7 @@
 
 use std::collections::HashSet;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -26,6 +29,7 @@ use super::{Finding, Severity};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CasesFile {
+    policy: Option<Spanned<String>>,
     cases: Vec<Spanned<RawCase>>,
 }
 
@@ -63,10 +67,20 @@ impl Expect {
 
 const REASONS: [&str; 3] = ["no_rule", "insufficient_scope", "missing_target"];
 
+/// A validated cases file.
+#[derive(Debug)]
+pub(super) struct Cases {
+    /// The policy the file names (its `policy` key), as a path, and where the key's value stands.
+    policy: Option<(PathBuf, (usize, usize))>,
+    pub(super) cases: Vec<Case>,
+}
+
 /// One validated case.
 #[derive(Debug)]
 pub(super) struct Case {
     name: String,
+    /// Line and column of its name.
+    at: (usize, usize),
     scopes: ScopeSet,
     method: String,
     tool: Option<String>,
@@ -77,7 +91,7 @@ pub(super) struct Case {
 }
 
 /// Reads and validates a cases file; every problem comes back as a finding with its line.
-pub(super) fn read(path: &Path) -> Result<Vec<Case>, Vec<Finding>> {
+pub(super) fn read(path: &Path) -> Result<Cases, Vec<Finding>> {
     let origin = path.display().to_string();
     let source = std::fs::read_to_string(path).map_err(|error| {
         vec![Finding::file(
@@ -162,6 +176,7 @@ pub(super) fn read(path: &Path) -> Result<Vec<Case>, Vec<Finding>> {
         }
         cases.push(Case {
             name,
+            at: line_col(&source, case.name.span().start),
             scopes: ScopeSet::new(case.scopes),
             method,
             tool: case.tool.map(Spanned::into_inner),
@@ -175,11 +190,71 @@ pub(super) fn read(path: &Path) -> Result<Vec<Case>, Vec<Finding>> {
             expect_reason: case.expect_reason.map(Spanned::into_inner),
         });
     }
-    if problems.is_empty() {
-        Ok(cases)
-    } else {
-        Err(problems)
+    if !problems.is_empty() {
+        return Err(problems);
     }
+    let policy = file.policy.map(|policy| {
+        let folder = path.parent().unwrap_or(Path::new(""));
+        (
+            folder.join(policy.get_ref()),
+            line_col(&source, policy.span().start),
+        )
+    });
+    Ok(Cases { policy, cases })
+}
+
+/// `policy check` on a cases file: its shape, and when it names its policy, every case against
+/// that policy. Each failing case is an error at its name; a policy that does not load brings its
+/// own findings and one at the `policy` key.
+pub(super) fn check(path: &Path) -> Vec<Finding> {
+    let file = match read(path) {
+        Ok(file) => file,
+        Err(findings) => return findings,
+    };
+    let Some((policy_path, policy_at)) = &file.policy else {
+        return Vec::new();
+    };
+    let origin = path.display().to_string();
+    let at = |(line, column): (usize, usize), key: String, message: String| Finding {
+        origin: origin.clone(),
+        line: Some((line, column)),
+        severity: Severity::Error,
+        key,
+        message,
+    };
+    let loaded = match super::load(policy_path) {
+        Ok(loaded) => loaded,
+        Err(mut findings) => {
+            findings.push(at(
+                *policy_at,
+                "policy".into(),
+                format!(
+                    "the cases cannot be run: {} does not load",
+                    policy_path.display()
+                ),
+            ));
+            return findings;
+        }
+    };
+    file.cases
+        .iter()
+        .enumerate()
+        .filter_map(|(i, case)| {
+            let (got, passed) = evaluate(&loaded.policy, case);
+            (!passed).then(|| {
+                at(
+                    case.at,
+                    format!("cases[{i}]"),
+                    format!(
+                        "{:?} against {}: expected {}, got {got}",
+                        case.name,
+                        policy_path.display(),
+                        expected(case)
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Runs every case and prints the table: one row per case, then `N passed, M failed`.

@@ -50,6 +50,7 @@ pub fn explain(
     writeln!(out, "rule:      {}", rule_line(&loaded, &found))?;
     writeln!(out, "why:       {}", why(&found, &action))?;
     writeln!(out, "requires:  {}", requires(&found))?;
+    writeln!(out, "limit:     {}", limit(&found))?;
     writeln!(out, "held:      {}", words(held.iter()))?;
     let (missing, mode, outcome) = match &decision {
         Decision::Allow { rule } => (
@@ -160,6 +161,17 @@ fn requires(found: &Found<'_>) -> String {
                 .collect();
             format!("one of: {}", sets.join(" "))
         }
+    }
+}
+
+/// The rule's `rate_limit`: what the proxy allows each token subject before it answers 429.
+fn limit(found: &Found<'_>) -> String {
+    match found {
+        Found::Exact(rule) | Found::Glob(rule) | Found::Method(rule) => match rule.rate_limit {
+            Some(limit) => format!("{limit} per token subject"),
+            None => "(none)".into(),
+        },
+        Found::Protocol | Found::Default => "(none)".into(),
     }
 }
 

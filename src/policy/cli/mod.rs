@@ -14,7 +14,7 @@ mod lint;
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::error::{Problems, line_col};
 use super::raw::{self, RawPolicy};
@@ -35,19 +35,28 @@ pub struct CheckOptions {
 /// Validates and lints each file, printing one `file:line:col: error|warning: message` line per
 /// finding and a summary line. Passes when no file has an error (nor, with `deny_warnings`, a
 /// warning).
-pub fn check(files: &[&Path], options: &CheckOptions, out: &mut dyn Write) -> io::Result<bool> {
+///
+/// A folder stands for the `*.toml` files directly in it, in name order (not its subfolders: a
+/// policy repository's other folders hold other things). A `*.cases.toml` file is checked as a
+/// cases file: its shape, and its cases against the policy it names, if it names one.
+pub fn check(paths: &[&Path], options: &CheckOptions, out: &mut dyn Write) -> io::Result<bool> {
     let (mut errors, mut warnings) = (0, 0);
-    for path in files {
-        let findings = match load(path) {
-            Ok(loaded) => lint::lint(&loaded, options.known_scopes.as_deref()),
-            Err(findings) => findings,
-        };
-        for finding in &findings {
-            writeln!(out, "{finding}")?;
-            match finding.severity {
-                Severity::Error => errors += 1,
-                Severity::Warning => warnings += 1,
+    let (files, mut findings) = expand(paths);
+    for path in &files {
+        findings.extend(if is_cases_file(path) {
+            cases::check(path)
+        } else {
+            match load(path) {
+                Ok(loaded) => lint::lint(&loaded, options.known_scopes.as_deref()),
+                Err(findings) => findings,
             }
+        });
+    }
+    for finding in &findings {
+        writeln!(out, "{finding}")?;
+        match finding.severity {
+            Severity::Error => errors += 1,
+            Severity::Warning => warnings += 1,
         }
     }
     let passed = errors == 0 && (warnings == 0 || !options.deny_warnings);
@@ -64,17 +73,57 @@ pub fn check(files: &[&Path], options: &CheckOptions, out: &mut dyn Write) -> io
 
 /// Evaluates every case of `cases_path` against the policy at `policy_path` and prints a
 /// pass/fail table ending in `N passed, M failed`. Passes when every case does. A policy or
-/// cases file that cannot be read is reported as findings instead, and fails.
+/// cases file that cannot be read is reported as findings instead, and fails. The cases file's
+/// own `policy` key is not read here: the policy is the one given.
 pub fn test(policy_path: &Path, cases_path: &Path, out: &mut dyn Write) -> io::Result<bool> {
     let loaded = match load(policy_path) {
         Ok(loaded) => loaded,
         Err(findings) => return report_findings(&findings, out),
     };
-    let cases = match cases::read(cases_path) {
-        Ok(cases) => cases,
+    let file = match cases::read(cases_path) {
+        Ok(file) => file,
         Err(findings) => return report_findings(&findings, out),
     };
-    cases::run(&loaded.policy, &cases, out)
+    cases::run(&loaded.policy, &file.cases, out)
+}
+
+/// The files `check` is given: each folder replaced by its `*.toml` files, sorted; an empty or
+/// unreadable folder is an error finding.
+fn expand(paths: &[&Path]) -> (Vec<PathBuf>, Vec<Finding>) {
+    let (mut files, mut findings) = (Vec::new(), Vec::new());
+    for path in paths {
+        if !path.is_dir() {
+            // A missing file is reported when it is read.
+            files.push(path.to_path_buf());
+            continue;
+        }
+        let origin = path.display().to_string();
+        let entries = match std::fs::read_dir(path) {
+            Ok(entries) => entries,
+            Err(error) => {
+                let message = format!("cannot read the folder: {error}");
+                findings.push(Finding::file(&origin, Severity::Error, message));
+                continue;
+            }
+        };
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|file| file.is_file() && file.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        if found.is_empty() {
+            let message = "no *.toml files in this folder (subfolders are not searched)";
+            findings.push(Finding::file(&origin, Severity::Error, message));
+        }
+        found.sort();
+        files.append(&mut found);
+    }
+    (files, findings)
+}
+
+fn is_cases_file(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.ends_with(".cases.toml"))
 }
 
 fn report_findings(findings: &[Finding], out: &mut dyn Write) -> io::Result<bool> {
