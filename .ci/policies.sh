@@ -19,6 +19,8 @@ if [ "${#policies[@]}" -eq 0 ]; then
 fi
 
 "$scopegate" policy check --deny-warnings "${policies[@]}"
+# The folder form: policies and cases files alike, each cases file run against the policy it names.
+"$scopegate" policy check --deny-warnings policies/
 
 status=0
 for policy in "${policies[@]}"; do

@@ -199,7 +199,9 @@ async fn send(
 /// streams opened; they would measure the opening, not the proxy.
 async fn read(stream: Stream, from_ns: u64, until: Instant) -> (Vec<u64>, bool) {
     let (_sender, mut body) = stream;
-    let (mut latencies, mut pending) = (Vec::new(), Vec::new());
+    let mut latencies = Vec::new();
+    // The project's own event-stream reader: what the proxy and the adapter parse with.
+    let mut events = scopegate::sse::Decoder::new(1 << 20);
     loop {
         let frame = match tokio::time::timeout_at(until, body.frame()).await {
             Err(_) => return (latencies, false),
@@ -210,17 +212,17 @@ async fn read(stream: Stream, from_ns: u64, until: Instant) -> (Vec<u64>, bool) 
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        pending.extend_from_slice(&data);
-        while let Some(end) = pending.windows(2).position(|w| w == b"\n\n") {
-            let event: Vec<u8> = pending.drain(..end + 2).collect();
-            if let Some(sent) = stamp(&event).filter(|&sent| sent >= from_ns) {
+        events.push(&data);
+        while let Ok(Some(event)) = events.next_event() {
+            let data = event.data.unwrap_or_default();
+            if let Some(sent) = stamp(data.as_bytes()).filter(|&sent| sent >= from_ns) {
                 latencies.push(received.saturating_sub(sent));
             }
         }
     }
 }
 
-/// The `sent_ns` an event carries.
+/// The `sent_ns` an event's data carries.
 fn stamp(event: &[u8]) -> Option<u64> {
     const KEY: &[u8] = b"\"sent_ns\":";
     let at = event.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
