@@ -59,8 +59,13 @@ async fn tools_run_through_scopegate_and_a_missing_scope_is_an_outcome_not_an_er
         .await
         .unwrap();
     match ticket {
-        CallOutcome::Denied { scopes, message } => {
-            assert!(scopes.contains("ticket:create"), "{scopes}");
+        CallOutcome::Denied {
+            missing_scopes,
+            message,
+        } => {
+            // The challenge lists needed and held scopes ("ticket:create customer:read"); the
+            // outcome carries only what the token lacks.
+            assert_eq!(missing_scopes, ["ticket:create"]);
             assert!(message.contains("insufficient_scope"), "{message}");
         }
         other => panic!("expected a denial, got {other:?}"),

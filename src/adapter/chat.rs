@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::config::{AdapterConfig, Target};
 use super::mcp_client::{CallOutcome, McpClient, McpError, McpTool};
-use super::metrics::Metrics;
+use super::metrics::{Metrics, OTHER_TOOL};
 use super::openai::{CallerRequest, ModelRequest, Turn, Usage, function_tool};
 use super::provider::{Provider, ProviderError};
 use super::routing;
@@ -46,8 +46,12 @@ pub struct Answer {
 pub enum ChatError {
     #[error("the model {0:?} is neither an alias nor provider/model with a configured provider")]
     UnknownModel(String),
-    #[error("no provider answered: {0}")]
-    Provider(ProviderError),
+    /// The provider is named so that a caller never mistakes a provider's 401 for its own.
+    #[error("provider {:?} failed for {target}: {error}", target.provider)]
+    Provider {
+        target: Target,
+        error: ProviderError,
+    },
     #[error("tools are unavailable: {0}")]
     Tools(McpError),
 }
@@ -85,6 +89,8 @@ impl Engine {
             Some(tools) => tools.mcp.list_tools().await.map_err(ChatError::Tools)?,
             None => Vec::new(),
         };
+        self.metrics
+            .tools_listed(mcp_tools.iter().map(|t| t.name.as_str()));
         let mut offered: Vec<Value> = mcp_tools
             .iter()
             .map(|t| function_tool(&t.name, &t.description, &t.input_schema))
@@ -130,8 +136,9 @@ impl Engine {
             let mut turn = match result {
                 Ok(turn) => turn,
                 Err(error) => {
-                    self.metrics.request("_none", "_none", error.reason());
-                    return Err(ChatError::Provider(error));
+                    self.metrics.request_failed(error.reason());
+                    let target = walk.failed.unwrap_or_else(|| targets[first].clone());
+                    return Err(ChatError::Provider { target, error });
                 }
             };
             first += walk.answered.unwrap_or(0);
@@ -217,14 +224,12 @@ impl Engine {
                 }
                 // Said plainly, so the model can tell the user; never retried with other
                 // credentials.
-                Ok(CallOutcome::Denied { scopes, message }) => (
+                Ok(CallOutcome::Denied {
+                    missing_scopes,
+                    message,
+                }) => (
                     "deny",
-                    format!(
-                        "Permission denied by scopegate (insufficient_scope): {} needs the \
-                         scope(s) {scopes}, which the token of OAuth client {} does not all \
-                         carry. The action was not performed; tell the user.",
-                        call.name, tools.client_id
-                    ),
+                    denial_text(&call.name, &missing_scopes, &tools.client_id),
                     message,
                 ),
                 Err(error) => (
@@ -235,7 +240,11 @@ impl Engine {
             },
         };
         // A name not on scopegate's list counts as `_other`, keeping the label bounded.
-        let label = if listed { call.name.as_str() } else { "_other" };
+        let label = if listed {
+            call.name.as_str()
+        } else {
+            OTHER_TOOL
+        };
         self.metrics.tool_call(label, decision);
         tracing::info!(
             target: "audit",
@@ -251,5 +260,45 @@ impl Engine {
             "tool call"
         );
         content
+    }
+}
+
+/// What the model reads when scopegate refused a call: said plainly, naming only the scopes the
+/// token lacks (what the user needs to ask for), so the model can tell the user; never retried
+/// with other credentials.
+pub fn denial_text(tool: &str, missing_scopes: &[String], client_id: &str) -> String {
+    if missing_scopes.is_empty() {
+        return format!(
+            "Permission denied by scopegate: the policy allows no call to {tool} by OAuth client \
+             {client_id}. The action was not performed; tell the user."
+        );
+    }
+    format!(
+        "Permission denied by scopegate (insufficient_scope): {tool} needs the missing scope(s) \
+         {}, which the token of OAuth client {client_id} does not carry. The action was not \
+         performed; tell the user.",
+        missing_scopes.join(" ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_is_told_only_the_scopes_the_token_lacks() {
+        let text = denial_text(
+            "create_support_ticket",
+            &["ticket:create".to_owned()],
+            "readonly-agent",
+        );
+        assert!(text.contains("insufficient_scope"), "{text}");
+        assert!(text.contains("missing scope(s) ticket:create,"), "{text}");
+        assert!(!text.contains("customer:read"), "{text}");
+        let no_rule = denial_text("drop_tables", &[], "readonly-agent");
+        assert!(
+            no_rule.contains("allows no call to drop_tables"),
+            "{no_rule}"
+        );
     }
 }

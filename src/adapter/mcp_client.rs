@@ -37,8 +37,13 @@ pub struct McpTool {
 pub enum CallOutcome {
     /// The tool ran; `is_error` when it reported a failure of its own.
     Done { text: String, is_error: bool },
-    /// scopegate refused the call: 403 `insufficient_scope`, with the scopes it named.
-    Denied { scopes: String, message: String },
+    /// scopegate refused the call (403). `missing_scopes` is the JSON-RPC error's
+    /// `data.missing_scopes`: the scopes the token lacks, not the challenge's list (which also
+    /// names those held); empty when no scope would lift the refusal (no rule allows the call).
+    Denied {
+        missing_scopes: Vec<String>,
+        message: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +53,12 @@ pub enum McpError {
     #[error("MCP request failed: {0}")]
     Transport(String),
     #[error("MCP server answered {status}: {message}")]
-    Status { status: StatusCode, message: String },
+    Status {
+        status: StatusCode,
+        message: String,
+        /// The JSON-RPC error's `data`, when the answer had one.
+        data: Option<Value>,
+    },
     #[error("MCP error {code}: {message}")]
     JsonRpc { code: i64, message: String },
     #[error("unreadable MCP answer: {0}")]
@@ -145,13 +155,22 @@ impl McpClient {
                     is_error: result["isError"].as_bool().unwrap_or(false),
                 })
             }
-            Err(McpError::Status { status, message }) if status == StatusCode::FORBIDDEN => {
-                let scopes = message
-                    .split_once("scope=\"")
-                    .and_then(|(_, rest)| rest.split_once('"'))
-                    .map(|(s, _)| s.to_owned())
-                    .unwrap_or_default();
-                Ok(CallOutcome::Denied { scopes, message })
+            Err(McpError::Status {
+                status,
+                message,
+                data,
+            }) if status == StatusCode::FORBIDDEN => {
+                let missing_scopes = data
+                    .as_ref()
+                    .and_then(|d| d["missing_scopes"].as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect();
+                Ok(CallOutcome::Denied {
+                    missing_scopes,
+                    message,
+                })
             }
             Err(e) => Err(e),
         }
@@ -213,6 +232,7 @@ impl McpClient {
             return Err(McpError::Status {
                 status: answer.status,
                 message: "notifications/initialized refused".into(),
+                data: None,
             });
         }
         *slot = Some(session.clone());
@@ -298,6 +318,11 @@ fn result_of(answer: Answer) -> Result<Value, McpError> {
         return Err(McpError::Status {
             status: answer.status,
             message,
+            data: answer
+                .message
+                .as_ref()
+                .and_then(|m| m["error"].get("data"))
+                .cloned(),
         });
     }
     let message = answer

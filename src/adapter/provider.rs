@@ -30,6 +30,9 @@ pub enum ProviderError {
     Timeout,
     /// Could not connect or the connection broke.
     Connect(String),
+    /// The provider refused the adapter's own credentials (401 or 403): a problem of this
+    /// provider's key, not of the caller's request, so the next target is tried at once.
+    Auth { status: StatusCode, message: String },
     /// The provider refused the request itself (4xx other than 429): another target would most
     /// likely refuse it too, so it goes back to the caller.
     Rejected { status: StatusCode, message: String },
@@ -38,12 +41,16 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
-    /// Whether retrying or falling back may help.
-    pub fn retryable(&self) -> bool {
-        matches!(
-            self,
-            ProviderError::Status { .. } | ProviderError::Timeout | ProviderError::Connect(_)
-        )
+    /// What may help after this failure: another try at the same target, the next target, or
+    /// nothing (the request itself was refused or not understood).
+    pub fn next_step(&self) -> NextStep {
+        match self {
+            ProviderError::Status { .. } | ProviderError::Timeout | ProviderError::Connect(_) => {
+                NextStep::Retry
+            }
+            ProviderError::Auth { .. } => NextStep::NextTarget,
+            ProviderError::Rejected { .. } | ProviderError::Invalid(_) => NextStep::GiveUp,
+        }
     }
 
     /// Bounded label for metrics.
@@ -55,6 +62,7 @@ impl ProviderError {
             ProviderError::Status { .. } => "server_error",
             ProviderError::Timeout => "timeout",
             ProviderError::Connect(_) => "connect",
+            ProviderError::Auth { .. } => "auth_failed",
             ProviderError::Rejected { .. } => "rejected",
             ProviderError::Invalid(_) => "invalid_response",
         }
@@ -74,12 +82,24 @@ impl std::fmt::Display for ProviderError {
             ProviderError::Status {
                 status, message, ..
             }
+            | ProviderError::Auth { status, message }
             | ProviderError::Rejected { status, message } => write!(f, "{status}: {message}"),
             ProviderError::Timeout => f.write_str("timed out"),
             ProviderError::Connect(e) => write!(f, "connection failed: {e}"),
             ProviderError::Invalid(e) => write!(f, "unreadable answer: {e}"),
         }
     }
+}
+
+/// What the routing walk does after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Try the same target again after a pause, then the next one.
+    Retry,
+    /// Go to the next target without retrying this one.
+    NextTarget,
+    /// Stop: no other target would answer differently.
+    GiveUp,
 }
 
 /// A configured provider with the client it is reached through.
@@ -121,6 +141,12 @@ impl Provider {
             return Err(ProviderError::Status {
                 status,
                 retry_after,
+                message: error_message(&body),
+            });
+        }
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(ProviderError::Auth {
+                status,
                 message: error_message(&body),
             });
         }
@@ -210,23 +236,36 @@ mod tests {
     }
 
     #[test]
-    fn only_rate_limits_server_errors_timeouts_and_connect_failures_are_retried() {
+    fn only_rate_limits_server_errors_timeouts_and_connect_failures_are_retried_and_auth_falls_back()
+     {
         let status = |code: u16| ProviderError::Status {
             status: StatusCode::from_u16(code).unwrap(),
             retry_after: None,
             message: String::new(),
         };
-        assert!(status(429).retryable());
-        assert!(status(503).retryable());
-        assert!(ProviderError::Timeout.retryable());
-        assert!(ProviderError::Connect("refused".into()).retryable());
+        assert_eq!(status(429).next_step(), NextStep::Retry);
+        assert_eq!(status(503).next_step(), NextStep::Retry);
+        assert_eq!(ProviderError::Timeout.next_step(), NextStep::Retry);
+        assert_eq!(
+            ProviderError::Connect("refused".into()).next_step(),
+            NextStep::Retry
+        );
         let rejected = ProviderError::Rejected {
             status: StatusCode::BAD_REQUEST,
             message: String::new(),
         };
-        assert!(!rejected.retryable());
-        assert!(!ProviderError::Invalid("x".into()).retryable());
+        assert_eq!(rejected.next_step(), NextStep::GiveUp);
+        assert_eq!(
+            ProviderError::Invalid("x".into()).next_step(),
+            NextStep::GiveUp
+        );
         assert_eq!(status(429).reason(), "rate_limited");
+        let auth = ProviderError::Auth {
+            status: StatusCode::UNAUTHORIZED,
+            message: String::new(),
+        };
+        assert_eq!(auth.next_step(), NextStep::NextTarget);
+        assert_eq!(auth.reason(), "auth_failed");
     }
 
     #[test]

@@ -181,31 +181,39 @@ fn chat_error(e: &ChatError) -> Response<Full<Bytes>> {
             "model_not_found",
             &message,
         ),
-        ChatError::Provider(ProviderError::Rejected { status, .. }) => error(
+        // A refusal of the request's content (a parameter the provider does not take, a context
+        // too long) is the caller's to fix, so its status is passed on; everything else that
+        // goes wrong at a provider is the adapter's upstream failing: 502, the provider named.
+        ChatError::Provider {
+            error: ProviderError::Rejected { status, .. },
+            ..
+        } if matches!(status.as_u16(), 400 | 413 | 422) => error(
             *status,
             "invalid_request_error",
             "provider_rejected",
             &message,
         ),
-        ChatError::Provider(ProviderError::Status { status, .. })
-            if *status == StatusCode::TOO_MANY_REQUESTS =>
-        {
-            error(*status, "rate_limit_error", "rate_limited", &message)
-        }
-        ChatError::Provider(ProviderError::Timeout) => error(
+        ChatError::Provider {
+            error: ProviderError::Timeout,
+            ..
+        } => error(
             StatusCode::GATEWAY_TIMEOUT,
             "api_error",
-            "timeout",
+            "provider_timeout",
             &message,
         ),
-        ChatError::Provider(
-            ProviderError::Status { .. } | ProviderError::Connect(_) | ProviderError::Invalid(_),
-        ) => error(
-            StatusCode::BAD_GATEWAY,
-            "api_error",
-            "provider_unavailable",
-            &message,
-        ),
+        ChatError::Provider { error: failure, .. } => {
+            let code = match failure {
+                ProviderError::Auth { .. } => "provider_auth_failed",
+                ProviderError::Status { status, .. }
+                    if *status == StatusCode::TOO_MANY_REQUESTS =>
+                {
+                    "provider_rate_limited"
+                }
+                _ => "provider_unavailable",
+            };
+            error(StatusCode::BAD_GATEWAY, "api_error", code, &message)
+        }
         ChatError::Tools(_) => error(
             StatusCode::BAD_GATEWAY,
             "api_error",

@@ -10,7 +10,9 @@ use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
+use super::scripted_model::ScriptedModel;
 use super::system::DemoSystem;
+use crate::adapter;
 use crate::client::{self, HttpClient};
 
 /// One scenario's result, as the table shows it.
@@ -22,11 +24,14 @@ pub struct Outcome {
     pub expected: StatusCode,
     pub status: StatusCode,
     pub detail: String,
+    /// Whether what the client saw beyond the status is what the scenario expects: for the chat
+    /// rows, the tool call's decision and what the model was told.
+    pub as_told: bool,
 }
 
 impl Outcome {
     pub fn as_expected(&self) -> bool {
-        self.status == self.expected
+        self.status == self.expected && self.as_told
     }
 }
 
@@ -113,6 +118,18 @@ impl DemoClient<'_> {
         let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
         self.post(Some(token), Some(&session), initialized).await?;
         Ok(session)
+    }
+
+    /// One chat turn through the adapter's OpenAI-compatible endpoint.
+    async fn chat(&self, adapter: &adapter::Running, text: &str) -> anyhow::Result<Answer> {
+        let body = json!({
+            "model": "support",
+            "messages": [{ "role": "user", "content": text }],
+        });
+        let request = Request::post(format!("http://{}/v1/chat/completions", adapter.addrs.api))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))?;
+        self.send(request).await
     }
 
     async fn call_tool(
@@ -230,7 +247,74 @@ pub async fn play(system: &DemoSystem) -> anyhow::Result<Vec<Outcome>> {
         &answer,
     ));
 
+    outcomes.extend(chat_via_adapter(&client).await?);
     Ok(outcomes)
+}
+
+/// The adapter's turns: a chat whose tool call scopegate allows and one whose tool call it
+/// refuses, each through an adapter of its own OAuth client, the model a scripted one on the
+/// OpenAI wire format, so no provider key is needed.
+async fn chat_via_adapter(client: &DemoClient<'_>) -> anyhow::Result<Vec<Outcome>> {
+    let model = ScriptedModel::start().await?;
+    let mut outcomes = Vec::new();
+
+    let adapter = client
+        .system
+        .start_adapter("support-agent", model.base_url())
+        .await?;
+    let answer = client
+        .chat(&adapter, "Please look up customer C001.")
+        .await?;
+    let text = answer_text(&answer);
+    let metrics = &adapter.engine.metrics;
+    let allowed = metrics.tool_calls("get_customer_info", "allow") == 1;
+    outcomes.push(Outcome {
+        scenario: "chat via adapter, allowed",
+        client: "support-agent",
+        call: "chat: look up customer C001".into(),
+        expected: StatusCode::OK,
+        status: answer.status,
+        detail: format!("tool call allowed; model said: {}", truncate(&text, 60)),
+        as_told: allowed && text.contains("Alice Martin"),
+    });
+    adapter.stop();
+
+    let adapter = client
+        .system
+        .start_adapter("readonly-agent", model.base_url())
+        .await?;
+    let answer = client
+        .chat(&adapter, "Open a ticket for customer C002: refund request.")
+        .await?;
+    let text = answer_text(&answer);
+    // scopegate hides the tool from this client's listing, so the call counts as `_other`.
+    let denied = adapter.engine.metrics.tool_calls("_other", "deny") == 1;
+    let told = text
+        .split_once("missing scope(s) ")
+        .and_then(|(_, rest)| rest.split_once(','))
+        .map(|(scopes, _)| scopes.to_owned());
+    outcomes.push(Outcome {
+        scenario: "chat via adapter, refused",
+        client: "readonly-agent",
+        call: "chat: open a ticket for C002".into(),
+        expected: StatusCode::OK,
+        status: answer.status,
+        detail: match &told {
+            Some(scopes) => format!("tool call refused, model told missing scope {scopes}"),
+            None => format!("model said: {}", truncate(&text, 60)),
+        },
+        as_told: denied && told.is_some(),
+    });
+    adapter.stop();
+    Ok(outcomes)
+}
+
+/// The assistant's text in a Chat Completions answer.
+fn answer_text(answer: &Answer) -> String {
+    answer.body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn outcome(
@@ -247,6 +331,7 @@ fn outcome(
         expected,
         status: answer.status,
         detail: describe(answer),
+        as_told: true,
     }
 }
 

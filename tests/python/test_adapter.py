@@ -4,6 +4,7 @@ proxy on TLS, rmcp sample server) under the shipped customer-service policy."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -79,6 +80,18 @@ class Adapter:
         with urllib.request.urlopen(f"{self.admin_url}/metrics") as response:
             return response.read().decode()
 
+    def metric(self, name, **labels):
+        """One series' value from /metrics, whatever order its labels are written in; None when
+        the series is absent."""
+        for line in self.metrics().splitlines():
+            if not line.startswith(name + "{"):
+                continue
+            series, value = line.rsplit(" ", 1)
+            pairs = dict(re.findall(r'(\w+)="([^"]*)"', series[len(name):]))
+            if pairs == labels:
+                return float(value)
+        return None
+
     def audit_lines(self):
         lines = [json.loads(l) for l in self.log.read_text().splitlines() if l.startswith("{")]
         return [l for l in lines if l.get("target") == "audit"]
@@ -121,12 +134,21 @@ kind = "openai-compatible"
 base_url = "{fakes.url('compat')}/v1"
 
 [[providers]]
+name = "badkey"
+kind = "openai"
+base_url = "{fakes.url('openai')}/v1"
+api_key_env = "WRONG_OPENAI_KEY"
+
+[[providers]]
 name = "flaky"
 kind = "openai-compatible"
 base_url = "{fakes.url('down')}/v1"
 
 [models.support]
 targets = ["flaky/gpt-4o-mini", "anthropic/claude-sonnet-4-5"]
+
+[models.keyed]
+targets = ["badkey/gpt-4o-mini", "local/llama-3.1-8b"]
 
 [routing]
 max_retries = 1
@@ -142,6 +164,7 @@ address = "127.0.0.1:{admin}"
         "OAUTH_CLIENT_SECRET": demo["client_secret"],
         "OPENAI_API_KEY": OPENAI_KEY,
         "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
+        "WRONG_OPENAI_KEY": "sk-revoked",
         "RUST_LOG": "info",
     }
     process = subprocess.Popen([BINARY, "adapter", "--config", str(config)], stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
@@ -217,9 +240,11 @@ def test_ticket_creation_is_refused_for_the_read_only_client(readonly, model):
     denied = [l for l in readonly.audit_lines() if l.get("tool") == "create_support_ticket"]
     assert denied and all(l["decision"] == "deny" for l in denied)
     assert denied[-1]["caller"] == "readonly-agent"
+    # Only the scope the token lacks is named, not the ones it holds.
+    assert "customer:read" not in answer, answer
     # The proxy filtered the tool out of the read-only client's listing, so the adapter counts
     # the model's call to it under the bounded "_other" label.
-    assert 'tool="_other",decision="deny"}' in readonly.metrics()
+    assert readonly.metric("scopegate_adapter_tool_calls_total", tool="_other", decision="deny") >= 1
 
 
 def test_a_plain_question_needs_no_tool(readonly):
@@ -236,9 +261,41 @@ def test_a_provider_failing_with_503_falls_back_to_the_next_target(support, fake
     assert headers["x-scopegate-fallbacks"] == "1"
     # One try and one retry on the failing target, then the fallback.
     assert fakes.hits("down") - before == 2
-    metrics = support.metrics()
-    assert 'scopegate_adapter_fallbacks_total{provider="flaky",model="gpt-4o-mini",reason="server_error"}' in metrics
-    assert 'scopegate_adapter_requests_total{provider="anthropic",model="claude-sonnet-4-5",outcome="ok"}' in metrics
+    fallbacks = dict(provider="flaky", model="gpt-4o-mini", reason="server_error")
+    assert support.metric("scopegate_adapter_fallbacks_total", **fallbacks) >= 1
+    answered = dict(provider="anthropic", model="claude-sonnet-4-5", outcome="ok")
+    assert support.metric("scopegate_adapter_requests_total", **answered) >= 1
+
+
+def test_a_provider_refusing_the_adapters_key_is_a_502_naming_that_provider(support, fakes):
+    before = fakes.hits("openai")
+    with pytest.raises(openai.InternalServerError) as error:
+        support.client.chat.completions.create(
+            model="badkey/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+    # Not a 401: the caller's own key was fine, and its client must not think otherwise.
+    assert error.value.status_code == 502
+    assert error.value.body["code"] == "provider_auth_failed"
+    assert '"badkey"' in error.value.body["message"], error.value.body
+    assert "Incorrect API key provided" in error.value.body["message"]
+    assert fakes.hits("openai") - before == 1, "an auth failure is not retried"
+
+
+def test_a_provider_auth_failure_falls_back_to_the_next_target(support, fakes):
+    before = fakes.hits("openai")
+    completion, headers = ask(support, "keyed", "Hi there")
+    assert completion.choices[0].message.content.startswith("[fake-compat] Hello!")
+    assert headers["x-scopegate-target"] == "local/llama-3.1-8b"
+    assert headers["x-scopegate-fallbacks"] == "1"
+    assert fakes.hits("openai") - before == 1
+    labels = dict(provider="badkey", model="gpt-4o-mini", reason="auth_failed")
+    assert support.metric("scopegate_adapter_fallbacks_total", **labels) >= 1
+
+
+def test_metrics_show_every_known_series_at_zero_from_the_start(readonly):
+    labels = dict(provider="flaky", model="gpt-4o-mini", reason="auth_failed")
+    assert readonly.metric("scopegate_adapter_fallbacks_total", **labels) == 0
+    assert readonly.metric("scopegate_adapter_tool_calls_total", tool="_other", decision="error") == 0
 
 
 def test_streaming_answers_as_chat_completion_chunks(support):
