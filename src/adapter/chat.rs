@@ -14,7 +14,9 @@ use super::mcp_client::{CallOutcome, McpClient, McpError, McpTool};
 use super::metrics::{Metrics, OTHER_TOOL};
 use super::openai::{CallerRequest, ModelRequest, Turn, Usage, function_tool};
 use super::provider::{Provider, ProviderError};
+use super::relay::Relay;
 use super::routing;
+use super::stream::{Delta, ProviderStream, TurnBuilder};
 
 pub struct Tools {
     pub mcp: McpClient,
@@ -54,6 +56,14 @@ pub enum ChatError {
     },
     #[error("tools are unavailable: {0}")]
     Tools(McpError),
+    #[error("the caller closed the stream")]
+    Disconnected,
+}
+
+/// A provider's reply to one round, whole or as a stream to read.
+enum Reply {
+    Whole(Turn),
+    Stream(ProviderStream),
 }
 
 impl Engine {
@@ -74,10 +84,13 @@ impl Engine {
         ids
     }
 
+    /// Runs the conversation. With a `relay` the caller is streaming: each provider is asked to
+    /// stream too, and its text goes to the caller as it arrives, round after round.
     pub async fn chat(
         &self,
         request: CallerRequest,
         request_id: &str,
+        mut relay: Option<&mut Relay>,
     ) -> Result<Answer, ChatError> {
         let names: Vec<&str> = self.providers.keys().map(String::as_str).collect();
         let targets = routing::resolve(&request.model, &self.config.models, &names)
@@ -112,12 +125,19 @@ impl Engine {
                 tools: offered.clone(),
                 params: request.params.clone(),
             };
+            let streaming = relay.is_some();
             let (result, walk) = routing::walk(&targets[first..], &self.config.routing, |t| {
                 let request = model_request(t);
                 let target = t.clone();
                 async move {
                     let provider = &self.providers[&target.provider];
-                    let result = provider.complete(&request).await;
+                    // A stream counts as answered once the provider accepted the request: past
+                    // that point its text may be on the way to the caller, so no fallback.
+                    let result = if streaming {
+                        provider.open_stream(&request).await.map(Reply::Stream)
+                    } else {
+                        provider.complete(&request).await.map(Reply::Whole)
+                    };
                     let label = match &result {
                         Ok(_) => "ok",
                         Err(e) => e.reason(),
@@ -133,8 +153,8 @@ impl Engine {
                 tracing::warn!(request_id, %target, reason, "falling back to the next target");
             }
             fallbacks += walk.fallbacks.len();
-            let mut turn = match result {
-                Ok(turn) => turn,
+            let reply = match result {
+                Ok(reply) => reply,
                 Err(error) => {
                     self.metrics.request_failed(error.reason());
                     let target = walk.failed.unwrap_or_else(|| targets[first].clone());
@@ -143,6 +163,13 @@ impl Engine {
             };
             first += walk.answered.unwrap_or(0);
             let target = targets[first].clone();
+            let mut turn = match (reply, relay.as_deref_mut()) {
+                (Reply::Whole(turn), _) => turn,
+                (Reply::Stream(stream), Some(relay)) => {
+                    self.relay_turn(stream, relay, &target, fallbacks).await?
+                }
+                (Reply::Stream(_), None) => unreachable!("streams are opened for a relay only"),
+            };
             usage.add(turn.usage);
 
             // Calls to the caller's own tools go back to the caller, who runs them. Every other
@@ -168,11 +195,15 @@ impl Engine {
             if round >= max_rounds {
                 self.metrics
                     .request(&target.provider, &target.model, "max_tool_rounds");
+                let stopped = format!(
+                    "Stopped: the model asked for more tool calls than max_tool_rounds ({max_rounds}) allows."
+                );
+                if let Some(relay) = relay.as_deref_mut() {
+                    relay.text(&stopped).await.map_err(|_| self.gone(&target))?;
+                }
                 return Ok(Answer {
                     turn: Turn {
-                        content: Some(format!(
-                            "Stopped: the model asked for more tool calls than max_tool_rounds ({max_rounds}) allows."
-                        )),
+                        content: Some(stopped),
                         tool_calls: Vec::new(),
                         finish_reason: "length".into(),
                         usage,
@@ -198,6 +229,53 @@ impl Engine {
                 }));
             }
         }
+    }
+
+    /// Reads one streamed provider answer, passing its text to the caller as it arrives; the
+    /// tool calls are gathered, as they are run here or handed back whole at the end.
+    async fn relay_turn(
+        &self,
+        mut stream: ProviderStream,
+        relay: &mut Relay,
+        target: &Target,
+        fallbacks: usize,
+    ) -> Result<Turn, ChatError> {
+        relay
+            .start(target, fallbacks)
+            .await
+            .map_err(|_| self.gone(target))?;
+        let mut builder = TurnBuilder::default();
+        loop {
+            let deltas = match stream.next().await {
+                Ok(Some(deltas)) => deltas,
+                Ok(None) => break,
+                Err(error) => {
+                    self.metrics
+                        .request(&target.provider, &target.model, error.reason());
+                    return Err(ChatError::Provider {
+                        target: target.clone(),
+                        error,
+                    });
+                }
+            };
+            for delta in deltas {
+                if let Delta::Text(text) = &delta {
+                    relay.text(text).await.map_err(|_| self.gone(target))?;
+                }
+                builder.add(delta);
+            }
+        }
+        builder.finish().map_err(|error| ChatError::Provider {
+            target: target.clone(),
+            error,
+        })
+    }
+
+    /// The caller closed its stream: counted, and the conversation stops.
+    fn gone(&self, target: &Target) -> ChatError {
+        self.metrics
+            .request(&target.provider, &target.model, "disconnected");
+        ChatError::Disconnected
     }
 
     /// Runs one tool call through scopegate; whatever happens becomes the text the model reads.

@@ -16,6 +16,7 @@ use tokio::sync::Mutex;
 
 use super::token::TokenManager;
 use crate::client::HttpClient;
+use crate::sse::Decoder;
 
 /// The protocol version offered in `initialize`; scopegate and rmcp both speak it.
 const PROTOCOL_VERSION: &str = "2025-06-18";
@@ -340,20 +341,16 @@ fn result_of(answer: Answer) -> Result<Value, McpError> {
         .ok_or_else(|| McpError::Invalid("response without result".into()))
 }
 
-/// The response to request `id` in an SSE body (notifications such as progress come first).
+/// The response to request `id` in an SSE body (notifications such as progress come first),
+/// read with the project's one event-stream parser. `None` when the body holds no such response,
+/// or an event larger than the body bound (which cannot be a whole answer).
 pub fn last_sse_message(body: &[u8], id: Option<&Value>) -> Option<Value> {
-    let text = String::from_utf8_lossy(body);
+    let mut decoder = Decoder::new(MAX_RESPONSE_BYTES);
+    decoder.push(body);
     let mut found = None;
-    for event in text.replace("\r\n", "\n").split("\n\n") {
-        let data: Vec<&str> = event
-            .lines()
-            .filter_map(|line| line.strip_prefix("data:"))
-            .map(|d| d.strip_prefix(' ').unwrap_or(d))
-            .collect();
-        if data.is_empty() {
-            continue;
-        }
-        let Ok(message) = serde_json::from_str::<Value>(&data.join("\n")) else {
+    while let Some(event) = decoder.next_event().ok()? {
+        let Some(data) = event.data else { continue };
+        let Ok(message) = serde_json::from_str::<Value>(&data) else {
             continue;
         };
         let is_response = message.get("result").is_some() || message.get("error").is_some();
@@ -374,5 +371,12 @@ mod tests {
         let message = last_sse_message(body, Some(&json!(7))).unwrap();
         assert_eq!(message["result"]["ok"], true);
         assert!(last_sse_message(body, Some(&json!(8))).is_none());
+    }
+
+    #[test]
+    fn an_answer_with_cr_line_ends_is_read_as_the_standard_reads_it() {
+        // A lone CR ends a line in the event-stream grammar; splitting on LF would miss it.
+        let body = b"event: message\rdata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}\r\r";
+        assert!(last_sse_message(body, Some(&json!(3))).is_some());
     }
 }

@@ -9,8 +9,9 @@ use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 
 use super::config::AdapterConfig;
 
-/// Request outcomes other than a provider failure's reason.
-const OUTCOMES: [&str; 2] = ["ok", "max_tool_rounds"];
+/// Request outcomes other than a provider failure's reason (`disconnected`: a streaming caller
+/// went away before the end).
+const OUTCOMES: [&str; 3] = ["ok", "max_tool_rounds", "disconnected"];
 /// Every reason a provider attempt can fail with (see `ProviderError::reason`).
 pub const FAILURE_REASONS: [&str; 7] = [
     "rate_limited",

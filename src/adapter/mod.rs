@@ -14,8 +14,10 @@ pub mod mcp_client;
 pub mod metrics;
 pub mod openai;
 pub mod provider;
+pub mod relay;
 pub mod routing;
 pub mod server;
+pub mod stream;
 pub mod token;
 
 use std::collections::BTreeMap;

@@ -39,7 +39,10 @@ impl Outcome {
 struct Answer {
     status: StatusCode,
     headers: http::HeaderMap,
+    /// A JSON body, or the JSON-RPC response among an SSE body's events.
     body: Value,
+    /// An SSE body's events' data, as JSON.
+    events: Vec<Value>,
 }
 
 struct DemoClient<'s> {
@@ -88,9 +91,11 @@ impl DemoClient<'_> {
         let response = self.http.request(request).await?;
         let (parts, body) = response.into_parts();
         let bytes = body.collect().await?.to_bytes();
+        let (body, events) = parse_body(&parts.headers, &bytes);
         Ok(Answer {
             status: parts.status,
-            body: parse_body(&parts.headers, &bytes),
+            body,
+            events,
             headers: parts.headers,
         })
     }
@@ -120,16 +125,33 @@ impl DemoClient<'_> {
         Ok(session)
     }
 
-    /// One chat turn through the adapter's OpenAI-compatible endpoint.
-    async fn chat(&self, adapter: &adapter::Running, text: &str) -> anyhow::Result<Answer> {
+    /// One chat turn through the adapter's OpenAI-compatible endpoint, streamed or not: the
+    /// status and the assistant's text.
+    async fn chat(
+        &self,
+        adapter: &adapter::Running,
+        text: &str,
+        stream: bool,
+    ) -> anyhow::Result<(StatusCode, String)> {
         let body = json!({
             "model": "support",
             "messages": [{ "role": "user", "content": text }],
+            "stream": stream,
         });
         let request = Request::post(format!("http://{}/v1/chat/completions", adapter.addrs.api))
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body.to_string())))?;
-        self.send(request).await
+        let answer = self.send(request).await?;
+        let text = match answer.body["choices"][0]["message"]["content"].as_str() {
+            Some(text) => text.to_owned(),
+            // A stream: the text of its chunks.
+            None => answer
+                .events
+                .iter()
+                .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+                .collect(),
+        };
+        Ok((answer.status, text))
     }
 
     async fn call_tool(
@@ -262,18 +284,17 @@ async fn chat_via_adapter(client: &DemoClient<'_>) -> anyhow::Result<Vec<Outcome
         .system
         .start_adapter("support-agent", model.base_url())
         .await?;
-    let answer = client
-        .chat(&adapter, "Please look up customer C001.")
+    let (status, text) = client
+        .chat(&adapter, "Please look up customer C001.", true)
         .await?;
-    let text = answer_text(&answer);
     let metrics = &adapter.engine.metrics;
     let allowed = metrics.tool_calls("get_customer_info", "allow") == 1;
     outcomes.push(Outcome {
         scenario: "chat via adapter, allowed",
         client: "support-agent",
-        call: "chat: look up customer C001".into(),
+        call: "chat, streamed: customer C001".into(),
         expected: StatusCode::OK,
-        status: answer.status,
+        status,
         detail: format!("tool call allowed; model said: {}", truncate(&text, 60)),
         as_told: allowed && text.contains("Alice Martin"),
     });
@@ -283,10 +304,13 @@ async fn chat_via_adapter(client: &DemoClient<'_>) -> anyhow::Result<Vec<Outcome
         .system
         .start_adapter("readonly-agent", model.base_url())
         .await?;
-    let answer = client
-        .chat(&adapter, "Open a ticket for customer C002: refund request.")
+    let (status, text) = client
+        .chat(
+            &adapter,
+            "Open a ticket for customer C002: refund request.",
+            false,
+        )
         .await?;
-    let text = answer_text(&answer);
     // scopegate hides the tool from this client's listing, so the call counts as `_other`.
     let denied = adapter.engine.metrics.tool_calls("_other", "deny") == 1;
     let told = text
@@ -298,7 +322,7 @@ async fn chat_via_adapter(client: &DemoClient<'_>) -> anyhow::Result<Vec<Outcome
         client: "readonly-agent",
         call: "chat: open a ticket for C002".into(),
         expected: StatusCode::OK,
-        status: answer.status,
+        status,
         detail: match &told {
             Some(scopes) => format!("tool call refused, model told missing scope {scopes}"),
             None => format!("model said: {}", truncate(&text, 60)),
@@ -307,14 +331,6 @@ async fn chat_via_adapter(client: &DemoClient<'_>) -> anyhow::Result<Vec<Outcome
     });
     adapter.stop();
     Ok(outcomes)
-}
-
-/// The assistant's text in a Chat Completions answer.
-fn answer_text(answer: &Answer) -> String {
-    answer.body["choices"][0]["message"]["content"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 fn outcome(
@@ -382,21 +398,36 @@ pub fn table(outcomes: &[Outcome]) -> String {
     out
 }
 
-/// A JSON body, or the JSON-RPC message inside an SSE stream's `data:` lines.
-fn parse_body(headers: &http::HeaderMap, bytes: &[u8]) -> Value {
+/// A JSON body; or for an SSE body, its events' data as JSON (read with the project's one
+/// event-stream parser) and among them the JSON-RPC response.
+fn parse_body(headers: &http::HeaderMap, bytes: &[u8]) -> (Value, Vec<Value>) {
     let is_sse = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if !is_sse {
-        return serde_json::from_slice(bytes).unwrap_or(Value::Null);
+        return (
+            serde_json::from_slice(bytes).unwrap_or(Value::Null),
+            Vec::new(),
+        );
     }
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+    let mut decoder = crate::sse::Decoder::new(bytes.len().max(1));
+    decoder.push(bytes);
+    let mut events = Vec::new();
+    while let Ok(Some(event)) = decoder.next_event() {
+        if let Some(data) = event
+            .data
+            .and_then(|d| serde_json::from_str::<Value>(&d).ok())
+        {
+            events.push(data);
+        }
+    }
+    let body = events
+        .iter()
         .find(|message| message.get("result").is_some() || message.get("error").is_some())
-        .unwrap_or(Value::Null)
+        .cloned()
+        .unwrap_or(Value::Null);
+    (body, events)
 }
 
 fn form_encode(text: &str) -> String {

@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -310,6 +311,48 @@ def test_streaming_answers_as_chat_completion_chunks(support):
     assert "Bob Chen" in text
     assert chunks[-2].choices[0].finish_reason == "stop"
     assert chunks[-1].usage.total_tokens > 0
+
+
+def test_streamed_text_reaches_the_client_while_the_provider_is_still_answering(support, fakes):
+    # The fake provider writes the first piece of its answer, then holds the rest until this
+    # test has seen that piece: an adapter that waited for the whole answer would never pass it on.
+    release = threading.Event()
+    seen_while_held = []
+    fakes.hold = release
+    try:
+        stream = support.client.chat.completions.create(
+            model="openai/gpt-4o-mini",
+            messages=[{"role": "user", "content": "Please look up customer C001."}],
+            stream=True,
+        )
+        chunks = []
+        for chunk in stream:
+            chunks.append(chunk)
+            if chunk.choices and chunk.choices[0].delta.content and not release.is_set():
+                seen_while_held.append(fakes.holding.is_set())
+                release.set()
+    finally:
+        fakes.hold = None
+        release.set()
+    assert seen_while_held == [True]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    # The tool round ran inside the one stream: the answer quotes the tool's result.
+    assert "get_customer_info returned" in text and "Alice Martin" in text, text
+    assert not any(c.choices and c.choices[0].delta.tool_calls for c in chunks)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    # Both rounds were asked of the provider with streaming on.
+    bodies = [body for path, body, _ in fakes.requests if path.startswith("/openai/")][-2:]
+    assert [b["stream"] for b in bodies] == [True, True]
+    assert bodies[-1]["messages"][-1]["role"] == "tool"
+
+
+def test_a_stream_no_provider_accepts_is_a_plain_502(support):
+    with pytest.raises(openai.InternalServerError) as error:
+        support.client.chat.completions.create(
+            model="badkey/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    assert error.value.status_code == 502
+    assert error.value.body["code"] == "provider_auth_failed"
 
 
 def test_models_lists_aliases_and_targets(support):
