@@ -6,6 +6,7 @@ One HTTP server, one provider per path prefix:
   /compat/v1/chat/completions     an OpenAI-compatible server (vLLM, Ollama), no key
   /anthropic/v1/messages          Anthropic Messages API, x-api-key + anthropic-version required
   /down/v1/chat/completions       always 503, counted
+  /cut/v1/chat/completions        OpenAI-compatible, but a stream breaks off after its first text
 
 Requests are checked the way the real APIs check them (the SDKs' own request types first, then
 the rules those types cannot express: tool results that answer a call, roles, max_tokens), and a
@@ -436,6 +437,16 @@ class FakeProviders:
     def route(self, path, headers, body):
         if path == "/down/v1/chat/completions":
             return 503, openai_error("The server is overloaded. Please retry.")
+        if path == "/cut/v1/chat/completions":
+            # An OpenAI-compatible server whose streams break off after the first piece of text.
+            try:
+                check_openai(body)
+            except (Rejected, KeyError, ValueError) as e:
+                return 400, openai_error(str(e))
+            answer = openai_turn("fake-cut", body)
+            if isinstance(answer, Stream) and answer.text_index is not None:
+                answer.events = answer.events[: answer.text_index + 1]
+            return 200, answer
         if path in ("/openai/v1/chat/completions", "/compat/v1/chat/completions"):
             provider = "fake-openai" if path.startswith("/openai") else "fake-compat"
             if provider == "fake-openai" and headers.get("authorization") != f"Bearer {OPENAI_KEY}":

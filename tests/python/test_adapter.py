@@ -141,6 +141,11 @@ base_url = "{fakes.url('openai')}/v1"
 api_key_env = "WRONG_OPENAI_KEY"
 
 [[providers]]
+name = "cut"
+kind = "openai-compatible"
+base_url = "{fakes.url('cut')}/v1"
+
+[[providers]]
 name = "flaky"
 kind = "openai-compatible"
 base_url = "{fakes.url('down')}/v1"
@@ -353,6 +358,20 @@ def test_a_stream_no_provider_accepts_is_a_plain_502(support):
         )
     assert error.value.status_code == 502
     assert error.value.body["code"] == "provider_auth_failed"
+
+
+def test_a_stream_the_provider_breaks_off_ends_in_an_error_event_not_done(support):
+    stream = support.client.chat.completions.create(
+        model="cut/llama", messages=[{"role": "user", "content": "Hi there"}], stream=True
+    )
+    seen = []
+    with pytest.raises(openai.APIError) as error:
+        for chunk in stream:
+            seen.append(chunk)
+    # The text that came before the break was passed on as it came; the end says what failed.
+    assert any(c.choices and c.choices[0].delta.content for c in seen)
+    assert not any(c.choices and c.choices[0].finish_reason for c in seen)
+    assert '"cut"' in error.value.message and "ended before the answer did" in error.value.message
 
 
 def test_models_lists_aliases_and_targets(support):
