@@ -5,9 +5,6 @@
 //! for the tool the user's words name; once the conversation ends in tool results, the next turn
 //! answers with text quoting them. Not a model, and never part of the sidecar.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use anyhow::Context as _;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -25,7 +22,6 @@ const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 /// A running scripted model; stops when dropped.
 pub struct ScriptedModel {
     url: String,
-    requests: Arc<AtomicU64>,
     _stop: watch::Sender<bool>,
 }
 
@@ -37,27 +33,13 @@ impl ScriptedModel {
             .context("scripted model: no loopback port")?;
         let url = format!("http://{}/v1", listener.local_addr()?);
         let (stop, stopped) = watch::channel(false);
-        let requests = Arc::new(AtomicU64::new(0));
-        let counter = requests.clone();
-        crate::adapter::server::serve(listener, stopped, move |req| {
-            counter.fetch_add(1, Ordering::Relaxed);
-            answer(req)
-        });
-        Ok(ScriptedModel {
-            url,
-            requests,
-            _stop: stop,
-        })
+        crate::adapter::server::serve(listener, stopped, answer);
+        Ok(ScriptedModel { url, _stop: stop })
     }
 
     /// The base URL an `openai-compatible` provider entry points at (`…/v1`).
     pub fn base_url(&self) -> &str {
         &self.url
-    }
-
-    /// Requests received so far.
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
     }
 }
 
