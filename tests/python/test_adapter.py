@@ -374,6 +374,25 @@ def test_a_stream_the_provider_breaks_off_ends_in_an_error_event_not_done(suppor
     assert '"cut"' in error.value.message and "ended before the answer did" in error.value.message
 
 
+def test_a_streamed_call_to_the_callers_own_tool_is_handed_back_in_the_stream(support):
+    own_tool = {"type": "function", "function": {
+        "name": "create_support_ticket", "description": "the caller's own ticket tool",
+        "parameters": {"type": "object", "properties": {"customer_id": {"type": "string"}}}}}
+    stream = support.client.chat.completions.create(
+        model="openai/gpt-4o-mini",
+        messages=[{"role": "user", "content": "Open a ticket for customer C002."}],
+        tools=[own_tool],
+        stream=True,
+    )
+    chunks = list(stream)
+    calls = [call for c in chunks if c.choices for call in c.choices[0].delta.tool_calls or []]
+    assert [c.function.name for c in calls] == ["create_support_ticket"]
+    assert json.loads(calls[0].function.arguments)["customer_id"] == "C002"
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    # Not run through scopegate: the caller runs its own tools.
+    assert not [l for l in support.audit_lines() if l.get("tool") == "create_support_ticket"]
+
+
 def test_models_lists_aliases_and_targets(support):
     ids = {m.id for m in support.client.models.list()}
     assert {"support", "flaky/gpt-4o-mini", "anthropic/claude-sonnet-4-5"} <= ids
