@@ -1,5 +1,6 @@
-//! The adapter's token manager and MCP client against the real demo system: dev issuer, proxy on
-//! TLS with the customer-service policy, rmcp sample server.
+//! The adapter's token manager and MCP client against the real demo system (dev issuer, proxy on
+//! TLS with the customer-service policy, rmcp sample server), and the whole adapter with the
+//! demo's scripted model.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,9 @@ use scopegate::adapter::config::OAuthConfig;
 use scopegate::adapter::mcp_client::{CallOutcome, McpClient};
 use scopegate::adapter::token::TokenManager;
 use scopegate::demo::issuer::DEMO_CLIENT_SECRET;
+use scopegate::demo::scripted_model::ScriptedModel;
 use scopegate::demo::system::DemoSystem;
+use scopegate::sse::Decoder;
 use serde_json::json;
 
 fn client_for(system: &DemoSystem, client_id: &str) -> (McpClient, Arc<TokenManager>) {
@@ -59,8 +62,13 @@ async fn tools_run_through_scopegate_and_a_missing_scope_is_an_outcome_not_an_er
         .await
         .unwrap();
     match ticket {
-        CallOutcome::Denied { scopes, message } => {
-            assert!(scopes.contains("ticket:create"), "{scopes}");
+        CallOutcome::Denied {
+            missing_scopes,
+            message,
+        } => {
+            // The challenge lists needed and held scopes ("ticket:create customer:read"); the
+            // outcome carries only what the token lacks.
+            assert_eq!(missing_scopes, ["ticket:create"]);
             assert!(message.contains("insufficient_scope"), "{message}");
         }
         other => panic!("expected a denial, got {other:?}"),
@@ -85,5 +93,78 @@ async fn concurrent_callers_share_one_token_fetch() {
     }
     assert!(seen.windows(2).all(|w| w[0] == w[1]));
     assert_eq!(tokens.fetches(), 1, "single flight");
+    system.stop().await;
+}
+
+/// The adapter as a newcomer meets it in the demo: the scripted model on the OpenAI wire
+/// format, tools through scopegate. A streamed chat runs its tool round inside the one stream,
+/// and the model is told the one scope the token lacks.
+#[tokio::test]
+async fn a_streamed_chat_runs_its_refused_tool_round_inside_one_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let system = DemoSystem::start(dir.path()).await.unwrap();
+    let model = ScriptedModel::start().await.unwrap();
+    let adapter = system
+        .start_adapter("readonly-agent", model.base_url())
+        .await
+        .unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/v1/chat/completions", adapter.addrs.api))
+        .json(&json!({
+            "model": "support",
+            "messages": [{ "role": "user", "content": "Open a ticket for customer C002." }],
+            "stream": true,
+            "stream_options": { "include_usage": true },
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    assert_eq!(
+        response.headers()["x-scopegate-target"],
+        "scripted/scripted-demo-model"
+    );
+    let body = response.bytes().await.unwrap();
+    let mut decoder = Decoder::new(body.len());
+    decoder.push(&body);
+    let mut datas = Vec::new();
+    while let Some(event) = decoder.next_event().unwrap() {
+        datas.extend(event.data);
+    }
+    assert_eq!(datas.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<serde_json::Value> = datas[..datas.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk")
+    );
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert!(
+        text.contains("missing scope(s) ticket:create,"),
+        "the model quotes what it was told: {text}"
+    );
+    assert!(!text.contains("customer:read"), "{text}");
+    // The adapter ran the tool call itself: the caller never sees it.
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["choices"][0]["delta"].get("tool_calls").is_none())
+    );
+    let finish = &chunks[chunks.len() - 2];
+    assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+    // Asked for with include_usage: the last chunk holds the conversation's usage, no choices.
+    let usage = &chunks[chunks.len() - 1];
+    assert_eq!(usage["choices"], json!([]));
+    assert!(usage["usage"]["total_tokens"].is_u64(), "{usage}");
+    let metrics = &adapter.engine.metrics;
+    assert_eq!(metrics.tool_calls("_other", "deny"), 1);
+    adapter.stop();
     system.stop().await;
 }

@@ -36,8 +36,19 @@ fn demo_plays_every_scenario_with_the_expected_outcome() {
         expired.contains(" 401 ") && expired.contains("expired"),
         "{expired}"
     );
+    let allowed = row("chat via adapter, allowed");
     assert!(
-        stdout.contains("all 5 scenarios ended as expected"),
+        allowed.contains(" 200 ") && allowed.contains("tool call allowed"),
+        "{allowed}"
+    );
+    let refused = row("chat via adapter, refused");
+    assert!(
+        refused.contains(" 200 ")
+            && refused.contains("tool call refused, model told missing scope ticket:create"),
+        "{refused}"
+    );
+    assert!(
+        stdout.contains("all 7 scenarios ended as expected"),
         "{stdout}"
     );
     assert!(!stdout.contains("UNEXPECTED"));

@@ -6,9 +6,14 @@
 use serde_json::{Map, Value, json};
 
 use super::openai::{ModelRequest, ToolCall, Turn, Usage};
+use super::stream::Delta;
 
 /// The Messages body for `request`; `default_max_tokens` when the caller set none.
-pub fn request_body(request: &ModelRequest, default_max_tokens: u64) -> Result<Value, String> {
+pub fn request_body(
+    request: &ModelRequest,
+    default_max_tokens: u64,
+    stream: bool,
+) -> Result<Value, String> {
     let mut system: Vec<String> = Vec::new();
     let mut messages: Vec<Value> = Vec::new();
     for message in &request.messages {
@@ -45,6 +50,9 @@ pub fn request_body(request: &ModelRequest, default_max_tokens: u64) -> Result<V
         body.insert("system".into(), json!(system.join("\n\n")));
     }
     body.insert("messages".into(), json!(messages));
+    if stream {
+        body.insert("stream".into(), json!(true));
+    }
     if !request.tools.is_empty() {
         let tools: Vec<Value> = request.tools.iter().filter_map(tool).collect();
         body.insert("tools".into(), json!(tools));
@@ -170,12 +178,7 @@ pub fn parse_response(body: &[u8]) -> Result<Turn, String> {
             _ => {}
         }
     }
-    let finish_reason = match value["stop_reason"].as_str() {
-        Some("tool_use") => "tool_calls",
-        Some("max_tokens") => "length",
-        Some("refusal") => "content_filter",
-        _ => "stop",
-    };
+    let finish_reason = finish_reason(value["stop_reason"].as_str());
     Ok(Turn {
         content: (!text.is_empty() || tool_calls.is_empty()).then_some(text),
         tool_calls,
@@ -185,6 +188,83 @@ pub fn parse_response(body: &[u8]) -> Result<Turn, String> {
             completion_tokens: value["usage"]["output_tokens"].as_u64().unwrap_or(0),
         },
     })
+}
+
+/// A Messages `stop_reason` in OpenAI's `finish_reason` names.
+fn finish_reason(stop_reason: Option<&str>) -> &'static str {
+    match stop_reason {
+        Some("tool_use") => "tool_calls",
+        Some("max_tokens") => "length",
+        Some("refusal") => "content_filter",
+        _ => "stop",
+    }
+}
+
+/// One event of a streamed Messages answer (`event:` name and data) as deltas. Tool calls are
+/// indexed by their content block, so text blocks between them leave gaps the turn ignores.
+pub fn parse_stream_event(event: &str, data: &str) -> Result<Vec<Delta>, String> {
+    let value: Value = serde_json::from_str(data).map_err(|e| format!("event not JSON: {e}"))?;
+    let index = || {
+        value["index"]
+            .as_u64()
+            .ok_or("content block event without index")
+    };
+    let delta = match event {
+        "message_start" => Delta::Usage(Usage {
+            prompt_tokens: value["message"]["usage"]["input_tokens"]
+                .as_u64()
+                .unwrap_or(0),
+            completion_tokens: 0,
+        }),
+        "content_block_start" => {
+            let block = &value["content_block"];
+            match block["type"].as_str() {
+                Some("tool_use") => Delta::ToolCall {
+                    index: index()?,
+                    id: block["id"].as_str().map(str::to_owned),
+                    name: block["name"].as_str().map(str::to_owned),
+                    arguments: String::new(),
+                },
+                Some("text") => match block["text"].as_str().filter(|t| !t.is_empty()) {
+                    Some(text) => Delta::Text(text.to_owned()),
+                    None => return Ok(Vec::new()),
+                },
+                _ => return Ok(Vec::new()),
+            }
+        }
+        "content_block_delta" => {
+            let delta = &value["delta"];
+            match delta["type"].as_str() {
+                Some("text_delta") => Delta::Text(delta["text"].as_str().unwrap_or("").to_owned()),
+                Some("input_json_delta") => Delta::ToolCall {
+                    index: index()?,
+                    id: None,
+                    name: None,
+                    arguments: delta["partial_json"].as_str().unwrap_or("").to_owned(),
+                },
+                _ => return Ok(Vec::new()),
+            }
+        }
+        "message_delta" => {
+            let mut deltas = vec![Delta::Usage(Usage {
+                prompt_tokens: 0,
+                completion_tokens: value["usage"]["output_tokens"].as_u64().unwrap_or(0),
+            })];
+            if let Some(reason) = value["delta"]["stop_reason"].as_str() {
+                deltas.push(Delta::Finish(finish_reason(Some(reason)).to_owned()));
+            }
+            return Ok(deltas);
+        }
+        "error" => {
+            return Err(format!(
+                "the provider broke off its answer: {}",
+                value["error"]["message"].as_str().unwrap_or("no message")
+            ));
+        }
+        // ping, content_block_stop, message_stop and event types added later carry nothing.
+        _ => return Ok(Vec::new()),
+    };
+    Ok(vec![delta])
 }
 
 #[cfg(test)]
@@ -220,6 +300,7 @@ mod tests {
                     "name": "a", "description": "d", "parameters": { "type": "object" } } }]),
             ),
             4096,
+            false,
         )
         .unwrap();
         assert_eq!(body["system"], "be brief");
@@ -244,7 +325,7 @@ mod tests {
     fn the_callers_max_tokens_wins_over_the_default() {
         let mut req = request(json!([{ "role": "user", "content": "hi" }]), json!([]));
         req.params.insert("max_tokens".into(), json!(50));
-        assert_eq!(request_body(&req, 4096).unwrap()["max_tokens"], 50);
+        assert_eq!(request_body(&req, 4096, false).unwrap()["max_tokens"], 50);
     }
 
     #[test]
@@ -260,5 +341,36 @@ mod tests {
         assert_eq!(turn.tool_calls[0].id, "toolu_1");
         assert_eq!(turn.tool_calls[0].arguments, r#"{"customer_id":"C001"}"#);
         assert_eq!(turn.usage.prompt_tokens, 10);
+    }
+
+    #[test]
+    fn streamed_messages_events_become_text_tool_call_and_finish_deltas() {
+        let text = parse_stream_event(
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Let"}}"#,
+        )
+        .unwrap();
+        assert_eq!(text, [Delta::Text("Let".into())]);
+        let start = parse_stream_event(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_1","name":"f","input":{}}}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(&start[..], [Delta::ToolCall { index: 1, id: Some(id), .. }] if id == "toolu_1")
+        );
+        let end = parse_stream_event(
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":9}}"#,
+        )
+        .unwrap();
+        assert_eq!(end[1], Delta::Finish("tool_calls".into()));
+        assert!(
+            parse_stream_event(
+                "error",
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
+            )
+            .is_err()
+        );
     }
 }

@@ -11,10 +11,12 @@ use serde_json::{Value, json};
 
 use super::config::{AdapterConfig, Target};
 use super::mcp_client::{CallOutcome, McpClient, McpError, McpTool};
-use super::metrics::Metrics;
+use super::metrics::{Metrics, OTHER_TOOL};
 use super::openai::{CallerRequest, ModelRequest, Turn, Usage, function_tool};
 use super::provider::{Provider, ProviderError};
+use super::relay::Relay;
 use super::routing;
+use super::stream::{Delta, ProviderStream, TurnBuilder};
 
 pub struct Tools {
     pub mcp: McpClient,
@@ -46,10 +48,22 @@ pub struct Answer {
 pub enum ChatError {
     #[error("the model {0:?} is neither an alias nor provider/model with a configured provider")]
     UnknownModel(String),
-    #[error("no provider answered: {0}")]
-    Provider(ProviderError),
+    /// The provider is named so that a caller never mistakes a provider's 401 for its own.
+    #[error("provider {:?} failed for {target}: {error}", target.provider)]
+    Provider {
+        target: Target,
+        error: ProviderError,
+    },
     #[error("tools are unavailable: {0}")]
     Tools(McpError),
+    #[error("the caller closed the stream")]
+    Disconnected,
+}
+
+/// A provider's reply to one round, whole or as a stream to read.
+enum Reply {
+    Whole(Turn),
+    Stream(ProviderStream),
 }
 
 impl Engine {
@@ -70,10 +84,13 @@ impl Engine {
         ids
     }
 
+    /// Runs the conversation. With a `relay` the caller is streaming: each provider is asked to
+    /// stream too, and its text goes to the caller as it arrives, round after round.
     pub async fn chat(
         &self,
         request: CallerRequest,
         request_id: &str,
+        mut relay: Option<&mut Relay>,
     ) -> Result<Answer, ChatError> {
         let names: Vec<&str> = self.providers.keys().map(String::as_str).collect();
         let targets = routing::resolve(&request.model, &self.config.models, &names)
@@ -85,6 +102,8 @@ impl Engine {
             Some(tools) => tools.mcp.list_tools().await.map_err(ChatError::Tools)?,
             None => Vec::new(),
         };
+        self.metrics
+            .tools_listed(mcp_tools.iter().map(|t| t.name.as_str()));
         let mut offered: Vec<Value> = mcp_tools
             .iter()
             .map(|t| function_tool(&t.name, &t.description, &t.input_schema))
@@ -106,12 +125,19 @@ impl Engine {
                 tools: offered.clone(),
                 params: request.params.clone(),
             };
+            let streaming = relay.is_some();
             let (result, walk) = routing::walk(&targets[first..], &self.config.routing, |t| {
                 let request = model_request(t);
                 let target = t.clone();
                 async move {
                     let provider = &self.providers[&target.provider];
-                    let result = provider.complete(&request).await;
+                    // A stream counts as answered once the provider accepted the request: past
+                    // that point its text may be on the way to the caller, so no fallback.
+                    let result = if streaming {
+                        provider.open_stream(&request).await.map(Reply::Stream)
+                    } else {
+                        provider.complete(&request).await.map(Reply::Whole)
+                    };
                     let label = match &result {
                         Ok(_) => "ok",
                         Err(e) => e.reason(),
@@ -127,15 +153,23 @@ impl Engine {
                 tracing::warn!(request_id, %target, reason, "falling back to the next target");
             }
             fallbacks += walk.fallbacks.len();
-            let mut turn = match result {
-                Ok(turn) => turn,
+            let reply = match result {
+                Ok(reply) => reply,
                 Err(error) => {
-                    self.metrics.request("_none", "_none", error.reason());
-                    return Err(ChatError::Provider(error));
+                    self.metrics.request_failed(error.reason());
+                    let target = walk.failed.unwrap_or_else(|| targets[first].clone());
+                    return Err(ChatError::Provider { target, error });
                 }
             };
             first += walk.answered.unwrap_or(0);
             let target = targets[first].clone();
+            let mut turn = match (reply, relay.as_deref_mut()) {
+                (Reply::Whole(turn), _) => turn,
+                (Reply::Stream(stream), Some(relay)) => {
+                    self.relay_turn(stream, relay, &target, fallbacks).await?
+                }
+                (Reply::Stream(_), None) => unreachable!("streams are opened for a relay only"),
+            };
             usage.add(turn.usage);
 
             // Calls to the caller's own tools go back to the caller, who runs them. Every other
@@ -161,11 +195,15 @@ impl Engine {
             if round >= max_rounds {
                 self.metrics
                     .request(&target.provider, &target.model, "max_tool_rounds");
+                let stopped = format!(
+                    "Stopped: the model asked for more tool calls than max_tool_rounds ({max_rounds}) allows."
+                );
+                if let Some(relay) = relay.as_deref_mut() {
+                    relay.text(&stopped).await.map_err(|_| self.gone(&target))?;
+                }
                 return Ok(Answer {
                     turn: Turn {
-                        content: Some(format!(
-                            "Stopped: the model asked for more tool calls than max_tool_rounds ({max_rounds}) allows."
-                        )),
+                        content: Some(stopped),
                         tool_calls: Vec::new(),
                         finish_reason: "length".into(),
                         usage,
@@ -193,6 +231,53 @@ impl Engine {
         }
     }
 
+    /// Reads one streamed provider answer, passing its text to the caller as it arrives; the
+    /// tool calls are gathered, as they are run here or handed back whole at the end.
+    async fn relay_turn(
+        &self,
+        mut stream: ProviderStream,
+        relay: &mut Relay,
+        target: &Target,
+        fallbacks: usize,
+    ) -> Result<Turn, ChatError> {
+        relay
+            .start(target, fallbacks)
+            .await
+            .map_err(|_| self.gone(target))?;
+        let mut builder = TurnBuilder::default();
+        loop {
+            let deltas = match stream.next().await {
+                Ok(Some(deltas)) => deltas,
+                Ok(None) => break,
+                Err(error) => {
+                    self.metrics
+                        .request(&target.provider, &target.model, error.reason());
+                    return Err(ChatError::Provider {
+                        target: target.clone(),
+                        error,
+                    });
+                }
+            };
+            for delta in deltas {
+                if let Delta::Text(text) = &delta {
+                    relay.text(text).await.map_err(|_| self.gone(target))?;
+                }
+                builder.add(delta);
+            }
+        }
+        builder.finish().map_err(|error| ChatError::Provider {
+            target: target.clone(),
+            error,
+        })
+    }
+
+    /// The caller closed its stream: counted, and the conversation stops.
+    fn gone(&self, target: &Target) -> ChatError {
+        self.metrics
+            .request(&target.provider, &target.model, "disconnected");
+        ChatError::Disconnected
+    }
+
     /// Runs one tool call through scopegate; whatever happens becomes the text the model reads.
     async fn run_tool(
         &self,
@@ -217,14 +302,12 @@ impl Engine {
                 }
                 // Said plainly, so the model can tell the user; never retried with other
                 // credentials.
-                Ok(CallOutcome::Denied { scopes, message }) => (
+                Ok(CallOutcome::Denied {
+                    missing_scopes,
+                    message,
+                }) => (
                     "deny",
-                    format!(
-                        "Permission denied by scopegate (insufficient_scope): {} needs the \
-                         scope(s) {scopes}, which the token of OAuth client {} does not all \
-                         carry. The action was not performed; tell the user.",
-                        call.name, tools.client_id
-                    ),
+                    denial_text(&call.name, &missing_scopes, &tools.client_id),
                     message,
                 ),
                 Err(error) => (
@@ -235,7 +318,11 @@ impl Engine {
             },
         };
         // A name not on scopegate's list counts as `_other`, keeping the label bounded.
-        let label = if listed { call.name.as_str() } else { "_other" };
+        let label = if listed {
+            call.name.as_str()
+        } else {
+            OTHER_TOOL
+        };
         self.metrics.tool_call(label, decision);
         tracing::info!(
             target: "audit",
@@ -251,5 +338,45 @@ impl Engine {
             "tool call"
         );
         content
+    }
+}
+
+/// What the model reads when scopegate refused a call: said plainly, naming only the scopes the
+/// token lacks (what the user needs to ask for), so the model can tell the user; never retried
+/// with other credentials.
+pub fn denial_text(tool: &str, missing_scopes: &[String], client_id: &str) -> String {
+    if missing_scopes.is_empty() {
+        return format!(
+            "Permission denied by scopegate: the policy allows no call to {tool} by OAuth client \
+             {client_id}. The action was not performed; tell the user."
+        );
+    }
+    format!(
+        "Permission denied by scopegate (insufficient_scope): {tool} needs the missing scope(s) \
+         {}, which the token of OAuth client {client_id} does not carry. The action was not \
+         performed; tell the user.",
+        missing_scopes.join(" ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_is_told_only_the_scopes_the_token_lacks() {
+        let text = denial_text(
+            "create_support_ticket",
+            &["ticket:create".to_owned()],
+            "readonly-agent",
+        );
+        assert!(text.contains("insufficient_scope"), "{text}");
+        assert!(text.contains("missing scope(s) ticket:create,"), "{text}");
+        assert!(!text.contains("customer:read"), "{text}");
+        let no_rule = denial_text("drop_tables", &[], "readonly-agent");
+        assert!(
+            no_rule.contains("allows no call to drop_tables"),
+            "{no_rule}"
+        );
     }
 }

@@ -26,7 +26,9 @@ pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(250);
 /// Upper bound of one backoff, also of a `Retry-After` the adapter is willing to wait for; a
 /// longer one sends the request to the next target instead.
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Time allowed for one provider answer (non-streaming, so the whole completion).
+/// Time allowed for one provider answer: the whole completion when the caller does not stream;
+/// when it streams, the wait for the provider's response head and the longest silence between two
+/// pieces of the answer (a long answer may take longer in all, as long as it keeps coming).
 pub const DEFAULT_PROVIDER_TIMEOUT: Duration = Duration::from_secs(120);
 /// Time allowed to open a connection to a provider, the token endpoint or scopegate.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

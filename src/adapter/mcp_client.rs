@@ -16,6 +16,7 @@ use tokio::sync::Mutex;
 
 use super::token::TokenManager;
 use crate::client::HttpClient;
+use crate::sse::Decoder;
 
 /// The protocol version offered in `initialize`; scopegate and rmcp both speak it.
 const PROTOCOL_VERSION: &str = "2025-06-18";
@@ -37,8 +38,13 @@ pub struct McpTool {
 pub enum CallOutcome {
     /// The tool ran; `is_error` when it reported a failure of its own.
     Done { text: String, is_error: bool },
-    /// scopegate refused the call: 403 `insufficient_scope`, with the scopes it named.
-    Denied { scopes: String, message: String },
+    /// scopegate refused the call (403). `missing_scopes` is the JSON-RPC error's
+    /// `data.missing_scopes`: the scopes the token lacks, not the challenge's list (which also
+    /// names those held); empty when no scope would lift the refusal (no rule allows the call).
+    Denied {
+        missing_scopes: Vec<String>,
+        message: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +54,12 @@ pub enum McpError {
     #[error("MCP request failed: {0}")]
     Transport(String),
     #[error("MCP server answered {status}: {message}")]
-    Status { status: StatusCode, message: String },
+    Status {
+        status: StatusCode,
+        message: String,
+        /// The JSON-RPC error's `data`, when the answer had one.
+        data: Option<Value>,
+    },
     #[error("MCP error {code}: {message}")]
     JsonRpc { code: i64, message: String },
     #[error("unreadable MCP answer: {0}")]
@@ -145,13 +156,22 @@ impl McpClient {
                     is_error: result["isError"].as_bool().unwrap_or(false),
                 })
             }
-            Err(McpError::Status { status, message }) if status == StatusCode::FORBIDDEN => {
-                let scopes = message
-                    .split_once("scope=\"")
-                    .and_then(|(_, rest)| rest.split_once('"'))
-                    .map(|(s, _)| s.to_owned())
-                    .unwrap_or_default();
-                Ok(CallOutcome::Denied { scopes, message })
+            Err(McpError::Status {
+                status,
+                message,
+                data,
+            }) if status == StatusCode::FORBIDDEN => {
+                let missing_scopes = data
+                    .as_ref()
+                    .and_then(|d| d["missing_scopes"].as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect();
+                Ok(CallOutcome::Denied {
+                    missing_scopes,
+                    message,
+                })
             }
             Err(e) => Err(e),
         }
@@ -213,6 +233,7 @@ impl McpClient {
             return Err(McpError::Status {
                 status: answer.status,
                 message: "notifications/initialized refused".into(),
+                data: None,
             });
         }
         *slot = Some(session.clone());
@@ -298,6 +319,11 @@ fn result_of(answer: Answer) -> Result<Value, McpError> {
         return Err(McpError::Status {
             status: answer.status,
             message,
+            data: answer
+                .message
+                .as_ref()
+                .and_then(|m| m["error"].get("data"))
+                .cloned(),
         });
     }
     let message = answer
@@ -315,20 +341,16 @@ fn result_of(answer: Answer) -> Result<Value, McpError> {
         .ok_or_else(|| McpError::Invalid("response without result".into()))
 }
 
-/// The response to request `id` in an SSE body (notifications such as progress come first).
+/// The response to request `id` in an SSE body (notifications such as progress come first),
+/// read with the project's one event-stream parser. `None` when the body holds no such response,
+/// or an event larger than the body bound (which cannot be a whole answer).
 pub fn last_sse_message(body: &[u8], id: Option<&Value>) -> Option<Value> {
-    let text = String::from_utf8_lossy(body);
+    let mut decoder = Decoder::new(MAX_RESPONSE_BYTES);
+    decoder.push(body);
     let mut found = None;
-    for event in text.replace("\r\n", "\n").split("\n\n") {
-        let data: Vec<&str> = event
-            .lines()
-            .filter_map(|line| line.strip_prefix("data:"))
-            .map(|d| d.strip_prefix(' ').unwrap_or(d))
-            .collect();
-        if data.is_empty() {
-            continue;
-        }
-        let Ok(message) = serde_json::from_str::<Value>(&data.join("\n")) else {
+    while let Some(event) = decoder.next_event().ok()? {
+        let Some(data) = event.data else { continue };
+        let Ok(message) = serde_json::from_str::<Value>(&data) else {
             continue;
         };
         let is_response = message.get("result").is_some() || message.get("error").is_some();
@@ -349,5 +371,12 @@ mod tests {
         let message = last_sse_message(body, Some(&json!(7))).unwrap();
         assert_eq!(message["result"]["ok"], true);
         assert!(last_sse_message(body, Some(&json!(8))).is_none());
+    }
+
+    #[test]
+    fn an_answer_with_cr_line_ends_is_read_as_the_standard_reads_it() {
+        // A lone CR ends a line in the event-stream grammar; splitting on LF would miss it.
+        let body = b"event: message\rdata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}\r\r";
+        assert!(last_sse_message(body, Some(&json!(3))).is_some());
     }
 }

@@ -14,8 +14,10 @@ pub mod mcp_client;
 pub mod metrics;
 pub mod openai;
 pub mod provider;
+pub mod relay;
 pub mod routing;
 pub mod server;
+pub mod stream;
 pub mod token;
 
 use std::collections::BTreeMap;
@@ -29,6 +31,7 @@ use tokio::sync::watch;
 use chat::{Engine, Tools};
 use config::{AdapterConfig, DEFAULT_CONNECT_TIMEOUT};
 use mcp_client::McpClient;
+use metrics::Metrics;
 use provider::Provider;
 use token::TokenManager;
 
@@ -98,9 +101,9 @@ pub async fn start(config: AdapterConfig) -> anyhow::Result<Running> {
     };
     let engine = Arc::new(Engine {
         providers,
+        metrics: Arc::new(Metrics::new(&config)),
         config,
         tools,
-        metrics: Default::default(),
     });
     let (stop, stopped) = watch::channel(false);
     let api_engine = engine.clone();

@@ -5,6 +5,8 @@
 
 use serde_json::{Map, Value, json};
 
+use super::stream::Delta;
+
 /// What one request to a model carries: the conversation so far (OpenAI chat messages), the tools
 /// on offer (OpenAI `function` tools) and the caller's sampling parameters.
 #[derive(Debug, Clone)]
@@ -162,16 +164,63 @@ pub fn parse_caller_request(body: &[u8]) -> Result<CallerRequest, String> {
     })
 }
 
-/// The Chat Completions body sent to an `openai` or `openai-compatible` provider.
-pub fn provider_body(request: &ModelRequest) -> Value {
+/// The Chat Completions body sent to an `openai` or `openai-compatible` provider. Streamed
+/// answers from `openai` ask for the usage chunk; OpenAI-compatible servers are not all known to
+/// take `stream_options`, so they are not sent it.
+pub fn provider_body(request: &ModelRequest, stream: bool, usage_chunk: bool) -> Value {
     let mut body = request.params.clone();
     body.insert("model".into(), json!(request.model));
     body.insert("messages".into(), json!(request.messages));
     if !request.tools.is_empty() {
         body.insert("tools".into(), json!(request.tools));
     }
-    body.insert("stream".into(), json!(false));
+    body.insert("stream".into(), json!(stream));
+    if stream && usage_chunk {
+        body.insert("stream_options".into(), json!({ "include_usage": true }));
+    }
     Value::Object(body)
+}
+
+/// One streamed `chat.completion.chunk`'s deltas; `None` for the `[DONE]` that ends the stream.
+pub fn parse_chunk(data: &str) -> Result<Option<Vec<Delta>>, String> {
+    if data.trim() == "[DONE]" {
+        return Ok(None);
+    }
+    let value: Value = serde_json::from_str(data).map_err(|e| format!("chunk not JSON: {e}"))?;
+    if let Some(error) = value.get("error") {
+        return Err(format!(
+            "the provider broke off its answer: {}",
+            error["message"].as_str().unwrap_or("no message")
+        ));
+    }
+    let mut deltas = Vec::new();
+    if let Some(choice) = value.get("choices").and_then(|c| c.get(0)) {
+        let delta = &choice["delta"];
+        if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+            deltas.push(Delta::Text(text.to_owned()));
+        }
+        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+            let function = &call["function"];
+            deltas.push(Delta::ToolCall {
+                index: call["index"]
+                    .as_u64()
+                    .ok_or("tool call chunk without index")?,
+                id: call["id"].as_str().map(str::to_owned),
+                name: function["name"].as_str().map(str::to_owned),
+                arguments: function["arguments"].as_str().unwrap_or("").to_owned(),
+            });
+        }
+        if let Some(reason) = choice["finish_reason"].as_str() {
+            deltas.push(Delta::Finish(reason.to_owned()));
+        }
+    }
+    if let Some(usage) = value.get("usage").filter(|u| u.is_object()) {
+        deltas.push(Delta::Usage(Usage {
+            prompt_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
+            completion_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
+        }));
+    }
+    Ok(Some(deltas))
 }
 
 /// Reads a Chat Completions response into a [`Turn`].
@@ -260,52 +309,43 @@ fn usage_json(usage: Usage) -> Value {
     })
 }
 
-/// The answer as `chat.completion.chunk` events: the role, the content, each tool call, the
-/// finish reason, optionally the usage, then `[DONE]`.
-pub fn completion_chunks(
-    id: &str,
-    created: u64,
-    model: &str,
-    turn: &Turn,
-    include_usage: bool,
-) -> Vec<String> {
-    let chunk = |delta: Value, finish: Value| {
-        json!({
-            "id": id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish, "logprobs": null }],
-        })
-    };
-    let mut events = vec![chunk(
-        json!({ "role": "assistant", "content": "" }),
-        Value::Null,
-    )];
-    if let Some(content) = turn.content.as_deref().filter(|c| !c.is_empty()) {
-        events.push(chunk(json!({ "content": content }), Value::Null));
-    }
-    for (index, call) in turn.tool_calls.iter().enumerate() {
-        events.push(chunk(
-            json!({ "tool_calls": [{
-                "index": index,
-                "id": call.id,
-                "type": "function",
-                "function": { "name": call.name, "arguments": call.arguments },
-            }]}),
-            Value::Null,
-        ));
-    }
-    events.push(chunk(json!({}), json!(turn.finish_reason)));
-    if include_usage {
-        let mut last = chunk(json!({}), Value::Null);
-        last["choices"] = json!([]);
-        last["usage"] = usage_json(turn.usage);
-        events.push(last);
-    }
-    let mut lines: Vec<String> = events.iter().map(|e| format!("data: {e}\n\n")).collect();
-    lines.push("data: [DONE]\n\n".to_owned());
-    lines
+/// The event that ends the adapter's own stream.
+pub const DONE_EVENT: &str = "data: [DONE]\n\n";
+
+/// One `chat.completion.chunk` event of the adapter's own stream.
+pub fn chunk_event(id: &str, created: u64, model: &str, delta: Value, finish: Value) -> String {
+    let chunk = json!({
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{ "index": 0, "delta": delta, "finish_reason": finish, "logprobs": null }],
+    });
+    format!("data: {chunk}\n\n")
+}
+
+/// The last chunk when the caller asked for `stream_options.include_usage`: no choices, the
+/// usage of the whole conversation.
+pub fn usage_event(id: &str, created: u64, model: &str, usage: Usage) -> String {
+    let chunk = json!({
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": usage_json(usage),
+    });
+    format!("data: {chunk}\n\n")
+}
+
+/// A tool call as the chunk delta that hands it to the caller whole.
+pub fn tool_call_delta(index: usize, call: &ToolCall) -> Value {
+    json!({ "tool_calls": [{
+        "index": index,
+        "id": call.id,
+        "type": "function",
+        "function": { "name": call.name, "arguments": call.arguments },
+    }]})
 }
 
 /// An MCP tool as an OpenAI `function` tool.
@@ -351,16 +391,31 @@ mod tests {
     }
 
     #[test]
-    fn a_streamed_answer_ends_with_finish_reason_then_done() {
-        let turn = Turn {
-            content: Some("hello".into()),
-            finish_reason: "stop".into(),
-            ..Turn::default()
-        };
-        let events = completion_chunks("id", 1, "m", &turn, false);
-        assert_eq!(events.len(), 4);
-        assert!(events[1].contains(r#""content":"hello""#));
-        assert!(events[2].contains(r#""finish_reason":"stop""#));
-        assert_eq!(events[3], "data: [DONE]\n\n");
+    fn streamed_chunks_become_deltas_and_done_ends_the_stream() {
+        let deltas = parse_chunk(
+            r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,
+                "delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]},
+                "finish_reason":null}]}"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            deltas,
+            [Delta::ToolCall {
+                index: 0,
+                id: Some("call_1".into()),
+                name: Some("f".into()),
+                arguments: String::new()
+            }]
+        );
+        let deltas = parse_chunk(
+            r#"{"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(deltas[0], Delta::Text("hi".into()));
+        assert_eq!(deltas[1], Delta::Finish("stop".into()));
+        assert_eq!(parse_chunk("[DONE]").unwrap(), None);
+        assert!(parse_chunk(r#"{"error":{"message":"overloaded"}}"#).is_err());
     }
 }

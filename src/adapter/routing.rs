@@ -9,7 +9,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 use super::config::{RoutingConfig, Target};
-use super::provider::ProviderError;
+use super::provider::{NextStep, ProviderError};
 
 /// The targets for a caller's `model`, or `None` when it names nothing configured. An alias wins
 /// over `provider/model`; a `provider/model` must name a configured provider.
@@ -35,6 +35,9 @@ pub struct Walk {
     pub fallbacks: Vec<(Target, &'static str)>,
     /// Retries on the same target, with their reason.
     pub retries: Vec<(Target, &'static str)>,
+    /// When no target answered: the target whose error is returned, so the caller is told
+    /// which provider failed.
+    pub failed: Option<Target>,
 }
 
 /// Tries `targets` in order with `attempt`. Returns the first answer, or the last error.
@@ -51,13 +54,20 @@ where
     let mut last = ProviderError::Connect("no target".into());
     for (index, target) in targets.iter().enumerate() {
         let mut retry = 0;
+        walk.failed = Some(target.clone());
         loop {
             match attempt(target).await {
                 Ok(answer) => {
                     walk.answered = Some(index);
+                    walk.failed = None;
                     return (Ok(answer), walk);
                 }
-                Err(error) if !error.retryable() => return (Err(error), walk),
+                Err(error) if error.next_step() == NextStep::GiveUp => return (Err(error), walk),
+                Err(error) if error.next_step() == NextStep::NextTarget => {
+                    walk.fallbacks.push((target.clone(), error.reason()));
+                    last = error;
+                    break;
+                }
                 Err(error) => {
                     let pause = pause_before_retry(&error, retry, policy);
                     let reason = error.reason();
@@ -186,6 +196,41 @@ mod tests {
         assert!(matches!(result, Err(ProviderError::Rejected { .. })));
         assert_eq!(*calls.borrow(), 1);
         assert!(walk.fallbacks.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_provider_refusing_the_adapters_key_is_not_retried_and_the_next_target_answers() {
+        let calls = RefCell::new(Vec::new());
+        let (result, walk) = walk(&[target("a/m"), target("b/m")], &fast(), |t| {
+            calls.borrow_mut().push(t.to_string());
+            let answer = if t.provider == "a" {
+                Err(ProviderError::Auth {
+                    status: StatusCode::UNAUTHORIZED,
+                    message: "Incorrect API key provided.".into(),
+                })
+            } else {
+                Ok("hello")
+            };
+            async move { answer }
+        })
+        .await;
+        assert_eq!(result.unwrap(), "hello");
+        assert_eq!(*calls.borrow(), ["a/m", "b/m"]);
+        assert_eq!(walk.fallbacks, vec![(target("a/m"), "auth_failed")]);
+        assert!(walk.retries.is_empty());
+    }
+
+    #[tokio::test]
+    async fn when_every_target_fails_the_walk_names_the_last_one() {
+        let (result, walk) = walk(&[target("a/m"), target("b/m")], &fast(), |_| async {
+            Err::<(), _>(ProviderError::Auth {
+                status: StatusCode::FORBIDDEN,
+                message: "no".into(),
+            })
+        })
+        .await;
+        assert!(matches!(result, Err(ProviderError::Auth { .. })));
+        assert_eq!(walk.failed, Some(target("b/m")));
     }
 
     #[tokio::test]

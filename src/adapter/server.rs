@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -21,8 +21,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::chat::{ChatError, Engine};
-use super::openai::{self, parse_caller_request};
+use super::config::Target;
+use super::openai::{self, CallerRequest, parse_caller_request};
 use super::provider::ProviderError;
+use super::relay::{ChannelBody, Relay};
 use crate::accept::Listener;
 
 /// Largest chat request body read; long conversations are hundreds of KiB at most.
@@ -34,11 +36,16 @@ pub const FALLBACKS_HEADER: &str = "x-scopegate-fallbacks";
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The API listener's response body: whole, or a streamed answer as it is written.
+pub type ApiBody = Either<Full<Bytes>, ChannelBody>;
+
 /// Accepts connections on `listener` until `stop` turns true, serving `handle`.
-pub fn serve<F, Fut>(listener: TcpListener, mut stop: watch::Receiver<bool>, handle: F)
+pub fn serve<F, Fut, B>(listener: TcpListener, mut stop: watch::Receiver<bool>, handle: F)
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    Fut: std::future::Future<Output = Response<B>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     tokio::spawn(async move {
         let mut listener = Listener::new(listener, "adapter");
@@ -63,25 +70,48 @@ where
 }
 
 /// The API listener's service.
-pub async fn api(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    if let Some(key) = &engine.config.api_key {
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), key.as_bytes())) {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_request_error",
-                "invalid_api_key",
-                "Incorrect API key provided.",
-            );
+pub async fn api(engine: Arc<Engine>, req: Request<Incoming>) -> Response<ApiBody> {
+    if req.method() == Method::POST && req.uri().path() == "/v1/chat/completions" {
+        if let Some(key) = &engine.config.api_key
+            && !key_matches(&req, key)
+        {
+            return whole(wrong_key());
         }
+        return chat(engine, req).await;
+    }
+    whole(other(&engine, req))
+}
+
+fn whole(response: Response<Full<Bytes>>) -> Response<ApiBody> {
+    response.map(Either::Left)
+}
+
+fn key_matches(req: &Request<Incoming>, key: &str) -> bool {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|p| constant_time_eq(p.as_bytes(), key.as_bytes()))
+}
+
+fn wrong_key() -> Response<Full<Bytes>> {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_request_error",
+        "invalid_api_key",
+        "Incorrect API key provided.",
+    )
+}
+
+/// Every path but the chat endpoint.
+fn other(engine: &Engine, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if let Some(key) = &engine.config.api_key
+        && !key_matches(&req, key)
+    {
+        return wrong_key();
     }
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/v1/models") => models(&engine),
-        (&Method::POST, "/v1/chat/completions") => chat(&engine, req).await,
+        (&Method::GET, "/v1/models") => models(engine),
         (_, "/v1/models" | "/v1/chat/completions") => error(
             StatusCode::METHOD_NOT_ALLOWED,
             "invalid_request_error",
@@ -106,7 +136,7 @@ fn models(engine: &Engine) -> Response<Full<Bytes>> {
     json_response(StatusCode::OK, &json!({ "object": "list", "data": data }))
 }
 
-async fn chat(engine: &Engine, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn chat(engine: Arc<Engine>, req: Request<Incoming>) -> Response<ApiBody> {
     let request_id = format!(
         "chatcmpl-{:x}{:06x}",
         now(),
@@ -118,99 +148,150 @@ async fn chat(engine: &Engine, req: Request<Incoming>) -> Response<Full<Bytes>> 
     {
         Ok(body) => body.to_bytes(),
         Err(_) => {
-            return error(
+            return whole(error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request_error",
                 "request_too_large",
                 "request body too large or unreadable",
-            );
+            ));
         }
     };
     let request = match parse_caller_request(&body) {
         Ok(request) => request,
         Err(message) => {
-            return error(
+            return whole(error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 "invalid_request",
                 &message,
-            );
+            ));
         }
     };
-    let (stream, include_usage) = (request.stream, request.include_usage);
-    let answer = match engine.chat(request, &request_id).await {
+    if request.stream {
+        return stream(engine, request, request_id).await;
+    }
+    let answer = match engine.chat(request, &request_id, None).await {
         Ok(answer) => answer,
-        Err(e) => return chat_error(&e),
+        Err(e) => return whole(chat_error(&e)),
     };
     let model = answer.target.to_string();
-    let created = now();
-    let mut response = if stream {
-        let events =
-            openai::completion_chunks(&request_id, created, &model, &answer.turn, include_usage);
-        let mut response = Response::new(Full::new(Bytes::from(events.concat())));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        response
-    } else {
-        let body = openai::completion_response(&request_id, created, &model, &answer.turn);
-        json_response(StatusCode::OK, &body)
+    let body = openai::completion_response(&request_id, now(), &model, &answer.turn);
+    let mut response = json_response(StatusCode::OK, &body);
+    answer_headers(
+        response.headers_mut(),
+        &answer.target,
+        answer.fallbacks,
+        &request_id,
+    );
+    whole(response)
+}
+
+/// `stream: true`: the conversation runs in a task of its own that writes to the response body
+/// as the providers answer. The head waits for the first provider to accept the request, so a
+/// request that fails before any text is still a plain error with its status.
+async fn stream(
+    engine: Arc<Engine>,
+    request: CallerRequest,
+    request_id: String,
+) -> Response<ApiBody> {
+    let (mut relay, head, body) = Relay::new(request_id.clone(), now(), request.include_usage);
+    let id = request_id.clone();
+    let conversation = tokio::spawn(async move {
+        match engine.chat(request, &id, Some(&mut relay)).await {
+            Ok(answer) => {
+                let _ = relay.finish(&answer).await;
+                Ok(())
+            }
+            Err(e) if relay.started() => {
+                let (_, kind, code) = error_kind(&e);
+                let _ = relay.fail(error_body(kind, code, &e.to_string())).await;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    });
+    let head = match head.await {
+        Ok(head) => head,
+        Err(_) => {
+            // The conversation ended before any stream opened: its error is the answer.
+            let response = match conversation.await {
+                Ok(Err(e)) => chat_error(&e),
+                _ => error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "api_error",
+                    "internal",
+                    "the conversation ended without an answer",
+                ),
+            };
+            return whole(response);
+        }
     };
+    let mut response = Response::new(Either::Right(body));
     let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&model) {
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    answer_headers(headers, &head.target, head.fallbacks, &request_id);
+    response
+}
+
+fn answer_headers(headers: &mut HeaderMap, target: &Target, fallbacks: usize, request_id: &str) {
+    if let Ok(value) = HeaderValue::from_str(&target.to_string()) {
         headers.insert(TARGET_HEADER, value);
     }
-    headers.insert(FALLBACKS_HEADER, HeaderValue::from(answer.fallbacks));
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    headers.insert(FALLBACKS_HEADER, HeaderValue::from(fallbacks));
+    if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert("x-request-id", value);
     }
-    response
 }
 
 /// Errors in OpenAI's shape, with a status a client library maps to its own exception types.
 fn chat_error(e: &ChatError) -> Response<Full<Bytes>> {
-    let message = e.to_string();
+    let (status, kind, code) = error_kind(e);
+    error(status, kind, code, &e.to_string())
+}
+
+/// The status, `type` and `code` of a conversation's failure.
+fn error_kind(e: &ChatError) -> (StatusCode, &'static str, &'static str) {
     match e {
-        ChatError::UnknownModel(_) => error(
+        ChatError::UnknownModel(_) => (
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             "model_not_found",
-            &message,
         ),
-        ChatError::Provider(ProviderError::Rejected { status, .. }) => error(
-            *status,
-            "invalid_request_error",
-            "provider_rejected",
-            &message,
-        ),
-        ChatError::Provider(ProviderError::Status { status, .. })
-            if *status == StatusCode::TOO_MANY_REQUESTS =>
-        {
-            error(*status, "rate_limit_error", "rate_limited", &message)
+        // A refusal of the request's content (a parameter the provider does not take, a context
+        // too long) is the caller's to fix, so its status is passed on; everything else that
+        // goes wrong at a provider is the adapter's upstream failing: 502, the provider named.
+        ChatError::Provider {
+            error: ProviderError::Rejected { status, .. },
+            ..
+        } if matches!(status.as_u16(), 400 | 413 | 422) => {
+            (*status, "invalid_request_error", "provider_rejected")
         }
-        ChatError::Provider(ProviderError::Timeout) => error(
-            StatusCode::GATEWAY_TIMEOUT,
-            "api_error",
-            "timeout",
-            &message,
-        ),
-        ChatError::Provider(
-            ProviderError::Status { .. } | ProviderError::Connect(_) | ProviderError::Invalid(_),
-        ) => error(
-            StatusCode::BAD_GATEWAY,
-            "api_error",
-            "provider_unavailable",
-            &message,
-        ),
-        ChatError::Tools(_) => error(
-            StatusCode::BAD_GATEWAY,
-            "api_error",
-            "tools_unavailable",
-            &message,
+        ChatError::Provider {
+            error: ProviderError::Timeout,
+            ..
+        } => (StatusCode::GATEWAY_TIMEOUT, "api_error", "provider_timeout"),
+        ChatError::Provider { error, .. } => {
+            let code = match error {
+                ProviderError::Auth { .. } => "provider_auth_failed",
+                ProviderError::Status { status, .. }
+                    if *status == StatusCode::TOO_MANY_REQUESTS =>
+                {
+                    "provider_rate_limited"
+                }
+                _ => "provider_unavailable",
+            };
+            (StatusCode::BAD_GATEWAY, "api_error", code)
+        }
+        ChatError::Tools(_) => (StatusCode::BAD_GATEWAY, "api_error", "tools_unavailable"),
+        // Only ever seen by a caller that is no longer there.
+        ChatError::Disconnected => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "client_closed",
         ),
     }
 }
@@ -236,10 +317,12 @@ pub async fn admin(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Full
 }
 
 fn error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response<Full<Bytes>> {
-    json_response(
-        status,
-        &json!({ "error": { "message": message, "type": kind, "param": null, "code": code } }),
-    )
+    json_response(status, &error_body(kind, code, message))
+}
+
+/// OpenAI's error object, in a response body or a stream's last event.
+fn error_body(kind: &str, code: &str, message: &str) -> Value {
+    json!({ "error": { "message": message, "type": kind, "param": null, "code": code } })
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {

@@ -8,6 +8,7 @@ pub mod issuer;
 pub mod process;
 pub mod sample_server;
 pub mod scenarios;
+pub mod scripted_model;
 mod serve;
 pub mod system;
 

@@ -10,7 +10,9 @@ use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
+use super::scripted_model::ScriptedModel;
 use super::system::DemoSystem;
+use crate::adapter;
 use crate::client::{self, HttpClient};
 
 /// One scenario's result, as the table shows it.
@@ -22,11 +24,14 @@ pub struct Outcome {
     pub expected: StatusCode,
     pub status: StatusCode,
     pub detail: String,
+    /// Whether what the client saw beyond the status is what the scenario expects: for the chat
+    /// rows, the tool call's decision and what the model was told.
+    pub as_told: bool,
 }
 
 impl Outcome {
     pub fn as_expected(&self) -> bool {
-        self.status == self.expected
+        self.status == self.expected && self.as_told
     }
 }
 
@@ -34,7 +39,10 @@ impl Outcome {
 struct Answer {
     status: StatusCode,
     headers: http::HeaderMap,
+    /// A JSON body, or the JSON-RPC response among an SSE body's events.
     body: Value,
+    /// An SSE body's events' data, as JSON.
+    events: Vec<Value>,
 }
 
 struct DemoClient<'s> {
@@ -83,9 +91,11 @@ impl DemoClient<'_> {
         let response = self.http.request(request).await?;
         let (parts, body) = response.into_parts();
         let bytes = body.collect().await?.to_bytes();
+        let (body, events) = parse_body(&parts.headers, &bytes);
         Ok(Answer {
             status: parts.status,
-            body: parse_body(&parts.headers, &bytes),
+            body,
+            events,
             headers: parts.headers,
         })
     }
@@ -113,6 +123,35 @@ impl DemoClient<'_> {
         let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
         self.post(Some(token), Some(&session), initialized).await?;
         Ok(session)
+    }
+
+    /// One chat turn through the adapter's OpenAI-compatible endpoint, streamed or not: the
+    /// status and the assistant's text.
+    async fn chat(
+        &self,
+        adapter: &adapter::Running,
+        text: &str,
+        stream: bool,
+    ) -> anyhow::Result<(StatusCode, String)> {
+        let body = json!({
+            "model": "support",
+            "messages": [{ "role": "user", "content": text }],
+            "stream": stream,
+        });
+        let request = Request::post(format!("http://{}/v1/chat/completions", adapter.addrs.api))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))?;
+        let answer = self.send(request).await?;
+        let text = match answer.body["choices"][0]["message"]["content"].as_str() {
+            Some(text) => text.to_owned(),
+            // A stream: the text of its chunks.
+            None => answer
+                .events
+                .iter()
+                .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+                .collect(),
+        };
+        Ok((answer.status, text))
     }
 
     async fn call_tool(
@@ -230,6 +269,67 @@ pub async fn play(system: &DemoSystem) -> anyhow::Result<Vec<Outcome>> {
         &answer,
     ));
 
+    outcomes.extend(chat_via_adapter(&client).await?);
+    Ok(outcomes)
+}
+
+/// The adapter's turns: a chat whose tool call scopegate allows and one whose tool call it
+/// refuses, each through an adapter of its own OAuth client, the model a scripted one on the
+/// OpenAI wire format, so no provider key is needed.
+async fn chat_via_adapter(client: &DemoClient<'_>) -> anyhow::Result<Vec<Outcome>> {
+    let model = ScriptedModel::start().await?;
+    let mut outcomes = Vec::new();
+
+    let adapter = client
+        .system
+        .start_adapter("support-agent", model.base_url())
+        .await?;
+    let (status, text) = client
+        .chat(&adapter, "Please look up customer C001.", true)
+        .await?;
+    let metrics = &adapter.engine.metrics;
+    let allowed = metrics.tool_calls("get_customer_info", "allow") == 1;
+    outcomes.push(Outcome {
+        scenario: "chat via adapter, allowed",
+        client: "support-agent",
+        call: "chat, streamed: customer C001".into(),
+        expected: StatusCode::OK,
+        status,
+        detail: format!("tool call allowed; model said: {}", truncate(&text, 60)),
+        as_told: allowed && text.contains("Alice Martin"),
+    });
+    adapter.stop();
+
+    let adapter = client
+        .system
+        .start_adapter("readonly-agent", model.base_url())
+        .await?;
+    let (status, text) = client
+        .chat(
+            &adapter,
+            "Open a ticket for customer C002: refund request.",
+            false,
+        )
+        .await?;
+    // scopegate hides the tool from this client's listing, so the call counts as `_other`.
+    let denied = adapter.engine.metrics.tool_calls("_other", "deny") == 1;
+    let told = text
+        .split_once("missing scope(s) ")
+        .and_then(|(_, rest)| rest.split_once(','))
+        .map(|(scopes, _)| scopes.to_owned());
+    outcomes.push(Outcome {
+        scenario: "chat via adapter, refused",
+        client: "readonly-agent",
+        call: "chat: open a ticket for C002".into(),
+        expected: StatusCode::OK,
+        status,
+        detail: match &told {
+            Some(scopes) => format!("tool call refused, model told missing scope {scopes}"),
+            None => format!("model said: {}", truncate(&text, 60)),
+        },
+        as_told: denied && told.is_some(),
+    });
+    adapter.stop();
     Ok(outcomes)
 }
 
@@ -247,6 +347,7 @@ fn outcome(
         expected,
         status: answer.status,
         detail: describe(answer),
+        as_told: true,
     }
 }
 
@@ -297,21 +398,36 @@ pub fn table(outcomes: &[Outcome]) -> String {
     out
 }
 
-/// A JSON body, or the JSON-RPC message inside an SSE stream's `data:` lines.
-fn parse_body(headers: &http::HeaderMap, bytes: &[u8]) -> Value {
+/// A JSON body; or for an SSE body, its events' data as JSON (read with the project's one
+/// event-stream parser) and among them the JSON-RPC response.
+fn parse_body(headers: &http::HeaderMap, bytes: &[u8]) -> (Value, Vec<Value>) {
     let is_sse = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if !is_sse {
-        return serde_json::from_slice(bytes).unwrap_or(Value::Null);
+        return (
+            serde_json::from_slice(bytes).unwrap_or(Value::Null),
+            Vec::new(),
+        );
     }
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+    let mut decoder = crate::sse::Decoder::new(bytes.len().max(1));
+    decoder.push(bytes);
+    let mut events = Vec::new();
+    while let Ok(Some(event)) = decoder.next_event() {
+        if let Some(data) = event
+            .data
+            .and_then(|d| serde_json::from_str::<Value>(&d).ok())
+        {
+            events.push(data);
+        }
+    }
+    let body = events
+        .iter()
         .find(|message| message.get("result").is_some() || message.get("error").is_some())
-        .unwrap_or(Value::Null)
+        .cloned()
+        .unwrap_or(Value::Null);
+    (body, events)
 }
 
 fn form_encode(text: &str) -> String {

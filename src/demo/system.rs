@@ -169,6 +169,58 @@ address = "{admin_addr}"
 }
 
 impl DemoSystem {
+    /// Starts `scopegate adapter` in this process for OAuth client `client_id`, its tools
+    /// called through this system's proxy and its one provider the scripted model at
+    /// `model_base_url` (alias `support`), both listeners on loopback ports of their own.
+    pub async fn start_adapter(
+        &self,
+        client_id: &str,
+        model_base_url: &str,
+    ) -> anyhow::Result<crate::adapter::Running> {
+        let text = format!(
+            r#"[listen]
+address = "127.0.0.1:0"
+
+[mcp]
+url = "{mcp}"
+ca_file = "{ca}"
+
+[oauth]
+token_url = "{token_url}"
+client_id = "{client_id}"
+client_secret_env = "DEMO_CLIENT_SECRET"
+resource = "{resource}"
+
+[[providers]]
+name = "scripted"
+kind = "openai-compatible"
+base_url = "{model_base_url}"
+
+[models.support]
+targets = ["scripted/{model}"]
+
+[admin]
+address = "127.0.0.1:0"
+"#,
+            mcp = self.mcp_url,
+            ca = self.certs.ca.display(),
+            token_url = self.issuer.token_url(),
+            resource = self.resource,
+            model = super::scripted_model::SCRIPTED_MODEL,
+        );
+        let env = std::collections::BTreeMap::from([(
+            "DEMO_CLIENT_SECRET".to_owned(),
+            super::issuer::DEMO_CLIENT_SECRET.to_owned(),
+        )]);
+        let config = crate::adapter::config::AdapterConfig::parse(
+            &text,
+            &self.config_file.with_file_name("adapter.toml"),
+            &env,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        crate::adapter::start(config).await
+    }
+
     /// Stops the proxy, draining as on SIGTERM.
     pub async fn stop(self) {
         if let Some(proxy) = self.proxy {

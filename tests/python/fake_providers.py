@@ -6,6 +6,7 @@ One HTTP server, one provider per path prefix:
   /compat/v1/chat/completions     an OpenAI-compatible server (vLLM, Ollama), no key
   /anthropic/v1/messages          Anthropic Messages API, x-api-key + anthropic-version required
   /down/v1/chat/completions       always 503, counted
+  /cut/v1/chat/completions        OpenAI-compatible, but a stream breaks off after its first text
 
 Requests are checked the way the real APIs check them (the SDKs' own request types first, then
 the rules those types cannot express: tool results that answer a call, roles, max_tokens), and a
@@ -24,16 +25,27 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pydantic
-from anthropic.types import Message
-from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
-from openai.types.chat import ChatCompletion
-from openai.types.chat.completion_create_params import CompletionCreateParamsNonStreaming
+from anthropic.types import Message, RawMessageStreamEvent
+from anthropic.types.message_create_params import (
+    MessageCreateParamsNonStreaming,
+    MessageCreateParamsStreaming,
+)
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat.completion_create_params import (
+    CompletionCreateParamsNonStreaming,
+    CompletionCreateParamsStreaming,
+)
 
 OPENAI_KEY = "sk-test-openai"
+# The longest a held stream waits for its release.
+DEADLINE = 30
 ANTHROPIC_KEY = "sk-ant-test"
 
 _OPENAI_PARAMS = pydantic.TypeAdapter(CompletionCreateParamsNonStreaming)
+_OPENAI_STREAM_PARAMS = pydantic.TypeAdapter(CompletionCreateParamsStreaming)
 _ANTHROPIC_PARAMS = pydantic.TypeAdapter(MessageCreateParamsNonStreaming)
+_ANTHROPIC_STREAM_PARAMS = pydantic.TypeAdapter(MessageCreateParamsStreaming)
+_ANTHROPIC_EVENT = pydantic.TypeAdapter(RawMessageStreamEvent)
 
 
 class Rejected(Exception):
@@ -79,12 +91,13 @@ def decide(provider, user_text, results, offered):
 
 
 def check_openai(body):
+    params = _OPENAI_STREAM_PARAMS if body.get("stream") else _OPENAI_PARAMS
     try:
-        _OPENAI_PARAMS.validate_python(body)
+        params.validate_python(body)
     except pydantic.ValidationError as e:
         raise Rejected(str(e).splitlines()[0]) from None
-    if body.get("stream"):
-        raise Rejected("this fake answers stream=false only")
+    if "stream_options" in body and not body.get("stream"):
+        raise Rejected("The 'stream_options' parameter is only allowed when 'stream' is enabled.")
     messages = body["messages"]
     if not messages:
         raise Rejected("'messages' must not be empty")
@@ -158,7 +171,61 @@ def openai_turn(provider, body):
         "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
         "usage": {"prompt_tokens": 10 * len(messages), "completion_tokens": 7, "total_tokens": 10 * len(messages) + 7},
     })
+    if body.get("stream"):
+        usage = (body.get("stream_options") or {}).get("include_usage")
+        return openai_chunks(completion, usage)
     return completion.model_dump_json(exclude_unset=True)
+
+
+def pieces(text, size=12):
+    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+
+
+def openai_chunks(completion, include_usage):
+    """The completion as OpenAI streams it: role, text in pieces, each tool call's id and name
+    before its arguments in pieces, the finish reason, the usage if asked, then [DONE]. Each
+    chunk is built through the SDK's ChatCompletionChunk."""
+    choice = completion.choices[0]
+    message = choice.message
+
+    def chunk(delta, finish=None, usage=None, choices=True):
+        data = {
+            "id": completion.id,
+            "object": "chat.completion.chunk",
+            "created": completion.created,
+            "model": completion.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}] if choices else [],
+        }
+        if usage is not None:
+            data["usage"] = usage
+        return "data: " + ChatCompletionChunk.model_validate(data).model_dump_json(exclude_unset=True) + "\n\n"
+
+    events = [chunk({"role": "assistant", "content": ""})]
+    for piece in pieces(message.content or "") if message.content else []:
+        events.append(chunk({"content": piece}))
+    for index, call in enumerate(message.tool_calls or []):
+        events.append(chunk({"tool_calls": [{
+            "index": index, "id": call.id, "type": "function",
+            "function": {"name": call.function.name, "arguments": ""},
+        }]}))
+        for piece in pieces(call.function.arguments):
+            events.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}))
+    events.append(chunk({}, finish=choice.finish_reason))
+    if include_usage:
+        events.append(chunk(None, usage=completion.usage.model_dump(), choices=False))
+    events.append("data: [DONE]\n\n")
+    return Stream(events)
+
+
+class Stream:
+    """SSE events to write one by one; `text_index` is the first event carrying answer text,
+    where a held stream pauses."""
+
+    def __init__(self, events, text_index=None):
+        self.events = events
+        self.text_index = text_index
+        if text_index is None:
+            self.text_index = next((i for i, e in enumerate(events) if '"content":"' in e and '"content":""' not in e), None)
 
 
 def openai_error(message):
@@ -169,8 +236,9 @@ def openai_error(message):
 
 
 def check_anthropic(body):
+    params = _ANTHROPIC_STREAM_PARAMS if body.get("stream") else _ANTHROPIC_PARAMS
     try:
-        _ANTHROPIC_PARAMS.validate_python(body)
+        params.validate_python(body)
     except pydantic.ValidationError as e:
         raise Rejected(str(e).splitlines()[0] + ": " + str(e).splitlines()[1].strip()) from None
     messages = body["messages"]
@@ -251,7 +319,44 @@ def anthropic_turn(body):
         "stop_sequence": None,
         "usage": {"input_tokens": 12 * len(messages), "output_tokens": 9},
     })
+    if body.get("stream"):
+        return anthropic_events(message)
     return message.model_dump_json(exclude_unset=True)
+
+
+def anthropic_events(message):
+    """The message as the Messages API streams it: message_start, each content block's start,
+    deltas (text_delta, input_json_delta) and stop, message_delta with the stop reason and
+    usage, message_stop. Each event is built through the SDK's RawMessageStreamEvent."""
+
+    def event(data):
+        parsed = _ANTHROPIC_EVENT.validate_python(data)
+        return f"event: {data['type']}\ndata: {parsed.model_dump_json(exclude_unset=True)}\n\n"
+
+    start = message.model_dump()
+    start.update(content=[], stop_reason=None, usage={"input_tokens": message.usage.input_tokens, "output_tokens": 1})
+    # ping is not in the SDK's event union (clients skip it), so it is written by hand.
+    ping = 'event: ping\ndata: {"type": "ping"}\n\n'
+    events = [event({"type": "message_start", "message": start}), ping]
+    text_index = None
+    for index, block in enumerate(message.content):
+        if block.type == "text":
+            events.append(event({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}))
+            for piece in pieces(block.text):
+                if text_index is None:
+                    text_index = len(events)
+                events.append(event({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}}))
+        else:
+            events.append(event({"type": "content_block_start", "index": index, "content_block": {
+                "type": "tool_use", "id": block.id, "name": block.name, "input": {}}}))
+            for piece in pieces(json.dumps(block.input)):
+                events.append(event({"type": "content_block_delta", "index": index, "delta": {
+                    "type": "input_json_delta", "partial_json": piece}}))
+        events.append(event({"type": "content_block_stop", "index": index}))
+    events.append(event({"type": "message_delta", "delta": {"stop_reason": message.stop_reason, "stop_sequence": None},
+                         "usage": {"output_tokens": message.usage.output_tokens}}))
+    events.append(event({"type": "message_stop"}))
+    return Stream(events, text_index)
 
 
 def anthropic_error(status_type, message):
@@ -267,6 +372,10 @@ class FakeProviders:
     def __init__(self):
         self.requests = []
         self.lock = threading.Lock()
+        # When set, a stream's answer text pauses after its first piece until `release` is set:
+        # a test can see that text reaches its client while the provider is still answering.
+        self.hold = None
+        self.holding = threading.Event()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -283,12 +392,32 @@ class FakeProviders:
                 with owner.lock:
                     owner.requests.append((self.path, body, dict(self.headers)))
                 status, text = owner.route(self.path, self.headers, body)
+                if isinstance(text, Stream):
+                    self.send_stream(text)
+                    return
                 data = text.encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def send_stream(self, stream):
+                # HTTP/1.0 without a length: the body ends when the connection closes.
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("cache-control", "no-cache")
+                self.end_headers()
+                for i, event in enumerate(stream.events):
+                    self.wfile.write(event.encode())
+                    self.wfile.flush()
+                    release = owner.hold
+                    if release is not None and i == stream.text_index:
+                        owner.holding.set()
+                        released = release.wait(DEADLINE)
+                        owner.holding.clear()
+                        if not released:
+                            return
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
@@ -308,6 +437,16 @@ class FakeProviders:
     def route(self, path, headers, body):
         if path == "/down/v1/chat/completions":
             return 503, openai_error("The server is overloaded. Please retry.")
+        if path == "/cut/v1/chat/completions":
+            # An OpenAI-compatible server whose streams break off after the first piece of text.
+            try:
+                check_openai(body)
+            except (Rejected, KeyError, ValueError) as e:
+                return 400, openai_error(str(e))
+            answer = openai_turn("fake-cut", body)
+            if isinstance(answer, Stream) and answer.text_index is not None:
+                answer.events = answer.events[: answer.text_index + 1]
+            return 200, answer
         if path in ("/openai/v1/chat/completions", "/compat/v1/chat/completions"):
             provider = "fake-openai" if path.startswith("/openai") else "fake-compat"
             if provider == "fake-openai" and headers.get("authorization") != f"Bearer {OPENAI_KEY}":

@@ -4,9 +4,11 @@ proxy on TLS, rmcp sample server) under the shipped customer-service policy."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -79,6 +81,18 @@ class Adapter:
         with urllib.request.urlopen(f"{self.admin_url}/metrics") as response:
             return response.read().decode()
 
+    def metric(self, name, **labels):
+        """One series' value from /metrics, whatever order its labels are written in; None when
+        the series is absent."""
+        for line in self.metrics().splitlines():
+            if not line.startswith(name + "{"):
+                continue
+            series, value = line.rsplit(" ", 1)
+            pairs = dict(re.findall(r'(\w+)="([^"]*)"', series[len(name):]))
+            if pairs == labels:
+                return float(value)
+        return None
+
     def audit_lines(self):
         lines = [json.loads(l) for l in self.log.read_text().splitlines() if l.startswith("{")]
         return [l for l in lines if l.get("target") == "audit"]
@@ -121,12 +135,26 @@ kind = "openai-compatible"
 base_url = "{fakes.url('compat')}/v1"
 
 [[providers]]
+name = "badkey"
+kind = "openai"
+base_url = "{fakes.url('openai')}/v1"
+api_key_env = "WRONG_OPENAI_KEY"
+
+[[providers]]
+name = "cut"
+kind = "openai-compatible"
+base_url = "{fakes.url('cut')}/v1"
+
+[[providers]]
 name = "flaky"
 kind = "openai-compatible"
 base_url = "{fakes.url('down')}/v1"
 
 [models.support]
 targets = ["flaky/gpt-4o-mini", "anthropic/claude-sonnet-4-5"]
+
+[models.keyed]
+targets = ["badkey/gpt-4o-mini", "local/llama-3.1-8b"]
 
 [routing]
 max_retries = 1
@@ -142,6 +170,7 @@ address = "127.0.0.1:{admin}"
         "OAUTH_CLIENT_SECRET": demo["client_secret"],
         "OPENAI_API_KEY": OPENAI_KEY,
         "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
+        "WRONG_OPENAI_KEY": "sk-revoked",
         "RUST_LOG": "info",
     }
     process = subprocess.Popen([BINARY, "adapter", "--config", str(config)], stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
@@ -217,9 +246,11 @@ def test_ticket_creation_is_refused_for_the_read_only_client(readonly, model):
     denied = [l for l in readonly.audit_lines() if l.get("tool") == "create_support_ticket"]
     assert denied and all(l["decision"] == "deny" for l in denied)
     assert denied[-1]["caller"] == "readonly-agent"
+    # Only the scope the token lacks is named, not the ones it holds.
+    assert "customer:read" not in answer, answer
     # The proxy filtered the tool out of the read-only client's listing, so the adapter counts
     # the model's call to it under the bounded "_other" label.
-    assert 'tool="_other",decision="deny"}' in readonly.metrics()
+    assert readonly.metric("scopegate_adapter_tool_calls_total", tool="_other", decision="deny") >= 1
 
 
 def test_a_plain_question_needs_no_tool(readonly):
@@ -236,9 +267,41 @@ def test_a_provider_failing_with_503_falls_back_to_the_next_target(support, fake
     assert headers["x-scopegate-fallbacks"] == "1"
     # One try and one retry on the failing target, then the fallback.
     assert fakes.hits("down") - before == 2
-    metrics = support.metrics()
-    assert 'scopegate_adapter_fallbacks_total{provider="flaky",model="gpt-4o-mini",reason="server_error"}' in metrics
-    assert 'scopegate_adapter_requests_total{provider="anthropic",model="claude-sonnet-4-5",outcome="ok"}' in metrics
+    fallbacks = dict(provider="flaky", model="gpt-4o-mini", reason="server_error")
+    assert support.metric("scopegate_adapter_fallbacks_total", **fallbacks) >= 1
+    answered = dict(provider="anthropic", model="claude-sonnet-4-5", outcome="ok")
+    assert support.metric("scopegate_adapter_requests_total", **answered) >= 1
+
+
+def test_a_provider_refusing_the_adapters_key_is_a_502_naming_that_provider(support, fakes):
+    before = fakes.hits("openai")
+    with pytest.raises(openai.InternalServerError) as error:
+        support.client.chat.completions.create(
+            model="badkey/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+    # Not a 401: the caller's own key was fine, and its client must not think otherwise.
+    assert error.value.status_code == 502
+    assert error.value.body["code"] == "provider_auth_failed"
+    assert '"badkey"' in error.value.body["message"], error.value.body
+    assert "Incorrect API key provided" in error.value.body["message"]
+    assert fakes.hits("openai") - before == 1, "an auth failure is not retried"
+
+
+def test_a_provider_auth_failure_falls_back_to_the_next_target(support, fakes):
+    before = fakes.hits("openai")
+    completion, headers = ask(support, "keyed", "Hi there")
+    assert completion.choices[0].message.content.startswith("[fake-compat] Hello!")
+    assert headers["x-scopegate-target"] == "local/llama-3.1-8b"
+    assert headers["x-scopegate-fallbacks"] == "1"
+    assert fakes.hits("openai") - before == 1
+    labels = dict(provider="badkey", model="gpt-4o-mini", reason="auth_failed")
+    assert support.metric("scopegate_adapter_fallbacks_total", **labels) >= 1
+
+
+def test_metrics_show_every_known_series_at_zero_from_the_start(readonly):
+    labels = dict(provider="flaky", model="gpt-4o-mini", reason="auth_failed")
+    assert readonly.metric("scopegate_adapter_fallbacks_total", **labels) == 0
+    assert readonly.metric("scopegate_adapter_tool_calls_total", tool="_other", decision="error") == 0
 
 
 def test_streaming_answers_as_chat_completion_chunks(support):
@@ -253,6 +316,81 @@ def test_streaming_answers_as_chat_completion_chunks(support):
     assert "Bob Chen" in text
     assert chunks[-2].choices[0].finish_reason == "stop"
     assert chunks[-1].usage.total_tokens > 0
+
+
+def test_streamed_text_reaches_the_client_while_the_provider_is_still_answering(support, fakes):
+    # The fake provider writes the first piece of its answer, then holds the rest until this
+    # test has seen that piece: an adapter that waited for the whole answer would never pass it on.
+    release = threading.Event()
+    seen_while_held = []
+    fakes.hold = release
+    try:
+        stream = support.client.chat.completions.create(
+            model="openai/gpt-4o-mini",
+            messages=[{"role": "user", "content": "Please look up customer C001."}],
+            stream=True,
+        )
+        chunks = []
+        for chunk in stream:
+            chunks.append(chunk)
+            if chunk.choices and chunk.choices[0].delta.content and not release.is_set():
+                seen_while_held.append(fakes.holding.is_set())
+                release.set()
+    finally:
+        fakes.hold = None
+        release.set()
+    assert seen_while_held == [True]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    # The tool round ran inside the one stream: the answer quotes the tool's result.
+    assert "get_customer_info returned" in text and "Alice Martin" in text, text
+    assert not any(c.choices and c.choices[0].delta.tool_calls for c in chunks)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    # Both rounds were asked of the provider with streaming on.
+    bodies = [body for path, body, _ in fakes.requests if path.startswith("/openai/")][-2:]
+    assert [b["stream"] for b in bodies] == [True, True]
+    assert bodies[-1]["messages"][-1]["role"] == "tool"
+
+
+def test_a_stream_no_provider_accepts_is_a_plain_502(support):
+    with pytest.raises(openai.InternalServerError) as error:
+        support.client.chat.completions.create(
+            model="badkey/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    assert error.value.status_code == 502
+    assert error.value.body["code"] == "provider_auth_failed"
+
+
+def test_a_stream_the_provider_breaks_off_ends_in_an_error_event_not_done(support):
+    stream = support.client.chat.completions.create(
+        model="cut/llama", messages=[{"role": "user", "content": "Hi there"}], stream=True
+    )
+    seen = []
+    with pytest.raises(openai.APIError) as error:
+        for chunk in stream:
+            seen.append(chunk)
+    # The text that came before the break was passed on as it came; the end says what failed.
+    assert any(c.choices and c.choices[0].delta.content for c in seen)
+    assert not any(c.choices and c.choices[0].finish_reason for c in seen)
+    assert '"cut"' in error.value.message and "ended before the answer did" in error.value.message
+
+
+def test_a_streamed_call_to_the_callers_own_tool_is_handed_back_in_the_stream(support):
+    own_tool = {"type": "function", "function": {
+        "name": "create_support_ticket", "description": "the caller's own ticket tool",
+        "parameters": {"type": "object", "properties": {"customer_id": {"type": "string"}}}}}
+    stream = support.client.chat.completions.create(
+        model="openai/gpt-4o-mini",
+        messages=[{"role": "user", "content": "Open a ticket for customer C002."}],
+        tools=[own_tool],
+        stream=True,
+    )
+    chunks = list(stream)
+    calls = [call for c in chunks if c.choices for call in c.choices[0].delta.tool_calls or []]
+    assert [c.function.name for c in calls] == ["create_support_ticket"]
+    assert json.loads(calls[0].function.arguments)["customer_id"] == "C002"
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    # Not run through scopegate: the caller runs its own tools.
+    assert not [l for l in support.audit_lines() if l.get("tool") == "create_support_ticket"]
 
 
 def test_models_lists_aliases_and_targets(support):
