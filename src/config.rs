@@ -4,7 +4,6 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,10 +13,13 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::auth::{AuthSettings, JwksSettings};
-use crate::units::{parse_duration, parse_size};
+use crate::units::parse_size;
 
 mod overrides;
+mod problems;
 pub use overrides::ENV_PREFIX;
+pub(crate) use problems::Problems;
+pub use problems::{Found, read_document};
 
 /// The MCP endpoint path when `[mcp] path` is not set: the path the MCP SDKs use in their examples.
 pub const DEFAULT_MCP_PATH: &str = "/mcp";
@@ -320,8 +322,9 @@ impl Config {
     /// Validates config text with environment overrides, given as (variable, value) pairs so
     /// tests need not touch the process environment. `SCOPEGATE_AUTH_ISSUER` sets
     /// `auth.issuer`, `SCOPEGATE_LISTEN_TLS_CERT` sets `listen.tls.cert`, and so on for every
-    /// key. Variables that name no key are ignored: Kubernetes itself injects
-    /// `SCOPEGATE_SERVICE_HOST` and friends when a Service is called `scopegate`.
+    /// key. Variables that name no key are ignored (Kubernetes itself injects
+    /// `SCOPEGATE_SERVICE_HOST` and friends when a Service is called `scopegate`), unless one is
+    /// a slip from a key's variable (`SCOPEGATE_AUHT_ISSUER`): that is an error naming it.
     pub fn parse_with_overrides(
         source: &str,
         path: &Path,
@@ -750,98 +753,6 @@ fn resolve(base: &Path, path: PathBuf) -> PathBuf {
     } else {
         base.join(path)
     }
-}
-
-/// Collects problems with their `file:line:col`; the adapter's config reports the same way.
-pub(crate) struct Problems<'s> {
-    source: &'s str,
-    file: String,
-    positions: bool,
-    found: Vec<String>,
-}
-
-impl<'s> Problems<'s> {
-    pub(crate) fn new(source: &'s str, path: &Path) -> Self {
-        Problems {
-            source,
-            file: path.display().to_string(),
-            positions: true,
-            found: Vec::new(),
-        }
-    }
-
-    /// Deserializes the whole source; a syntax or type error becomes the one problem, at its
-    /// place (nothing else can be checked in a file that does not parse).
-    pub(crate) fn parse<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
-        match toml::from_str(self.source) {
-            Ok(raw) => Some(raw),
-            Err(e) => {
-                self.at(e.span(), "", e.message().trim_end());
-                None
-            }
-        }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.found.is_empty()
-    }
-
-    pub(crate) fn into_error(self) -> ConfigError {
-        ConfigError {
-            problems: self.found,
-        }
-    }
-
-    pub(crate) fn at(&mut self, span: Option<Range<usize>>, key: &str, message: &str) {
-        let place = match span.filter(|_| self.positions) {
-            Some(span) => {
-                let (line, col) = line_col(self.source, span.start);
-                format!("{}:{line}:{col}", self.file)
-            }
-            None => self.file.clone(),
-        };
-        let key = if key.is_empty() {
-            String::new()
-        } else {
-            format!(" {key}:")
-        };
-        self.found.push(format!("{place}:{key} {message}"));
-    }
-
-    /// Parses one spanned value, recording a problem at its place on failure.
-    pub(crate) fn value<T, R>(
-        &mut self,
-        raw: &Spanned<R>,
-        key: &str,
-        parse: impl FnOnce(&R) -> Result<T, String>,
-    ) -> Option<T> {
-        match parse(raw.get_ref()) {
-            Ok(value) => Some(value),
-            Err(msg) => {
-                self.at(Some(raw.span()), key, &msg);
-                None
-            }
-        }
-    }
-
-    pub(crate) fn duration(
-        &mut self,
-        raw: Option<&Spanned<String>>,
-        key: &str,
-        default: Duration,
-    ) -> Option<Duration> {
-        match raw {
-            Some(raw) => self.value(raw, key, |s| parse_duration(s)),
-            None => Some(default),
-        }
-    }
-}
-
-fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let before = &source[..offset.min(source.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, col)
 }
 
 #[cfg(test)]

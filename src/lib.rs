@@ -23,6 +23,7 @@ pub mod ratelimit;
 pub mod reload;
 pub mod server;
 pub mod session;
+pub mod suggest;
 pub mod tls;
 pub mod units;
 pub mod upstream;

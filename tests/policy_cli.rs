@@ -374,18 +374,30 @@ expect_reason = "no_rule"
 }
 
 #[test]
-fn unknown_key_in_a_cases_file_is_an_error_with_its_line() {
+fn every_problem_in_a_cases_file_is_reported_with_its_line_and_key() {
     let files = Files::new();
     let policy = files.write("p.toml", AUDITED);
     let cases = files.write(
         "c.toml",
-        "[[cases]]\nname = \"x\"\ntool = \"get_customer_info\"\nexpected = \"allow\"\n",
+        "[[cases]]\nname = \"x\"\ntool = \"get_customer_info\"\nexpected = \"allow\"\n\n\
+         [[cases]]\nname = \"y\"\nscopes = \"customer:read\"\nexpect = \"allow\"\n\n\
+         [[cases]]\nname = \"z\"\nexpect = \"maybe\"\n",
     );
     let run = scopegate(&["policy", "test", &policy, "--cases", &cases]);
     assert_eq!(run.code, 1);
+    let expected = [
+        format!(
+            "{cases}:4:1: error: cases[0].expected: unknown key; did you mean `cases[0].expect`?"
+        ),
+        format!(
+            "{cases}:8:10: error: cases[1].scopes: invalid type: string \"customer:read\", expected a sequence"
+        ),
+        format!(
+            "{cases}:13:10: error: cases[2].expect: unknown variant `maybe`, expected one of `allow`, `deny`, `would_deny`"
+        ),
+    ];
     assert!(
-        run.stdout
-            .starts_with(&format!("{cases}:4:1: error: unknown field `expected`")),
+        run.stdout.starts_with(&expected.join("\n")),
         "{}",
         run.stdout
     );

@@ -115,7 +115,7 @@ pub(super) fn read(source: &str, problems: &mut Problems) -> Option<RawPolicy> {
             "mode" => raw.mode = keyed(value, at, "mode", problems),
             "tools" => read_tools(value, problems, &mut raw.tools),
             "methods" => read_methods(value, problems, &mut raw.methods),
-            other => problems.push(at, quote_key(other), unknown_key(&POLICY_KEYS)),
+            other => problems.push(at, quote_key(other), unknown_key("", other, &POLICY_KEYS)),
         }
     }
     Some(raw)
@@ -195,7 +195,11 @@ fn read_entry(
             known.insert(key, value);
         } else {
             let key_path = format!("{path}.{}", quote_key(name));
-            problems.push(key.span().start, key_path, unknown_key(allowed));
+            problems.push(
+                key.span().start,
+                key_path,
+                unknown_key(&path, name, allowed),
+            );
         }
     }
 
@@ -240,8 +244,13 @@ fn keyed<T: DeserializeOwned>(
     }
 }
 
-fn unknown_key(allowed: &[&str]) -> String {
-    format!("unknown key; expected one of: {}", allowed.join(", "))
+/// The message for a key the model does not have, naming the key it was likely meant to be.
+fn unknown_key(parent: &str, key: &str, allowed: &[&str]) -> String {
+    match crate::suggest::nearest(key, allowed.iter().copied()) {
+        Some(near) if parent.is_empty() => format!("unknown key; did you mean `{near}`?"),
+        Some(near) => format!("unknown key; did you mean `{parent}.{near}`?"),
+        None => format!("unknown key; expected one of: {}", allowed.join(", ")),
+    }
 }
 
 /// A key as it would be written in TOML: bare when it can be, quoted otherwise.

@@ -228,7 +228,7 @@ fn unknown_key_names_file_line_and_key() {
     assert_eq!(
         error(source),
         "p.toml:2:1: owner: unknown key; expected one of: version, default, mode, tools, methods\n\
-         p.toml:7:1: tools[0].scope: unknown key; expected one of: name, scopes, any_of, rate_limit, mode"
+         p.toml:7:1: tools[0].scope: unknown key; did you mean `tools[0].scopes`?"
     );
 }
 
