@@ -1,6 +1,7 @@
-//! The config file of `scopegate run`: the raw TOML model, its defaults, and its validation into a
-//! [`Config`] whose every value is usable as is. Owns file parsing and problem reporting with
-//! `file:line:col`; not the policy file (see `policy`), not what the values do.
+//! The config file of `scopegate run`: its defaults and the validation of the raw model
+//! (`config/raw.rs`) into a [`Config`] whose every value is usable as is, every problem reported
+//! with `file:line:col` (`config/problems.rs`). Not the policy file (see `policy`), not what the
+//! values do.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -9,14 +10,15 @@ use std::time::Duration;
 
 use http::Uri;
 use jsonwebtoken::Algorithm;
-use serde::Deserialize;
 use toml::Spanned;
 
 use crate::auth::{AuthSettings, JwksSettings};
 use crate::units::parse_size;
+use raw::{RawAuth, RawConfig, RawJwks, RawLimits, RawListen, RawMcp, RawUpstream};
 
 mod overrides;
 mod problems;
+mod raw;
 pub use overrides::ENV_PREFIX;
 pub(crate) use problems::Problems;
 pub use problems::{Found, read_document};
@@ -173,120 +175,6 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
-
-// ---- the raw file model -------------------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    listen: RawListen,
-    upstream: RawUpstream,
-    mcp: RawMcp,
-    auth: RawAuth,
-    policy: RawPolicy,
-    admin: Option<RawAdmin>,
-    #[serde(default)]
-    limits: RawLimits,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawListen {
-    address: Spanned<String>,
-    tls: Option<Spanned<RawTls>>,
-    #[serde(default)]
-    insecure_plaintext: bool,
-    #[serde(default)]
-    allowed_origins: Vec<Spanned<String>>,
-    drain_period: Option<Spanned<String>>,
-    runtime: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTls {
-    cert: Spanned<PathBuf>,
-    key: Spanned<PathBuf>,
-    client_ca: Option<Spanned<PathBuf>>,
-    watch_interval: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawUpstream {
-    url: Spanned<String>,
-    #[serde(default)]
-    forward_token: bool,
-    identity_headers: Option<Spanned<toml::Table>>,
-    connect_timeout: Option<Spanned<String>>,
-    response_timeout: Option<Spanned<String>>,
-    ca_file: Option<Spanned<PathBuf>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMcp {
-    path: Option<Spanned<String>>,
-    resource: Spanned<String>,
-    max_body: Option<Spanned<String>>,
-    filter_lists: Option<bool>,
-    max_list_size: Option<Spanned<String>>,
-    bind_sessions: Option<bool>,
-    max_sessions: Option<u64>,
-    session_idle: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    header_read_timeout: Option<Spanned<String>>,
-    body_read_timeout: Option<Spanned<String>>,
-    max_header_size: Option<Spanned<String>>,
-    max_connections: Option<usize>,
-    max_requests: Option<usize>,
-    max_h2_streams: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAuth {
-    issuer: Spanned<String>,
-    audiences: Spanned<Vec<String>>,
-    jwks_uri: Option<Spanned<String>>,
-    algorithms: Option<Spanned<Vec<Spanned<String>>>>,
-    leeway: Option<Spanned<String>>,
-    scope_claim: Option<String>,
-    require_typ: Option<String>,
-    max_token_size: Option<Spanned<String>>,
-    authorization_servers: Option<Vec<String>>,
-    ca_file: Option<Spanned<PathBuf>>,
-    token_cache_entries: Option<u64>,
-    jwks: Option<RawJwks>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawJwks {
-    default_ttl: Option<Spanned<String>>,
-    min_ttl: Option<Spanned<String>>,
-    max_ttl: Option<Spanned<String>>,
-    refetch_interval: Option<Spanned<String>>,
-    max_stale: Option<Spanned<String>>,
-    fetch_timeout: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPolicy {
-    file: Spanned<PathBuf>,
-    watch_interval: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAdmin {
-    address: Option<Spanned<String>>,
-}
 
 /// The claim-to-header map when none is configured: the verified subject and client reach the
 /// upstream, which can no longer see the token.
