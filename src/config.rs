@@ -21,7 +21,7 @@ mod problems;
 mod raw;
 pub use overrides::ENV_PREFIX;
 pub(crate) use problems::Problems;
-pub use problems::{Found, read_document};
+pub use problems::{Found, read_document, read_value};
 
 /// The MCP endpoint path when `[mcp] path` is not set: the path the MCP SDKs use in their examples.
 pub const DEFAULT_MCP_PATH: &str = "/mcp";

@@ -50,9 +50,14 @@ pub fn read_document<T: DeserializeOwned>(source: &str) -> (Option<T>, Vec<Found
         return (None, found);
     }
     let span = root.span();
-    // Keys are named from the document as written: taking an element out of an array would
+    read_value(Spanned::new(span, DeValue::Table(root.into_inner())))
+}
+
+/// Reads one parsed value (a whole document, or one entry of it) into `T` as
+/// [`read_document`] does; keys are named from that value down.
+pub fn read_value<T: DeserializeOwned>(original: Spanned<DeValue<'_>>) -> (Option<T>, Vec<Found>) {
+    // Keys are named from the value as written: taking an element out of an array would
     // otherwise shift the indices of the ones after it.
-    let original = Spanned::new(span, DeValue::Table(root.into_inner()));
     let mut root = original.clone();
     let mut found = Vec::new();
     // Keys taken out so far: the model may need one of them, and its "missing" is no news.
