@@ -67,7 +67,11 @@ async fn run_in(dir: &Path, serve: bool, endpoints_file: Option<&Path>) -> anyho
         print!("{}", walkthrough::render(&endpoints, &clients));
     }
     if let Some(path) = endpoints_file {
-        std::fs::write(path, serde_json::to_string(&endpoints)?)?;
+        // Written aside and renamed, so a script that waits for the file never reads half of it.
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        std::fs::write(&partial, serde_json::to_string(&endpoints)?)?;
+        std::fs::rename(&partial, path)?;
     }
     if serve {
         std::future::pending::<()>().await;
