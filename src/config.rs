@@ -1,23 +1,27 @@
-//! The config file of `scopegate run`: the raw TOML model, its defaults, and its validation into a
-//! [`Config`] whose every value is usable as is. Owns file parsing and problem reporting with
-//! `file:line:col`; not the policy file (see `policy`), not what the values do.
+//! The config file of `scopegate run`: its defaults and the validation of the raw model
+//! (`config/raw.rs`) into a [`Config`] whose every value is usable as is, every problem reported
+//! with `file:line:col` (`config/problems.rs`). Not the policy file (see `policy`), not what the
+//! values do.
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::Uri;
 use jsonwebtoken::Algorithm;
-use serde::Deserialize;
 use toml::Spanned;
 
 use crate::auth::{AuthSettings, JwksSettings};
-use crate::units::{parse_duration, parse_size};
+use crate::units::parse_size;
+use raw::{RawAuth, RawConfig, RawJwks, RawLimits, RawListen, RawMcp, RawUpstream};
 
 mod overrides;
+mod problems;
+mod raw;
 pub use overrides::ENV_PREFIX;
+pub(crate) use problems::Problems;
+pub use problems::{Found, read_document, read_value};
 
 /// The MCP endpoint path when `[mcp] path` is not set: the path the MCP SDKs use in their examples.
 pub const DEFAULT_MCP_PATH: &str = "/mcp";
@@ -172,120 +176,6 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-// ---- the raw file model -------------------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    listen: RawListen,
-    upstream: RawUpstream,
-    mcp: RawMcp,
-    auth: RawAuth,
-    policy: RawPolicy,
-    admin: Option<RawAdmin>,
-    #[serde(default)]
-    limits: RawLimits,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawListen {
-    address: Spanned<String>,
-    tls: Option<Spanned<RawTls>>,
-    #[serde(default)]
-    insecure_plaintext: bool,
-    #[serde(default)]
-    allowed_origins: Vec<Spanned<String>>,
-    drain_period: Option<Spanned<String>>,
-    runtime: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTls {
-    cert: Spanned<PathBuf>,
-    key: Spanned<PathBuf>,
-    client_ca: Option<Spanned<PathBuf>>,
-    watch_interval: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawUpstream {
-    url: Spanned<String>,
-    #[serde(default)]
-    forward_token: bool,
-    identity_headers: Option<Spanned<toml::Table>>,
-    connect_timeout: Option<Spanned<String>>,
-    response_timeout: Option<Spanned<String>>,
-    ca_file: Option<Spanned<PathBuf>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMcp {
-    path: Option<Spanned<String>>,
-    resource: Spanned<String>,
-    max_body: Option<Spanned<String>>,
-    filter_lists: Option<bool>,
-    max_list_size: Option<Spanned<String>>,
-    bind_sessions: Option<bool>,
-    max_sessions: Option<u64>,
-    session_idle: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    header_read_timeout: Option<Spanned<String>>,
-    body_read_timeout: Option<Spanned<String>>,
-    max_header_size: Option<Spanned<String>>,
-    max_connections: Option<usize>,
-    max_requests: Option<usize>,
-    max_h2_streams: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAuth {
-    issuer: Spanned<String>,
-    audiences: Spanned<Vec<String>>,
-    jwks_uri: Option<Spanned<String>>,
-    algorithms: Option<Spanned<Vec<Spanned<String>>>>,
-    leeway: Option<Spanned<String>>,
-    scope_claim: Option<String>,
-    require_typ: Option<String>,
-    max_token_size: Option<Spanned<String>>,
-    authorization_servers: Option<Vec<String>>,
-    ca_file: Option<Spanned<PathBuf>>,
-    token_cache_entries: Option<u64>,
-    jwks: Option<RawJwks>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawJwks {
-    default_ttl: Option<Spanned<String>>,
-    min_ttl: Option<Spanned<String>>,
-    max_ttl: Option<Spanned<String>>,
-    refetch_interval: Option<Spanned<String>>,
-    max_stale: Option<Spanned<String>>,
-    fetch_timeout: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPolicy {
-    file: Spanned<PathBuf>,
-    watch_interval: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAdmin {
-    address: Option<Spanned<String>>,
-}
-
 /// The claim-to-header map when none is configured: the verified subject and client reach the
 /// upstream, which can no longer see the token.
 const DEFAULT_IDENTITY_HEADERS: [(&str, &str); 2] = [
@@ -320,8 +210,9 @@ impl Config {
     /// Validates config text with environment overrides, given as (variable, value) pairs so
     /// tests need not touch the process environment. `SCOPEGATE_AUTH_ISSUER` sets
     /// `auth.issuer`, `SCOPEGATE_LISTEN_TLS_CERT` sets `listen.tls.cert`, and so on for every
-    /// key. Variables that name no key are ignored: Kubernetes itself injects
-    /// `SCOPEGATE_SERVICE_HOST` and friends when a Service is called `scopegate`.
+    /// key. Variables that name no key are ignored (Kubernetes itself injects
+    /// `SCOPEGATE_SERVICE_HOST` and friends when a Service is called `scopegate`), unless one is
+    /// a slip from a key's variable (`SCOPEGATE_AUHT_ISSUER`): that is an error naming it.
     pub fn parse_with_overrides(
         source: &str,
         path: &Path,
@@ -750,98 +641,6 @@ fn resolve(base: &Path, path: PathBuf) -> PathBuf {
     } else {
         base.join(path)
     }
-}
-
-/// Collects problems with their `file:line:col`; the adapter's config reports the same way.
-pub(crate) struct Problems<'s> {
-    source: &'s str,
-    file: String,
-    positions: bool,
-    found: Vec<String>,
-}
-
-impl<'s> Problems<'s> {
-    pub(crate) fn new(source: &'s str, path: &Path) -> Self {
-        Problems {
-            source,
-            file: path.display().to_string(),
-            positions: true,
-            found: Vec::new(),
-        }
-    }
-
-    /// Deserializes the whole source; a syntax or type error becomes the one problem, at its
-    /// place (nothing else can be checked in a file that does not parse).
-    pub(crate) fn parse<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
-        match toml::from_str(self.source) {
-            Ok(raw) => Some(raw),
-            Err(e) => {
-                self.at(e.span(), "", e.message().trim_end());
-                None
-            }
-        }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.found.is_empty()
-    }
-
-    pub(crate) fn into_error(self) -> ConfigError {
-        ConfigError {
-            problems: self.found,
-        }
-    }
-
-    pub(crate) fn at(&mut self, span: Option<Range<usize>>, key: &str, message: &str) {
-        let place = match span.filter(|_| self.positions) {
-            Some(span) => {
-                let (line, col) = line_col(self.source, span.start);
-                format!("{}:{line}:{col}", self.file)
-            }
-            None => self.file.clone(),
-        };
-        let key = if key.is_empty() {
-            String::new()
-        } else {
-            format!(" {key}:")
-        };
-        self.found.push(format!("{place}:{key} {message}"));
-    }
-
-    /// Parses one spanned value, recording a problem at its place on failure.
-    pub(crate) fn value<T, R>(
-        &mut self,
-        raw: &Spanned<R>,
-        key: &str,
-        parse: impl FnOnce(&R) -> Result<T, String>,
-    ) -> Option<T> {
-        match parse(raw.get_ref()) {
-            Ok(value) => Some(value),
-            Err(msg) => {
-                self.at(Some(raw.span()), key, &msg);
-                None
-            }
-        }
-    }
-
-    pub(crate) fn duration(
-        &mut self,
-        raw: Option<&Spanned<String>>,
-        key: &str,
-        default: Duration,
-    ) -> Option<Duration> {
-        match raw {
-            Some(raw) => self.value(raw, key, |s| parse_duration(s)),
-            None => Some(default),
-        }
-    }
-}
-
-fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let before = &source[..offset.min(source.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, col)
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ pub mod reload;
 pub mod server;
 pub mod session;
 pub mod sse;
+pub mod suggest;
 pub mod tls;
 pub mod units;
 pub mod upstream;
@@ -62,7 +63,7 @@ pub fn check_config(config_path: &Path) -> anyhow::Result<String> {
 }
 
 /// SIGTERM (what Kubernetes sends) or Ctrl-C.
-async fn shutdown_signal() -> anyhow::Result<()> {
+pub(crate) async fn shutdown_signal() -> anyhow::Result<()> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = terminate.recv() => {}

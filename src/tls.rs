@@ -45,19 +45,29 @@ impl ResolvesServerCert for CertStore {
 }
 
 /// Loads a certificate chain and its private key from PEM files and checks that they belong
-/// together, so a mismatched pair fails at load rather than at every handshake.
+/// together, so a mismatched pair fails at load rather than at every handshake. Errors name the
+/// config key that named the file, so the operator knows which line to fix.
 pub fn load_certified_key(cert: &Path, key: &Path) -> anyhow::Result<Arc<CertifiedKey>> {
     let chain = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("{}: cannot read certificate", cert.display()))?
+        .with_context(|| format!("listen.tls.cert: {}: cannot read", cert.display()))?
         .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("{}: bad PEM certificate", cert.display()))?;
+        .with_context(|| format!("listen.tls.cert: {}: bad PEM certificate", cert.display()))?;
     if chain.is_empty() {
-        bail!("{}: no certificate in file", cert.display());
+        bail!(
+            "listen.tls.cert: {}: no certificate in file",
+            cert.display()
+        );
     }
     let key_der = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("{}: no usable private key", key.display()))?;
-    let certified = CertifiedKey::from_der(chain, key_der, &crypto_provider())
-        .with_context(|| format!("{} and {}: unusable pair", cert.display(), key.display()))?;
+        .with_context(|| format!("listen.tls.key: {}: no usable private key", key.display()))?;
+    let certified =
+        CertifiedKey::from_der(chain, key_der, &crypto_provider()).with_context(|| {
+            format!(
+                "listen.tls.cert, listen.tls.key: {} and {}: unusable pair",
+                cert.display(),
+                key.display()
+            )
+        })?;
     Ok(Arc::new(certified))
 }
 
@@ -82,14 +92,18 @@ pub fn server_config(
         Some(path) => {
             let mut roots = RootCertStore::empty();
             for cert in CertificateDer::pem_file_iter(path)
-                .with_context(|| format!("{}: cannot read client CA", path.display()))?
+                .with_context(|| format!("listen.tls.client_ca: {}: cannot read", path.display()))?
             {
-                roots.add(cert.with_context(|| format!("{}: bad PEM", path.display()))?)?;
+                roots.add(cert.with_context(|| {
+                    format!("listen.tls.client_ca: {}: bad PEM", path.display())
+                })?)?;
             }
             let verifier =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crypto_provider())
                     .build()
-                    .with_context(|| format!("{}: unusable client CA", path.display()))?;
+                    .with_context(|| {
+                        format!("listen.tls.client_ca: {}: unusable", path.display())
+                    })?;
             builder.with_client_cert_verifier(verifier)
         }
     };

@@ -617,3 +617,34 @@ async fn check_config_validates_with_environment_overrides() {
     assert!(!output.status.success());
     assert!(stderr.contains("auth.leeway: \"forever\""), "{stderr}");
 }
+
+#[tokio::test]
+async fn check_config_names_the_key_of_an_unreadable_file_and_a_misspelt_variable() {
+    let t = common::start().await;
+    let check = |name: &str, value: &str| {
+        let output = std::process::Command::new(binary())
+            .args(["run", "--check-config", "--config"])
+            .arg(&t.system.config_file)
+            .env(name, value)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let missing = t.system.config_file.with_file_name("no-such.crt");
+    let stderr = check("SCOPEGATE_LISTEN_TLS_CERT", missing.to_str().unwrap());
+    assert!(
+        stderr.contains(&format!(
+            "listen.tls.cert: {}: cannot read",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+    let stderr = check("SCOPEGATE_AUHT_ISSUER", "https://idp.example.com");
+    assert!(
+        stderr.contains(
+            "SCOPEGATE_AUHT_ISSUER: names no config key; did you mean SCOPEGATE_AUTH_ISSUER (`auth.issuer`)?"
+        ),
+        "{stderr}"
+    );
+}

@@ -1,6 +1,8 @@
 //! `SCOPEGATE_*` environment overrides: every config key can be set from a Kubernetes manifest
 //! without editing the file. Owns the variable-to-key mapping and merging into the TOML text.
 
+use crate::suggest::nearest;
+
 /// The prefix of every override variable.
 pub const ENV_PREFIX: &str = "SCOPEGATE_";
 
@@ -86,14 +88,15 @@ pub fn apply(source: &str, overrides: &[(String, String)]) -> Result<Option<Stri
                 .map(|(key, kind)| (*key, *kind, name.as_str(), value.as_str()))
         })
         .collect();
-    if matching.is_empty() {
+    let misspelt = misspelt(overrides);
+    if matching.is_empty() && misspelt.is_empty() {
         return Ok(None);
     }
     // A file that is not TOML is reported by the normal path, with its positions.
     let Ok(mut document) = source.parse::<toml::Table>() else {
         return Ok(None);
     };
-    let mut problems = Vec::new();
+    let mut problems = misspelt;
     for (key, kind, name, text) in matching {
         match value(kind, text) {
             Ok(value) => set(&mut document, key, value),
@@ -106,6 +109,34 @@ pub fn apply(source: &str, overrides: &[(String, String)]) -> Result<Option<Stri
     toml::to_string(&document)
         .map(Some)
         .map_err(|e| vec![format!("cannot merge overrides: {e}")])
+}
+
+/// Variables that name no key but are one slip from a variable that does. An unrelated
+/// variable (Kubernetes' `SCOPEGATE_SERVICE_HOST`) is far from every key and stays ignored; a
+/// misspelt one would otherwise be dropped without a word and its setting silently lost.
+fn misspelt(overrides: &[(String, String)]) -> Vec<String> {
+    let variables: Vec<String> = KEYS.iter().map(|(key, _)| variable_for(key)).collect();
+    let mut problems = Vec::new();
+    for (name, _) in overrides {
+        let Some(suffix) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if variables.contains(name) {
+            continue;
+        }
+        let suffixes = variables.iter().map(|v| &v[ENV_PREFIX.len()..]);
+        if let Some(near) = nearest(suffix, suffixes) {
+            let key = KEYS
+                .iter()
+                .map(|(key, _)| *key)
+                .find(|key| variable_for(key)[ENV_PREFIX.len()..] == *near)
+                .unwrap_or_default();
+            problems.push(format!(
+                "{name}: names no config key; did you mean {ENV_PREFIX}{near} (`{key}`)?"
+            ));
+        }
+    }
+    problems
 }
 
 fn value(kind: Kind, text: &str) -> Result<toml::Value, String> {
@@ -182,8 +213,33 @@ mod tests {
     }
 
     #[test]
+    fn a_misspelt_variable_is_an_error_that_names_the_variable_it_meant() {
+        let overrides = vec![(
+            "SCOPEGATE_AUHT_ISSUER".to_string(),
+            "https://idp.example.com".to_string(),
+        )];
+        assert_eq!(
+            apply("[listen]\naddress = \"x\"\n", &overrides),
+            Err(vec![
+                "SCOPEGATE_AUHT_ISSUER: names no config key; did you mean \
+                 SCOPEGATE_AUTH_ISSUER (`auth.issuer`)?"
+                    .to_string()
+            ])
+        );
+    }
+
+    #[test]
     fn unrelated_scopegate_variables_leave_the_file_as_written() {
-        let overrides = vec![("SCOPEGATE_SERVICE_HOST".to_string(), "10.0.0.1".to_string())];
+        let overrides: Vec<(String, String)> = [
+            "SCOPEGATE_SERVICE_HOST",
+            "SCOPEGATE_SERVICE_PORT",
+            "SCOPEGATE_PORT",
+            "SCOPEGATE_PORT_9464_TCP_ADDR",
+            "SCOPEGATE_PORT_8443_TCP_PROTO",
+        ]
+        .iter()
+        .map(|name| (name.to_string(), "10.0.0.1".to_string()))
+        .collect();
         assert_eq!(apply("[listen]\naddress = \"x\"\n", &overrides), Ok(None));
     }
 }

@@ -61,7 +61,60 @@ fn unknown_key_names_file_line_and_key() {
         error.starts_with("/etc/scopegate/config.toml:12:1:"),
         "{error}"
     );
-    assert!(error.contains("unknown field `resorce`"), "{error}");
+    assert!(
+        error.ends_with("mcp.resorce: unknown key; did you mean `mcp.resource`?"),
+        "{error}"
+    );
+}
+
+#[test]
+fn type_errors_unknown_keys_and_bad_values_are_all_reported_at_once() {
+    let source = MINIMAL
+        .replace(
+            "audiences = [\"https://mcp.example.com/mcp\"]",
+            "audiences = [\"https://mcp.example.com/mcp\"]\nleeway = 30\nleewy = \"1m\"",
+        )
+        .replace("[mcp]\n", "[mcp]\nmax_sessions = \"many\"\n")
+        .replace("http://127.0.0.1:8000/mcp", "ftp://host/mcp");
+    let error = parse(&source).unwrap_err();
+    let file = "/etc/scopegate/config.toml";
+    assert_eq!(
+        error.problems,
+        [
+            format!(
+                "{file}:18:10: auth.leeway: invalid type: integer `30`, expected a string; write durations as strings, e.g. \"30s\""
+            ),
+            format!("{file}:19:1: auth.leewy: unknown key; did you mean `auth.leeway`?"),
+            format!("{file}:12:16: mcp.max_sessions: invalid type: string \"many\", expected u64"),
+            format!("{file}:9:7: upstream.url: must be an absolute http:// or https:// URL"),
+        ],
+        "{error}"
+    );
+}
+
+#[test]
+fn a_missing_key_is_reported_beside_the_other_problems_of_its_file() {
+    let source = MINIMAL
+        .replace(
+            "issuer = \"https://idp.example.com/realms/mcp\"\n",
+            "leeway = 30\n",
+        )
+        .replace("[policy]\n", "[policy]\nwatch_interval = 2\n");
+    let error = parse(&source).unwrap_err();
+    let file = "/etc/scopegate/config.toml";
+    assert_eq!(
+        error.problems,
+        [
+            format!(
+                "{file}:15:10: auth.leeway: invalid type: integer `30`, expected a string; write durations as strings, e.g. \"30s\""
+            ),
+            format!("{file}:14:1: auth.issuer: missing"),
+            format!(
+                "{file}:19:18: policy.watch_interval: invalid type: integer `2`, expected a string; write durations as strings, e.g. \"30s\""
+            ),
+        ],
+        "{error}"
+    );
 }
 
 #[test]

@@ -51,7 +51,7 @@ impl DevCa {
         Ok((cert.pem(), key.serialize_pem()))
     }
 
-    /// Writes `ca.crt`, `tls.crt` and `tls.key` into `dir`.
+    /// Writes `ca.crt`, `tls.crt` and `tls.key` into `dir`, readable by their owner alone.
     pub fn write_server_files(&self, dir: &Path) -> anyhow::Result<CertFiles> {
         let (cert, key) = self.server_cert()?;
         let files = CertFiles {
@@ -64,7 +64,7 @@ impl DevCa {
             (&files.cert, cert),
             (&files.key, key),
         ] {
-            std::fs::write(path, text)
+            super::private_dir::write_private(path, text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
         Ok(files)

@@ -5,24 +5,39 @@
 
 pub mod certs;
 pub mod issuer;
+pub mod private_dir;
 pub mod process;
 pub mod sample_server;
 pub mod scenarios;
 pub mod scripted_model;
 mod serve;
 pub mod system;
+pub mod walkthrough;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 
+use issuer::IssuerConfig;
+use private_dir::PrivateDir;
 use system::DemoSystem;
+use walkthrough::Endpoints;
 
-/// Runs the demo; with `serve`, keeps everything up until Ctrl-C and prints how to connect. With
-/// `endpoints_file`, writes the endpoints there as JSON once the scenarios have run.
+/// Runs the demo; with `serve`, keeps everything up until Ctrl-C or SIGTERM and prints how to
+/// connect. With `endpoints_file`, writes the endpoints there as JSON once everything is up (and,
+/// with `serve`, once the walkthrough is printed). The generated files live in a private folder
+/// that is removed however the demo ends.
 pub async fn run(serve: bool, endpoints_file: Option<&Path>) -> anyhow::Result<()> {
-    let dir = demo_dir();
-    let system = DemoSystem::start(&dir).await?;
+    let dir = PrivateDir::create().context("cannot create the demo's folder")?;
+    tokio::select! {
+        result = run_in(dir.path(), serve, endpoints_file) => result,
+        // Returning drops `dir`, which removes the files; the servers go with the process.
+        signal = crate::shutdown_signal() => signal,
+    }
+}
+
+async fn run_in(dir: &Path, serve: bool, endpoints_file: Option<&Path>) -> anyhow::Result<()> {
+    let system = DemoSystem::start(dir).await?;
     println!(
         "scopegate demo: proxy {} -> sample MCP server {}",
         system.mcp_url,
@@ -38,19 +53,29 @@ pub async fn run(serve: bool, endpoints_file: Option<&Path>) -> anyhow::Result<(
     print!("{}", scenarios::table(&outcomes));
     let unexpected = outcomes.iter().filter(|o| !o.as_expected()).count();
 
+    let endpoints = Endpoints {
+        mcp_url: system.mcp_url.clone(),
+        ca_file: system.certs.ca.clone(),
+        token_url: system.issuer.token_url().to_owned(),
+        resource: system.resource.clone(),
+        client_secret: issuer::DEMO_CLIENT_SECRET.to_owned(),
+        metrics_url: format!("{}/metrics", system.admin_url),
+        metadata_url: crate::metadata::url_for(&system.resource),
+        config_file: system.config_file.clone(),
+    };
+    if serve {
+        let clients = IssuerConfig::demo(&system.resource).clients;
+        print!("{}", walkthrough::render(&endpoints, &clients));
+    }
     if let Some(path) = endpoints_file {
-        let endpoints = serde_json::json!({
-            "mcp_url": system.mcp_url,
-            "ca_file": system.certs.ca,
-            "token_url": system.issuer.token_url(),
-            "resource": system.resource,
-            "client_secret": issuer::DEMO_CLIENT_SECRET,
-        });
-        std::fs::write(path, endpoints.to_string())?;
+        // Written aside and renamed, so a script that waits for the file never reads half of it.
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        std::fs::write(&partial, serde_json::to_string(&endpoints)?)?;
+        std::fs::rename(&partial, path)?;
     }
     if serve {
-        print_connection_help(&system);
-        tokio::signal::ctrl_c().await?;
+        std::future::pending::<()>().await;
     }
     system.stop().await;
     if unexpected > 0 {
@@ -58,35 +83,4 @@ pub async fn run(serve: bool, endpoints_file: Option<&Path>) -> anyhow::Result<(
     }
     println!("\nall {} scenarios ended as expected", outcomes.len());
     Ok(())
-}
-
-fn print_connection_help(system: &DemoSystem) {
-    println!(
-        r#"
-Everything keeps running until Ctrl-C.
-  MCP endpoint (through scopegate): {mcp}
-  CA certificate to trust:          {ca}
-  proxy config:                     {config}
-  protected-resource metadata:      {metadata}
-
-Get a token (clients: support-agent, readonly-agent; secret {secret}):
-  TOKEN=$(curl -s {token_url} -d grant_type=client_credentials -d client_id=support-agent \
-    -d client_secret={secret} --data-urlencode resource={resource} | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
-Call the proxy:
-  curl --cacert {ca} -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-    -H 'Accept: application/json, text/event-stream' {mcp} \
-    -d '{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-06-18","capabilities":{{}},"clientInfo":{{"name":"curl","version":"1"}}}}}}'"#,
-        mcp = system.mcp_url,
-        ca = system.certs.ca.display(),
-        config = system.config_file.display(),
-        metadata = crate::metadata::url_for(&system.resource),
-        secret = issuer::DEMO_CLIENT_SECRET,
-        token_url = system.issuer.token_url(),
-        resource = system.resource,
-    );
-}
-
-/// Where the demo writes its certificates, policy and config: a fresh folder per run.
-fn demo_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("scopegate-demo-{}", std::process::id()))
 }

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 
 use super::certs::{CertFiles, DevCa};
 use super::issuer::{Issuer, IssuerConfig, IssuerHandle};
+use super::private_dir::write_private;
 use super::process::ProxyProcess;
 use super::sample_server::{SampleServer, SampleServerHandle, SampleServerOptions};
 use crate::config::Config;
@@ -93,7 +94,7 @@ impl DemoSystem {
 
         let policy_file = dir.join("policy.toml");
         let policy = options.policy.as_deref().unwrap_or(CUSTOMER_SERVICE_POLICY);
-        std::fs::write(&policy_file, policy)?;
+        write_private(&policy_file, policy)?;
         let jwks_line = if options.discover_jwks {
             String::new()
         } else {
@@ -141,7 +142,7 @@ address = "{admin_addr}"
             mcp_settings = &options.mcp_settings,
             auth_settings = &options.auth_settings,
         );
-        std::fs::write(&config_file, &config_text)?;
+        write_private(&config_file, &config_text)?;
         let admin_url = format!("http://{admin_addr}");
         let (proxy, process) = match &options.proxy_binary {
             Some(binary) => {

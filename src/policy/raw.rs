@@ -8,11 +8,11 @@
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use std::ops::Range;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::error::Problems;
+use crate::config::read_value;
 
 /// Top-level keys, in the order the documentation presents them.
 const POLICY_KEYS: [&str; 5] = ["version", "default", "mode", "tools", "methods"];
@@ -115,7 +115,7 @@ pub(super) fn read(source: &str, problems: &mut Problems) -> Option<RawPolicy> {
             "mode" => raw.mode = keyed(value, at, "mode", problems),
             "tools" => read_tools(value, problems, &mut raw.tools),
             "methods" => read_methods(value, problems, &mut raw.methods),
-            other => problems.push(at, quote_key(other), unknown_key(&POLICY_KEYS)),
+            other => problems.push(at, quote_key(other), unknown_key("", other, &POLICY_KEYS)),
         }
     }
     Some(raw)
@@ -186,39 +186,40 @@ fn read_entry(
 
     let mut known = DeTable::new();
     let mut keys = Vec::new();
-    let mut value_spans: Vec<(String, Range<usize>)> = Vec::new();
     for (key, value) in table {
         let name = key.get_ref().as_ref();
         if allowed.contains(&name) {
             keys.push((name.to_owned(), key.span().start));
-            value_spans.push((name.to_owned(), value.span()));
             known.insert(key, value);
         } else {
             let key_path = format!("{path}.{}", quote_key(name));
-            problems.push(key.span().start, key_path, unknown_key(allowed));
+            problems.push(
+                key.span().start,
+                key_path,
+                unknown_key(&path, name, allowed),
+            );
         }
     }
 
-    let deserializer = ValueDeserializer::from(Spanned::new(span, DeValue::Table(known)));
-    match RawRule::deserialize(deserializer) {
-        Ok(rule) => Some(Entry {
-            path,
-            at,
-            method,
-            keys,
-            rule,
-        }),
-        Err(error) => {
-            // Name the key whose value held the error, when there is one.
-            let error_at = error.span().map_or(at, |s| s.start);
-            let key = value_spans
-                .iter()
-                .find(|(_, span)| span.contains(&error_at))
-                .map_or(path.clone(), |(name, _)| format!("{path}.{name}"));
-            problems.push(error_at, key, error.message());
-            None
-        }
+    // Every wrong value of the rule is reported, not only the first serde meets.
+    let (rule, found) = read_value::<RawRule>(Spanned::new(span, DeValue::Table(known)));
+    let valid = found.is_empty();
+    for problem in found {
+        let key = match problem.key.as_str() {
+            "" => path.clone(),
+            key if key.starts_with('[') => format!("{path}{key}"),
+            key => format!("{path}.{key}"),
+        };
+        problems.push(problem.at.map_or(at, |s| s.start), key, problem.message);
     }
+    let rule = rule.filter(|_| valid)?;
+    Some(Entry {
+        path,
+        at,
+        method,
+        keys,
+        rule,
+    })
 }
 
 /// Deserialises one top-level value introduced by the key at `at`, reporting a type error
@@ -240,8 +241,13 @@ fn keyed<T: DeserializeOwned>(
     }
 }
 
-fn unknown_key(allowed: &[&str]) -> String {
-    format!("unknown key; expected one of: {}", allowed.join(", "))
+/// The message for a key the model does not have, naming the key it was likely meant to be.
+fn unknown_key(parent: &str, key: &str, allowed: &[&str]) -> String {
+    match crate::suggest::nearest(key, allowed.iter().copied()) {
+        Some(near) if parent.is_empty() => format!("unknown key; did you mean `{near}`?"),
+        Some(near) => format!("unknown key; did you mean `{parent}.{near}`?"),
+        None => format!("unknown key; expected one of: {}", allowed.join(", ")),
+    }
 }
 
 /// A key as it would be written in TOML: bare when it can be, quoted otherwise.

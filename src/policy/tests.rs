@@ -228,7 +228,7 @@ fn unknown_key_names_file_line_and_key() {
     assert_eq!(
         error(source),
         "p.toml:2:1: owner: unknown key; expected one of: version, default, mode, tools, methods\n\
-         p.toml:7:1: tools[0].scope: unknown key; expected one of: name, scopes, any_of, rate_limit, mode"
+         p.toml:7:1: tools[0].scope: unknown key; did you mean `tools[0].scopes`?"
     );
 }
 
@@ -242,12 +242,13 @@ fn unknown_key_in_a_method_rule_is_named_with_its_method() {
 }
 
 #[test]
-fn wrong_value_type_names_the_key() {
-    let source = "version = \"1\"\n[[tools]]\nname = \"a\"\nscopes = [\"s\", 3]\n";
+fn every_wrong_value_type_in_a_rule_is_reported_with_its_key() {
+    let source = "version = \"1\"\n[[tools]]\nname = \"a\"\nscopes = [\"s\", 3]\nrate_limit = 10\n";
     assert_eq!(
         error(source),
         "p.toml:1:11: version: invalid type: string \"1\", expected i64\n\
-         p.toml:4:16: tools[0].scopes: invalid type: integer `3`, expected a string"
+         p.toml:4:16: tools[0].scopes[1]: invalid type: integer `3`, expected a string\n\
+         p.toml:5:14: tools[0].rate_limit: invalid type: integer `10`, expected a string"
     );
 }
 

@@ -171,3 +171,34 @@ fn an_invalid_policy_fails_the_test_run_with_its_problems() {
         run.stdout
     );
 }
+
+#[test]
+fn every_problem_in_a_cases_file_is_reported_with_its_line_and_key() {
+    let files = Files::new();
+    let policy = files.write("p.toml", AUDITED);
+    let cases = files.write(
+        "c.toml",
+        "[[cases]]\nname = \"x\"\ntool = \"get_customer_info\"\nexpected = \"allow\"\n\n\
+         [[cases]]\nname = \"y\"\nscopes = \"customer:read\"\nexpect = \"allow\"\n\n\
+         [[cases]]\nname = \"z\"\nexpect = \"maybe\"\n",
+    );
+    let run = scopegate(&["policy", "test", &policy, "--cases", &cases]);
+    assert_eq!(run.code, 1);
+    let expected = [
+        format!(
+            "{cases}:4:1: error: cases[0].expected: unknown key; did you mean `cases[0].expect`?"
+        ),
+        format!(
+            "{cases}:8:10: error: cases[1].scopes: invalid type: string \"customer:read\", expected a sequence"
+        ),
+        format!(
+            "{cases}:13:10: error: cases[2].expect: unknown variant `maybe`, expected one of `allow`, `deny`, `would_deny`"
+        ),
+    ];
+    assert!(
+        run.stdout.starts_with(&expected.join("\n")),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("passed"));
+}

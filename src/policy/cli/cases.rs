@@ -25,6 +25,7 @@ use toml::Spanned;
 use super::super::error::line_col;
 use super::super::{Action, Decision, Mode, Policy, ScopeSet};
 use super::{Finding, Severity};
+use crate::config::read_document;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -110,10 +111,17 @@ pub(super) fn read(path: &Path) -> Result<Cases, Vec<Finding>> {
             message,
         }
     };
-    let file: CasesFile = toml::from_str(&source).map_err(|error| {
-        let offset = error.span().map_or(0, |span| span.start);
-        vec![at(offset, "", error.message().to_owned())]
-    })?;
+    // Every problem of the file at once, each with its key, as for the config and the policy.
+    let (file, found) = read_document::<CasesFile>(&source);
+    let file = match file {
+        Some(file) if found.is_empty() => file,
+        _ => {
+            return Err(found
+                .into_iter()
+                .map(|f| at(f.at.map_or(0, |span| span.start), &f.key, f.message))
+                .collect());
+        }
+    };
     if file.cases.is_empty() {
         return Err(vec![at(
             0,
