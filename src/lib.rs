@@ -52,6 +52,9 @@ pub fn check_config(config_path: &Path) -> anyhow::Result<String> {
     if let Some(files) = &config.listen.tls {
         tls::load_certified_key(&files.cert, &files.key)?;
     }
+    // The extra CA bundles, as `run` loads them.
+    server::upstream_client(&config)?;
+    server::auth_client(&config)?;
     Ok(format!(
         "{}: ok (policy {} hash {}, listen {}, upstream {})",
         config_path.display(),

@@ -58,6 +58,24 @@ impl Running {
     }
 }
 
+/// A client for the upstream; a CA bundle that does not load is named by its key.
+pub(crate) fn upstream_client(config: &Config) -> anyhow::Result<crate::client::HttpClient> {
+    crate::client::build(
+        config.upstream.ca_file.as_deref(),
+        config.upstream.connect_timeout,
+    )
+    .context("upstream.ca_file")
+}
+
+/// A client for the IdP; a CA bundle that does not load is named by its key.
+pub(crate) fn auth_client(config: &Config) -> anyhow::Result<crate::client::HttpClient> {
+    crate::client::build(
+        config.auth_ca_file.as_deref(),
+        config.auth.jwks.fetch_timeout,
+    )
+    .context("auth.ca_file")
+}
+
 /// Loads the policy and TLS material, fetches the IdP's keys once, binds the listener and starts
 /// serving. Every file problem fails here, before a connection is accepted.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
@@ -70,17 +88,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     // One upstream connection pool per worker, so that a request and the connection it is sent
     // on belong to the same thread.
     let clients = (0..workers)
-        .map(|_| {
-            crate::client::build(
-                config.upstream.ca_file.as_deref(),
-                config.upstream.connect_timeout,
-            )
-        })
+        .map(|_| upstream_client(config))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let auth_client = crate::client::build(
-        config.auth_ca_file.as_deref(),
-        config.auth.jwks.fetch_timeout,
-    )?;
+    let auth_client = auth_client(config)?;
     let metrics = Arc::new(Metrics::new());
     let proxy = Arc::new(Proxy::new(
         config,

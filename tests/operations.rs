@@ -640,6 +640,15 @@ async fn check_config_names_the_key_of_an_unreadable_file_and_a_misspelt_variabl
         )),
         "{stderr}"
     );
+    let missing_ca = t.system.config_file.with_file_name("no-such-ca.pem");
+    let stderr = check("SCOPEGATE_UPSTREAM_CA_FILE", missing_ca.to_str().unwrap());
+    assert!(
+        stderr.contains(&format!(
+            "upstream.ca_file: {}: cannot read CA bundle",
+            missing_ca.display()
+        )),
+        "{stderr}"
+    );
     let stderr = check("SCOPEGATE_AUHT_ISSUER", "https://idp.example.com");
     assert!(
         stderr.contains(

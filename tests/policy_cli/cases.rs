@@ -111,8 +111,9 @@ fn unknown_key_in_a_cases_file_is_an_error_with_its_line() {
     let run = scopegate(&["policy", "test", &policy, "--cases", &cases]);
     assert_eq!(run.code, 1);
     assert!(
-        run.stdout
-            .starts_with(&format!("{cases}:4:1: error: unknown field `expected`")),
+        run.stdout.starts_with(&format!(
+            "{cases}:4:1: error: cases[0].expected: unknown key; did you mean `cases[0].expect`?"
+        )),
         "{}",
         run.stdout
     );

@@ -95,8 +95,9 @@ fn check_validates_a_cases_file_as_cases_not_as_a_policy() {
     let run = scopegate(&["policy", "check", &cases]);
     assert_eq!(run.code, 1);
     assert!(
-        run.stdout
-            .starts_with(&format!("{cases}:4:1: error: unknown field `expected`")),
+        run.stdout.starts_with(&format!(
+            "{cases}:4:1: error: cases[0].expected: unknown key; did you mean `cases[0].expect`?"
+        )),
         "{}",
         run.stdout
     );
