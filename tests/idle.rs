@@ -6,25 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Options, TestSystem, eventually};
-
-async fn scrape(t: &TestSystem) -> String {
-    t.http
-        .get(format!("{}/metrics", t.system.admin_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-/// The value of the sample whose line starts with `series` (name and labels as rendered).
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
+use common::{Options, TestSystem, eventually, sample, scrape};
 
 async fn metric(t: &TestSystem, series: &str) -> Option<f64> {
     sample(&scrape(t).await, series)

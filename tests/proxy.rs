@@ -395,13 +395,15 @@ async fn foreign_origin_is_refused_and_no_origin_passes() {
     assert_eq!(status, 403);
     assert_eq!(body["error"]["data"]["reason"], "origin_not_allowed");
 
+    let session = common::open_session(&t, &token).await;
     let response = t
         .post(Some(&token), TestSystem::tool_call("get_customer_info", 9))
         .header("origin", "https://app.example.com")
+        .header("mcp-session-id", &session)
         .send()
         .await
         .unwrap();
-    assert_ne!(response.status(), 403);
+    assert_eq!(response.status(), 200);
 }
 
 #[tokio::test]

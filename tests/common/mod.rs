@@ -145,6 +145,39 @@ pub async fn open_session(t: &TestSystem, token: &str) -> String {
     session
 }
 
+/// The proxy's `/metrics` page.
+pub async fn scrape(t: &TestSystem) -> String {
+    t.http
+        .get(format!("{}/metrics", t.system.admin_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of the sample whose line starts with `series` (name and labels as rendered).
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Opens a session with `token` and calls `tool` in it as request `id`: the status and body the
+/// client gets. An allowed call is the upstream's `200`; anything else is the proxy's refusal.
+pub async fn session_call(t: &TestSystem, token: &str, tool: &str, id: i64) -> (u16, Value) {
+    let session = open_session(t, token).await;
+    let response = t
+        .post(Some(token), TestSystem::tool_call(tool, id))
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = read(response).await;
+    (status, body)
+}
+
 /// Polls `check` every 20 ms until it holds or `within` passes: waiting on a condition, never on
 /// a fixed sleep.
 pub async fn eventually(within: std::time::Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
