@@ -26,6 +26,7 @@ pub mod reload;
 pub mod server;
 pub mod session;
 pub mod sse;
+pub mod tasks;
 pub mod tls;
 pub mod units;
 pub mod upstream;

@@ -104,6 +104,7 @@ impl ListFilter {
         let Some(RawObject(fields)) = RawObject::parse(result)? else {
             return Ok(());
         };
+        let mut listing = false;
         for (field, method, key) in LISTS {
             let Some(list) = find(&fields, field)? else {
                 continue;
@@ -112,6 +113,7 @@ impl ListFilter {
             let Ok(entries) = serde_json::from_str::<Vec<&RawValue>>(list.get()) else {
                 continue;
             };
+            listing = true;
             let mut kept = Vec::with_capacity(entries.len());
             for entry in &entries {
                 let target = match RawObject::parse(entry)? {
@@ -128,6 +130,9 @@ impl ListFilter {
                 let replacement = format!("[{}]", kept.join(","));
                 cuts.push((start..start + list.get().len(), replacement));
             }
+        }
+        if listing {
+            mark_private(base, result, &fields, cuts)?;
         }
         Ok(())
     }
@@ -171,6 +176,34 @@ impl ListFilter {
         out.extend_from_slice(b"\n");
         Ok(Some(out.freeze()))
     }
+}
+
+/// A listing filtered for one caller is that caller's alone (MCP 2026-07-28 caching): its
+/// `cacheScope` says `"private"`, so no shared cache hands it to a caller with other rights,
+/// whether or not this caller's copy lost an entry. A result without `cacheScope` gets one when
+/// it carries `ttlMs` (a 2026-07-28 result, which a client may cache); an older result is left as
+/// it came, since its clients do not cache by these fields.
+fn mark_private(
+    base: &str,
+    result: &RawValue,
+    fields: &[(Cow<'_, str>, &RawValue)],
+    cuts: &mut Vec<(Range<usize>, String)>,
+) -> Result<(), Unreadable> {
+    const PRIVATE: &str = "\"private\"";
+    match find(fields, "cacheScope")? {
+        Some(scope) if scope.get() == PRIVATE => {}
+        Some(scope) => {
+            let start = offset(base, scope.get());
+            cuts.push((start..start + scope.get().len(), PRIVATE.to_string()));
+        }
+        None if find(fields, "ttlMs")?.is_some() => {
+            // Right after the result's `{`: it has members (the listing), so a comma follows.
+            let at = offset(base, result.get()) + 1;
+            cuts.push((at..at, format!("\"cacheScope\":{PRIVATE},")));
+        }
+        None => {}
+    }
+    Ok(())
 }
 
 /// The object members of a JSON value, in order, each value as its raw text; a duplicated member

@@ -82,16 +82,20 @@ fn every_inspect_error() -> Vec<InspectError> {
 fn every_proxy_error() -> Vec<ProxyError> {
     let all = vec![
         ProxyError::NotFound,
-        ProxyError::MethodNotAllowed,
+        ProxyError::MethodNotAllowed { allow: "GET" },
         ProxyError::OriginNotAllowed("o".into()),
         ProxyError::UnsupportedMediaType("m"),
         ProxyError::BodyTooLarge { limit: 1 },
         ProxyError::BodyRead,
         ProxyError::HeaderMismatch("h"),
+        ProxyError::RepeatedHeader(http::header::HOST),
         ProxyError::SessionNotFound,
+        ProxyError::TaskNotFound { id: None },
         ProxyError::Overloaded,
         ProxyError::BodyTimeout,
         ProxyError::ListTooLarge { id: None },
+        ProxyError::ListUnreadable { id: None },
+        ProxyError::AnswerTooLarge { id: None },
         ProxyError::RateLimited {
             id: None,
             rule: "r".into(),
@@ -106,16 +110,20 @@ fn every_proxy_error() -> Vec<ProxyError> {
             | ProxyError::Unauthenticated(_)
             | ProxyError::Forbidden(_) => unreachable!("listed by their own types"),
             ProxyError::NotFound
-            | ProxyError::MethodNotAllowed
+            | ProxyError::MethodNotAllowed { .. }
             | ProxyError::OriginNotAllowed(_)
             | ProxyError::UnsupportedMediaType(_)
             | ProxyError::BodyTooLarge { .. }
             | ProxyError::BodyRead
             | ProxyError::HeaderMismatch(_)
+            | ProxyError::RepeatedHeader(_)
             | ProxyError::SessionNotFound
+            | ProxyError::TaskNotFound { .. }
             | ProxyError::Overloaded
             | ProxyError::BodyTimeout
             | ProxyError::ListTooLarge { .. }
+            | ProxyError::ListUnreadable { .. }
+            | ProxyError::AnswerTooLarge { .. }
             | ProxyError::RateLimited { .. }
             | ProxyError::UpstreamUnreachable { .. }
             | ProxyError::UpstreamTimeout { .. } => {}
