@@ -12,6 +12,7 @@ use hyper::body::{Body as _, Incoming};
 
 use crate::error::ProxyError;
 use crate::mcp::{Inspection, MessageKind};
+use crate::mcp_params::{Disagreement, ParamHeaders};
 
 pub static MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 pub static MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
@@ -195,10 +196,14 @@ const STATELESS_REVISION: &str = "2026-07-28";
 /// must equal `params._meta["io.modelcontextprotocol/protocolVersion"]` where both are present;
 /// `Mcp-Method` the method; `Mcp-Name` (plain or `=?base64?…?=`) the tool, prompt or resource.
 /// A request of that revision must carry them (`Mcp-Name` for `tools/call`, `prompts/get` and
-/// `resources/read`); earlier clients may send them, and are held to them when they do.
+/// `resources/read`); earlier clients may send them, and are held to them when they do. Such a
+/// request's `Mcp-Param-*` headers must also agree with the arguments the tool marks (`known`),
+/// read from `body`.
 pub fn check_mcp_headers(
     headers: &HeaderMap,
     inspection: &Inspection<'_>,
+    body: &[u8],
+    known: &ParamHeaders,
 ) -> Result<(), ProxyError> {
     let method = single(headers, &MCP_METHOD)?;
     let name = single(headers, &MCP_NAME)?;
@@ -263,6 +268,23 @@ pub fn check_mcp_headers(
             return Err(ProxyError::HeaderMismatch("Mcp-Name header is required"));
         }
         None => {}
+    }
+    // Earlier clients never mirror arguments, so they are not held to the marks.
+    if stateless
+        && message.method.as_deref() == Some("tools/call")
+        && let Some(tool) = message.target.as_deref()
+    {
+        known.check(headers, tool, body).map_err(|why| {
+            ProxyError::HeaderMismatch(match why {
+                Disagreement::Missing => {
+                    "an Mcp-Param header and the argument it mirrors are not both present"
+                }
+                Disagreement::Differs => "an Mcp-Param header does not match its argument",
+                Disagreement::Invalid => {
+                    "an Mcp-Param header is neither visible ASCII nor =?base64?…?="
+                }
+            })
+        })?;
     }
     Ok(())
 }
@@ -421,7 +443,7 @@ mod agreement_tests {
             );
         }
         let inspection = inspect(body.as_bytes(), &InspectLimits::default()).unwrap();
-        match check_mcp_headers(&map, &inspection) {
+        match check_mcp_headers(&map, &inspection, body.as_bytes(), &ParamHeaders::default()) {
             Ok(()) => Ok(()),
             Err(ProxyError::HeaderMismatch(why)) => Err(why),
             Err(other) => panic!("{other:?}"),

@@ -17,6 +17,7 @@ pub mod http_checks;
 pub mod listfilter;
 pub mod logging;
 pub mod mcp;
+pub mod mcp_params;
 pub mod metadata;
 pub mod metrics;
 pub mod policy;

@@ -27,6 +27,7 @@ use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::mcp_params::ParamHeaders;
 use crate::policy::{Action, Decision, Mode, ScopeSet};
 use crate::proxy::PolicyState;
 use crate::sse::{self, Decoder};
@@ -56,11 +57,24 @@ impl fmt::Display for Unreadable {
 pub struct ListFilter {
     scopes: ScopeSet,
     policy: Arc<PolicyState>,
+    /// Where the `x-mcp-header` marks of the listed tools are remembered, if anywhere.
+    marks: Option<Arc<ParamHeaders>>,
 }
 
 impl ListFilter {
     pub fn new(scopes: ScopeSet, policy: Arc<PolicyState>) -> ListFilter {
-        ListFilter { scopes, policy }
+        ListFilter {
+            scopes,
+            policy,
+            marks: None,
+        }
+    }
+
+    /// Also remembers each listed tool's `x-mcp-header` marks in `marks`, from the entries this
+    /// filter reads anyway.
+    pub fn learning(mut self, marks: Arc<ParamHeaders>) -> ListFilter {
+        self.marks = Some(marks);
+        self
     }
 
     /// Filters a whole JSON body (one message or a batch). `Ok(None)` when nothing changed, so
@@ -117,8 +131,14 @@ impl ListFilter {
             let mut kept = Vec::with_capacity(entries.len());
             for entry in &entries {
                 let target = match RawObject::parse(entry)? {
-                    Some(RawObject(members)) => find(&members, key)?
-                        .and_then(|raw| serde_json::from_str::<Cow<'_, str>>(raw.get()).ok()),
+                    Some(RawObject(members)) => {
+                        let target = find(&members, key)?
+                            .and_then(|raw| serde_json::from_str::<Cow<'_, str>>(raw.get()).ok());
+                        if let (Some(marks), "tools", Some(name)) = (&self.marks, field, &target) {
+                            marks.learn(name, find(&members, "inputSchema")?.map(RawValue::get));
+                        }
+                        target
+                    }
                     None => None,
                 };
                 if self.may_use(method, target.as_deref()) {

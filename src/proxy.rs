@@ -25,6 +25,7 @@ use crate::http_checks::{
 };
 use crate::listfilter::{LIST_METHODS, ListFilter, SseListBody};
 use crate::mcp::{self, InspectLimits, Inspection, MessageKind, RequestId};
+use crate::mcp_params::ParamHeaders;
 use crate::metadata;
 use crate::metrics::Metrics;
 use crate::policy::{Action, Decision, Denial, DenyReason, Mode, Policy, RateLimit, RuleRef};
@@ -68,6 +69,8 @@ pub struct Proxy {
     policy: ArcSwap<PolicyState>,
     limiter: RateLimiter,
     sessions: Option<Sessions>,
+    /// The `x-mcp-header` marks of the tools seen listed, which `Mcp-Param-*` headers must match.
+    param_headers: Arc<ParamHeaders>,
     filter_lists: bool,
     max_list_bytes: usize,
     in_flight: Semaphore,
@@ -117,6 +120,7 @@ impl Proxy {
                 .mcp
                 .bind_sessions
                 .then(|| Sessions::new(config.mcp.max_sessions, config.mcp.session_idle)),
+            param_headers: Arc::default(),
             filter_lists: config.mcp.filter_lists,
             max_list_bytes: config.mcp.max_list_bytes,
             in_flight: Semaphore::new(config.limits.max_requests),
@@ -317,7 +321,7 @@ impl Proxy {
         let (error_id, list_filter, binds_tasks) = if parts.method == Method::POST {
             let inspection = mcp::inspect(&body, &self.inspect_limits)
                 .map_err(|error| ProxyError::Malformed { error })?;
-            check_mcp_headers(&parts.headers, &inspection)?;
+            check_mcp_headers(&parts.headers, &inspection, &body, &self.param_headers)?;
             // Like a session: another principal's task is unknown to this one, whatever the
             // policy would say, and costs it no rate-limit token.
             if let Some(sessions) = &self.sessions {
@@ -379,8 +383,10 @@ impl Proxy {
 
     /// A filter for the listings of a response that may carry one, when listings are filtered.
     fn list_filter(&self, may_carry_list: bool, principal: &Principal) -> Option<ListFilter> {
-        (self.filter_lists && may_carry_list)
-            .then(|| ListFilter::new(principal.granted.clone(), self.policy.load_full()))
+        (self.filter_lists && may_carry_list).then(|| {
+            ListFilter::new(principal.granted.clone(), self.policy.load_full())
+                .learning(self.param_headers.clone())
+        })
     }
 
     fn check_origin(&self, headers: &HeaderMap) -> Result<(), ProxyError> {

@@ -520,3 +520,82 @@ async fn a_2025_11_25_task_created_over_an_event_stream_is_bound_too() {
     let (status, _, _) = read(t.post(Some(&alice), result(3)).send().await.unwrap()).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn mirrored_arguments_must_match_the_marks_the_listed_tool_declares() {
+    let listing = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"get_customer_info","inputSchema":{"type":"object","properties":{"customer_id":{"type":"string","x-mcp-header":"Customer"}}}}],"ttlMs":0,"cacheScope":"private"}}"#;
+    let (t, upstream) = system(
+        Arc::new(move |body| match body["method"].as_str() {
+            Some("tools/list") => Reply::Json(listing.to_string()),
+            _ => ok(body["id"].as_i64().unwrap_or(0), json!({ "content": [] })),
+        }),
+        None,
+    )
+    .await;
+    let token = t.token(&["customer:read"]);
+    let list = [
+        ("mcp-protocol-version", VERSION),
+        ("mcp-method", "tools/list"),
+    ];
+    let response = post(&t, &token, request(1, "tools/list", json!({})), &list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let call = || {
+        request(
+            2,
+            "tools/call",
+            json!({ "name": "get_customer_info", "arguments": { "customer_id": "C001" } }),
+        )
+    };
+    let headers = |customer: Option<&'static str>| {
+        let mut headers = vec![
+            ("mcp-protocol-version", VERSION),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "get_customer_info"),
+        ];
+        headers.extend(customer.map(|value| ("mcp-param-customer", value)));
+        headers
+    };
+    for (case, customer) in [
+        ("differs", Some("C002")),
+        ("missing", None),
+        ("undecodable", Some("=?base64?***?=")),
+    ] {
+        let before = upstream.requests();
+        let (status, _, body) = read(
+            post(&t, &token, call(), &headers(customer))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (400, &json!(-32020)),
+            "{case}: {body}"
+        );
+        assert_eq!(body["error"]["data"]["reason"], "header_mismatch", "{case}");
+        assert_eq!(upstream.requests(), before, "{case}: reached the upstream");
+    }
+    let before = upstream.requests();
+    for customer in ["C001", "=?base64?QzAwMQ==?="] {
+        let (status, _, body) = read(
+            post(&t, &token, call(), &headers(Some(customer)))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{customer}: {body}");
+    }
+    // A client of an earlier revision mirrors nothing and is not held to the marks.
+    let response = t
+        .post(Some(&token), TestSystem::tool_call("get_customer_info", 3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(upstream.requests(), before + 3);
+}
