@@ -40,8 +40,18 @@ const LISTS: [(&str, &str, &str); 3] = [
     ("resources", "resources/read", "uri"),
 ];
 
-/// The list methods whose answers are filtered.
-pub const LIST_METHODS: [&str; 3] = ["tools/list", "prompts/list", "resources/list"];
+/// The methods whose answers are filtered: the listings, and 2026-07-28's change-notification
+/// stream, whose resource updates are held to the policy like the resources a listing names.
+pub const LIST_METHODS: [&str; 4] = [
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "subscriptions/listen",
+];
+
+/// The notification that names a changed resource: it reaches only a caller who may subscribe
+/// to that resource (`resources/subscribe` on its `uri`).
+const RESOURCE_UPDATED: &str = "notifications/resources/updated";
 
 /// A listing that could not be read, so could not be filtered: refused, never passed on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,12 +177,43 @@ impl ListFilter {
         }
     }
 
-    /// Filters one SSE event: `Ok(None)` when it passes as it came.
+    /// Whether an event's message is a resource update the caller may not hear of: on the
+    /// `subscriptions/listen` stream (2026-07-28) a subscription names its resources in its
+    /// parameters, which no policy rule decided, so the updates are decided here instead.
+    fn hides_update(&self, data: &str) -> Result<bool, Unreadable> {
+        if !data.contains(RESOURCE_UPDATED) {
+            return Ok(false);
+        }
+        let message: &RawValue =
+            serde_json::from_str(data).map_err(|_| Unreadable("event is not JSON"))?;
+        let Some(RawObject(members)) = RawObject::parse(message)? else {
+            return Ok(false);
+        };
+        let method = find(&members, "method")?
+            .and_then(|raw| serde_json::from_str::<Cow<'_, str>>(raw.get()).ok());
+        if method.as_deref() != Some(RESOURCE_UPDATED) {
+            return Ok(false);
+        }
+        let uri = match find(&members, "params")? {
+            Some(params) => match RawObject::parse(params)? {
+                Some(RawObject(fields)) => find(&fields, "uri")?
+                    .and_then(|raw| serde_json::from_str::<Cow<'_, str>>(raw.get()).ok()),
+                None => None,
+            },
+            None => None,
+        };
+        Ok(!self.may_use("resources/subscribe", uri.as_deref()))
+    }
+
+    /// Filters one SSE event: `Ok(None)` when it passes as it came, empty when it is dropped.
     fn filter_event(&self, event: &sse::Event) -> Result<Option<Bytes>, Unreadable> {
         // Keep-alives, comments and the empty priming event that opens a resumable stream.
         let Some(data) = event.data.as_deref().filter(|d| !d.trim().is_empty()) else {
             return Ok(None);
         };
+        if self.hides_update(data)? {
+            return Ok(Some(Bytes::new()));
+        }
         let Some(filtered) = self.filter_json(data.as_bytes())? else {
             return Ok(None);
         };

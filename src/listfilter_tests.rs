@@ -213,3 +213,23 @@ fn a_2026_listing_without_cache_scope_gets_private_and_an_older_one_is_left_alon
     let older = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read"}]}}"#;
     assert_eq!(filter(&["r"]).filter_json(older.as_bytes()).unwrap(), None);
 }
+
+#[test]
+fn a_resource_update_reaches_only_a_caller_who_may_subscribe_to_it() {
+    let policy = Policy::parse(
+        "version = 1\n[methods]\n\"resources/subscribe\" = { scopes = [\"r\"] }\n",
+        "p.toml",
+    )
+    .unwrap();
+    let state = Arc::new(PolicyState {
+        policy,
+        metadata_document: Bytes::new(),
+    });
+    let updated = r#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///a"}}"#;
+    let with = ListFilter::new(ScopeSet::new(["r"]), state.clone());
+    let without = ListFilter::new(ScopeSet::new(["w"]), state);
+    assert!(!with.hides_update(updated).unwrap());
+    assert!(without.hides_update(updated).unwrap());
+    let changed = r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#;
+    assert!(!without.hides_update(changed).unwrap());
+}

@@ -207,6 +207,42 @@ async fn the_listen_stream_is_relayed_event_by_event_while_it_stays_open() {
 }
 
 #[tokio::test]
+async fn the_listen_stream_drops_updates_of_resources_the_caller_may_not_subscribe_to() {
+    let (events, stream) = mpsc::channel::<Bytes>(4);
+    let stream = Mutex::new(Some(stream));
+    let policy =
+        "version = 1\n[methods]\n\"resources/subscribe\" = { scopes = [\"customer:read\"] }\n";
+    let (t, _upstream) = system(
+        Arc::new(move |_| Reply::Stream(stream.lock().unwrap().take().expect("one listen"))),
+        Some(policy),
+    )
+    .await;
+    let body = request(
+        8,
+        "subscriptions/listen",
+        json!({ "notifications": { "resourceSubscriptions": ["file:///secret"] } }),
+    );
+    let headers = [
+        ("mcp-protocol-version", VERSION),
+        ("mcp-method", "subscriptions/listen"),
+    ];
+    let mut response = post(&t, &t.token(&[]), body, &headers)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let updated = "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/resources/updated\",\"params\":{\"uri\":\"file:///secret\"}}\n\n";
+    let changed = "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n";
+    events.send(Bytes::from(updated)).await.unwrap();
+    events.send(Bytes::from(changed)).await.unwrap();
+    let within = Duration::from_secs(10);
+    let next = tokio::time::timeout(within, response.chunk())
+        .await
+        .expect("an event relayed");
+    assert_eq!(next.unwrap().unwrap(), changed);
+}
+
+#[tokio::test]
 async fn headers_that_disagree_with_the_body_are_refused_with_32020_before_the_upstream() {
     let (t, upstream) = system(
         Arc::new(|body| ok(body["id"].as_i64().unwrap_or(0), json!({ "content": [] }))),
