@@ -251,7 +251,7 @@ pub fn check_mcp_headers(
     match name {
         Some(name) => {
             let name = decoded(name).ok_or(ProxyError::HeaderMismatch(
-                "Mcp-Name header is neither plain text nor =?base64?…?=",
+                "Mcp-Name header is neither visible ASCII nor =?base64?…?=",
             ))?;
             if Some(&*name) != message.target.as_deref().map(str::as_bytes) {
                 return Err(ProxyError::HeaderMismatch(
@@ -295,10 +295,18 @@ fn is_stateless(version: &[u8]) -> bool {
 }
 
 /// A header value as the client meant it: `=?base64?…?=` decoded (standard alphabet, padded),
-/// anything else as sent. `None` for a sentinel that does not decode.
+/// anything else as sent. `None` for a sentinel that does not decode, or for a plain value that
+/// is not visible ASCII, space and tab (RFC 9110 field values without obs-text): a client must
+/// encode anything else, so raw bytes are not what it meant.
 pub fn decoded(value: &HeaderValue) -> Option<Cow<'_, [u8]>> {
     use base64::Engine as _;
     let bytes = value.as_bytes();
+    if !bytes
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+    {
+        return None;
+    }
     match bytes
         .strip_prefix(b"=?base64?")
         .and_then(|rest| rest.strip_suffix(b"?="))
@@ -489,6 +497,18 @@ mod agreement_tests {
             )
             .is_err()
         );
+        // Raw bytes past ASCII are not a name, even when they spell the body's in UTF-8.
+        let body = MODERN.replace("file:///a b", "é");
+        let mut map = HeaderMap::new();
+        map.insert(
+            &MCP_PROTOCOL_VERSION,
+            HeaderValue::from_static("2026-07-28"),
+        );
+        map.insert(&MCP_METHOD, HeaderValue::from_static("resources/read"));
+        map.insert(&MCP_NAME, HeaderValue::from_bytes("é".as_bytes()).unwrap());
+        let inspection = inspect(body.as_bytes(), &InspectLimits::default()).unwrap();
+        let known = ParamHeaders::default();
+        assert!(check_mcp_headers(&map, &inspection, body.as_bytes(), &known).is_err());
     }
 
     #[test]

@@ -80,9 +80,7 @@ impl ParamHeaders {
             match (value, headers.get(&mark.header)) {
                 (None, None) => {}
                 (Some(value), Some(header)) => {
-                    let said = crate::http_checks::decoded(header)
-                        .filter(|_| header_safe(header.as_bytes()))
-                        .ok_or(Disagreement::Invalid)?;
+                    let said = crate::http_checks::decoded(header).ok_or(Disagreement::Invalid)?;
                     if !agrees(value, &said) {
                         return Err(Disagreement::Differs);
                     }
@@ -92,13 +90,6 @@ impl ParamHeaders {
         }
         Ok(())
     }
-}
-
-/// Visible ASCII, space and tab (RFC 9110 field values without obs-text).
-fn header_safe(value: &[u8]) -> bool {
-    value
-        .iter()
-        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
 /// Whether a header's (decoded) text says what an argument holds: strings as they are, integers
