@@ -15,10 +15,13 @@ use crate::mcp::InspectError;
 mod code {
     pub const PARSE_ERROR: i64 = -32700;
     pub const INVALID_REQUEST: i64 = -32600;
+    pub const INVALID_PARAMS: i64 = -32602;
     pub const UNAUTHORIZED: i64 = -32001;
     pub const FORBIDDEN: i64 = -32003;
     pub const UPSTREAM: i64 = -32010;
     pub const RATE_LIMITED: i64 = -32029;
+    /// MCP 2026-07-28's `HeaderMismatch`: the HTTP headers do not say what the body says.
+    pub const HEADER_MISMATCH: i64 = -32020;
 }
 
 /// A JSON-RPC id as it goes back into an error body: the client's own value, or null.
@@ -49,6 +52,9 @@ pub enum ProxyError {
     RepeatedHeader(http::HeaderName),
     #[error("session not found")]
     SessionNotFound,
+    /// A task handle another principal created, or one this proxy never saw created.
+    #[error("task not found")]
+    TaskNotFound { id: ErrorId },
     #[error("too many requests in flight; try again")]
     Overloaded,
     #[error("request body not received in time")]
@@ -81,6 +87,10 @@ pub enum ProxyError {
     /// the way every client would read it, so it is not passed on.
     #[error("upstream listing could not be read to filter it")]
     ListUnreadable { id: ErrorId },
+    /// An answer that may create a task, too large to read for its handle: refused rather than
+    /// relayed with a handle the proxy could not bind.
+    #[error("upstream answer too large to read for a task handle")]
+    AnswerTooLarge { id: ErrorId },
 }
 
 /// What a policy denial tells the client: enough to step up (the scopes), nothing about rules.
@@ -112,10 +122,12 @@ impl ProxyError {
             ProxyError::HeaderMismatch(_) => "header_mismatch",
             ProxyError::RepeatedHeader(_) => "repeated_header",
             ProxyError::SessionNotFound => "session_not_found",
+            ProxyError::TaskNotFound { .. } => "task_not_found",
             ProxyError::Overloaded => "overloaded",
             ProxyError::BodyTimeout => "body_timeout",
             ProxyError::ListTooLarge { .. } => "list_too_large",
             ProxyError::ListUnreadable { .. } => "list_unreadable",
+            ProxyError::AnswerTooLarge { .. } => "answer_too_large",
             ProxyError::Unauthenticated(error) => error.reason(),
             ProxyError::Forbidden(denied) => denied.reason,
             ProxyError::RateLimited { .. } => "rate_limited",
@@ -176,7 +188,7 @@ impl ProxyError {
             ProxyError::HeaderMismatch(_) => rpc(
                 StatusCode::BAD_REQUEST,
                 None,
-                code::INVALID_REQUEST,
+                code::HEADER_MISMATCH,
                 &description,
                 json!({ "reason": "header_mismatch" }),
             ),
@@ -193,6 +205,13 @@ impl ProxyError {
                 code::INVALID_REQUEST,
                 &description,
                 json!({ "reason": "session_not_found" }),
+            ),
+            ProxyError::TaskNotFound { id } => rpc(
+                StatusCode::NOT_FOUND,
+                id,
+                code::INVALID_PARAMS,
+                &description,
+                json!({ "reason": "task_not_found" }),
             ),
             ProxyError::Overloaded => {
                 let mut response =
@@ -218,6 +237,13 @@ impl ProxyError {
                 code::UPSTREAM,
                 &description,
                 json!({ "reason": "list_unreadable" }),
+            ),
+            ProxyError::AnswerTooLarge { id } => rpc(
+                StatusCode::BAD_GATEWAY,
+                id,
+                code::UPSTREAM,
+                &description,
+                json!({ "reason": "answer_too_large" }),
             ),
             ProxyError::Unauthenticated(error) => unauthenticated(&error, resource_metadata),
             ProxyError::Forbidden(denied) => forbidden(*denied, resource_metadata),

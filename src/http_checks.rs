@@ -2,6 +2,7 @@
 //! that may appear once, the media type, the body read under its limit, header–body agreement,
 //! and the drain of a refused body. Not the decision (see `proxy` and `policy`).
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,7 +11,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::{Body as _, Incoming};
 
 use crate::error::ProxyError;
-use crate::mcp::Inspection;
+use crate::mcp::{Inspection, MessageKind};
+use crate::mcp_params::{Disagreement, ParamHeaders};
 
 pub static MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 pub static MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
@@ -39,14 +41,27 @@ pub fn check_singletons(headers: &HeaderMap) -> Result<(), ProxyError> {
         single(headers, name)?;
     }
     for name in headers.keys() {
-        if name.as_str().contains('_')
-            && let Some(twin) = decided_twin(name.as_str())
-        {
-            return Err(ProxyError::RepeatedHeader(twin.clone()));
+        let text = name.as_str();
+        if text.contains('_') {
+            if let Some(twin) = decided_twin(text) {
+                return Err(ProxyError::RepeatedHeader(twin.clone()));
+            }
+            if text.len() > MCP_PARAM_PREFIX.len()
+                && same_when_underscored(&text[..MCP_PARAM_PREFIX.len()], MCP_PARAM_PREFIX)
+            {
+                return Err(ProxyError::RepeatedHeader(name.clone()));
+            }
+        } else if text.starts_with(MCP_PARAM_PREFIX) {
+            // A tool argument mirrored for routing: one value, or a router and the upstream
+            // could each read another.
+            single(headers, name)?;
         }
     }
     Ok(())
 }
+
+/// The headers a 2026-07-28 client mirrors tool arguments into (`x-mcp-header`).
+const MCP_PARAM_PREFIX: &str = "mcp-param-";
 
 /// The header the proxy decides on that `name` (which holds `_`) would read as upstream.
 fn decided_twin(name: &str) -> Option<&'static HeaderName> {
@@ -171,16 +186,50 @@ pub fn refuse_body(headers: &HeaderMap) -> Result<(), ProxyError> {
     Ok(())
 }
 
-/// `Mcp-Method` / `Mcp-Name` (MCP 2026-07-28) let intermediaries route without the body; where a
-/// client sends them they must say what the body says, or a router and the upstream would act
-/// on different calls.
+/// The first protocol revision whose requests carry their version and routing in headers that
+/// must agree with the body; `YYYY-MM-DD` versions compare as text.
+const STATELESS_REVISION: &str = "2026-07-28";
+
+/// Header–body agreement (MCP 2026-07-28, Streamable HTTP "Server Validation"): the headers let
+/// intermediaries route without the body, so where a client sends them they must say what the
+/// body says, or a router and the upstream would act on different calls. `MCP-Protocol-Version`
+/// must equal `params._meta["io.modelcontextprotocol/protocolVersion"]` where both are present;
+/// `Mcp-Method` the method; `Mcp-Name` (plain or `=?base64?…?=`) the tool, prompt or resource.
+/// A request of that revision must carry them (`Mcp-Name` for `tools/call`, `prompts/get` and
+/// `resources/read`); earlier clients may send them, and are held to them when they do. Such a
+/// request's `Mcp-Param-*` headers must also agree with the arguments the tool marks (`known`),
+/// read from `body`.
 pub fn check_mcp_headers(
     headers: &HeaderMap,
     inspection: &Inspection<'_>,
+    body: &[u8],
+    known: &ParamHeaders,
 ) -> Result<(), ProxyError> {
     let method = single(headers, &MCP_METHOD)?;
     let name = single(headers, &MCP_NAME)?;
-    if method.is_none() && name.is_none() {
+    let version = single(headers, &MCP_PROTOCOL_VERSION)?;
+    let mut stateless = version.is_some_and(|v| is_stateless(v.as_bytes()));
+    for message in &inspection.messages {
+        let Some(said) = message.protocol_version.as_deref() else {
+            continue;
+        };
+        match version {
+            Some(header) if header.as_bytes() != said.as_bytes() => {
+                return Err(ProxyError::HeaderMismatch(
+                    "MCP-Protocol-Version header does not match the body's protocol version",
+                ));
+            }
+            Some(_) => {}
+            None if is_stateless(said.as_bytes()) => {
+                return Err(ProxyError::HeaderMismatch(
+                    "MCP-Protocol-Version header is required",
+                ));
+            }
+            None => {}
+        }
+        stateless |= is_stateless(said.as_bytes());
+    }
+    if method.is_none() && name.is_none() && !stateless {
         return Ok(());
     }
     let [message] = inspection.messages.as_slice() else {
@@ -188,21 +237,86 @@ pub fn check_mcp_headers(
             "Mcp-Method/Mcp-Name headers require a single JSON-RPC message",
         ));
     };
-    if let Some(method) = method
-        && Some(method.as_bytes()) != message.method.as_deref().map(str::as_bytes)
-    {
-        return Err(ProxyError::HeaderMismatch(
-            "Mcp-Method header does not match the body's method",
-        ));
+    match method {
+        Some(method) if Some(method.as_bytes()) != message.method.as_deref().map(str::as_bytes) => {
+            return Err(ProxyError::HeaderMismatch(
+                "Mcp-Method header does not match the body's method",
+            ));
+        }
+        None if stateless && message.kind == MessageKind::Request => {
+            return Err(ProxyError::HeaderMismatch("Mcp-Method header is required"));
+        }
+        _ => {}
     }
-    if let Some(name) = name
-        && Some(name.as_bytes()) != message.target.as_deref().map(str::as_bytes)
+    match name {
+        Some(name) => {
+            let name = decoded(name).ok_or(ProxyError::HeaderMismatch(
+                "Mcp-Name header is neither visible ASCII nor =?base64?…?=",
+            ))?;
+            if Some(&*name) != message.target.as_deref().map(str::as_bytes) {
+                return Err(ProxyError::HeaderMismatch(
+                    "Mcp-Name header does not match the body's tool or resource",
+                ));
+            }
+        }
+        None if stateless
+            && matches!(
+                message.method.as_deref(),
+                Some("tools/call" | "prompts/get" | "resources/read")
+            ) =>
+        {
+            return Err(ProxyError::HeaderMismatch("Mcp-Name header is required"));
+        }
+        None => {}
+    }
+    // Earlier clients never mirror arguments, so they are not held to the marks.
+    if stateless
+        && message.method.as_deref() == Some("tools/call")
+        && let Some(tool) = message.target.as_deref()
     {
-        return Err(ProxyError::HeaderMismatch(
-            "Mcp-Name header does not match the body's tool or resource",
-        ));
+        known.check(headers, tool, body).map_err(|why| {
+            ProxyError::HeaderMismatch(match why {
+                Disagreement::Missing => {
+                    "an Mcp-Param header and the argument it mirrors are not both present"
+                }
+                Disagreement::Differs => "an Mcp-Param header does not match its argument",
+                Disagreement::Invalid => {
+                    "an Mcp-Param header is neither visible ASCII nor =?base64?…?="
+                }
+            })
+        })?;
     }
     Ok(())
+}
+
+/// Whether a protocol version is 2026-07-28 or later.
+fn is_stateless(version: &[u8]) -> bool {
+    version.len() == STATELESS_REVISION.len() && version >= STATELESS_REVISION.as_bytes()
+}
+
+/// A header value as the client meant it: `=?base64?…?=` decoded (standard alphabet, padded),
+/// anything else as sent. `None` for a sentinel that does not decode, or for a plain value that
+/// is not visible ASCII, space and tab (RFC 9110 field values without obs-text): a client must
+/// encode anything else, so raw bytes are not what it meant.
+pub fn decoded(value: &HeaderValue) -> Option<Cow<'_, [u8]>> {
+    use base64::Engine as _;
+    let bytes = value.as_bytes();
+    if !bytes
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+    {
+        return None;
+    }
+    match bytes
+        .strip_prefix(b"=?base64?")
+        .and_then(|rest| rest.strip_suffix(b"?="))
+    {
+        Some(encoded) => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()
+            .map(Cow::Owned),
+        None => Some(Cow::Borrowed(bytes)),
+    }
 }
 
 pub fn single<'h>(
@@ -320,5 +434,108 @@ mod tests {
             Err(ProxyError::RepeatedHeader(name)) => assert_eq!(name, MCP_SESSION_ID),
             other => panic!("{other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod agreement_tests {
+    use super::*;
+    use crate::mcp::{InspectLimits, inspect};
+
+    fn check(body: &str, pairs: &[(&str, &str)]) -> Result<(), &'static str> {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                HeaderName::try_from(*k).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let inspection = inspect(body.as_bytes(), &InspectLimits::default()).unwrap();
+        match check_mcp_headers(&map, &inspection, body.as_bytes(), &ParamHeaders::default()) {
+            Ok(()) => Ok(()),
+            Err(ProxyError::HeaderMismatch(why)) => Err(why),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    const MODERN: &str = r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a b","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+    const LEGACY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#;
+
+    #[test]
+    fn a_2026_request_needs_agreeing_headers_and_a_base64_name_is_decoded() {
+        let all = [
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "resources/read"),
+            ("mcp-name", "=?base64?ZmlsZTovLy9hIGI=?="),
+        ];
+        assert_eq!(check(MODERN, &all), Ok(()));
+        assert_eq!(
+            check(
+                MODERN,
+                &[
+                    ("mcp-protocol-version", "2026-07-28"),
+                    ("mcp-method", "resources/read"),
+                    ("mcp-name", "file:///a b")
+                ]
+            ),
+            Ok(())
+        );
+        assert!(check(MODERN, &all[1..]).is_err(), "no version header");
+        assert!(check(MODERN, &[all[0], all[2]]).is_err(), "no Mcp-Method");
+        assert!(check(MODERN, &all[..2]).is_err(), "no Mcp-Name");
+        assert!(
+            check(
+                MODERN,
+                &[("mcp-protocol-version", "2026-07-29"), all[1], all[2]]
+            )
+            .is_err()
+        );
+        assert!(
+            check(
+                MODERN,
+                &[all[0], all[1], ("mcp-name", "=?base64?ZmlsZTovLy9h?=")]
+            )
+            .is_err()
+        );
+        // Raw bytes past ASCII are not a name, even when they spell the body's in UTF-8.
+        let body = MODERN.replace("file:///a b", "é");
+        let mut map = HeaderMap::new();
+        map.insert(
+            &MCP_PROTOCOL_VERSION,
+            HeaderValue::from_static("2026-07-28"),
+        );
+        map.insert(&MCP_METHOD, HeaderValue::from_static("resources/read"));
+        map.insert(&MCP_NAME, HeaderValue::from_bytes("é".as_bytes()).unwrap());
+        let inspection = inspect(body.as_bytes(), &InspectLimits::default()).unwrap();
+        let known = ParamHeaders::default();
+        assert!(check_mcp_headers(&map, &inspection, body.as_bytes(), &known).is_err());
+    }
+
+    #[test]
+    fn an_older_request_is_held_only_to_the_headers_it_sends() {
+        assert_eq!(check(LEGACY, &[]), Ok(()));
+        assert_eq!(
+            check(LEGACY, &[("mcp-protocol-version", "2025-06-18")]),
+            Ok(())
+        );
+        assert_eq!(
+            check(LEGACY, &[("mcp-method", "tools/call"), ("mcp-name", "x")]),
+            Ok(())
+        );
+        assert!(check(LEGACY, &[("mcp-name", "y")]).is_err());
+        // A version header of the stateless revision makes its headers required.
+        assert!(check(LEGACY, &[("mcp-protocol-version", "2026-07-28")]).is_err());
+    }
+
+    #[test]
+    fn a_repeated_or_underscored_mirrored_argument_is_refused() {
+        let mut map = HeaderMap::new();
+        map.append("mcp-param-region", HeaderValue::from_static("eu"));
+        assert!(check_singletons(&map).is_ok());
+        map.append("mcp-param-region", HeaderValue::from_static("us"));
+        assert!(check_singletons(&map).is_err());
+        let mut twin = HeaderMap::new();
+        twin.append("mcp_param_region", HeaderValue::from_static("eu"));
+        assert!(check_singletons(&twin).is_err());
     }
 }

@@ -27,6 +27,7 @@ use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::mcp_params::ParamHeaders;
 use crate::policy::{Action, Decision, Mode, ScopeSet};
 use crate::proxy::PolicyState;
 use crate::sse::{self, Decoder};
@@ -39,8 +40,18 @@ const LISTS: [(&str, &str, &str); 3] = [
     ("resources", "resources/read", "uri"),
 ];
 
-/// The list methods whose answers are filtered.
-pub const LIST_METHODS: [&str; 3] = ["tools/list", "prompts/list", "resources/list"];
+/// The methods whose answers are filtered: the listings, and 2026-07-28's change-notification
+/// stream, whose resource updates are held to the policy like the resources a listing names.
+pub const LIST_METHODS: [&str; 4] = [
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "subscriptions/listen",
+];
+
+/// The notification that names a changed resource: it reaches only a caller who may subscribe
+/// to that resource (`resources/subscribe` on its `uri`).
+const RESOURCE_UPDATED: &str = "notifications/resources/updated";
 
 /// A listing that could not be read, so could not be filtered: refused, never passed on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,11 +67,24 @@ impl fmt::Display for Unreadable {
 pub struct ListFilter {
     scopes: ScopeSet,
     policy: Arc<PolicyState>,
+    /// Where the `x-mcp-header` marks of the listed tools are remembered, if anywhere.
+    marks: Option<Arc<ParamHeaders>>,
 }
 
 impl ListFilter {
     pub fn new(scopes: ScopeSet, policy: Arc<PolicyState>) -> ListFilter {
-        ListFilter { scopes, policy }
+        ListFilter {
+            scopes,
+            policy,
+            marks: None,
+        }
+    }
+
+    /// Also remembers each listed tool's `x-mcp-header` marks in `marks`, from the entries this
+    /// filter reads anyway.
+    pub fn learning(mut self, marks: Arc<ParamHeaders>) -> ListFilter {
+        self.marks = Some(marks);
+        self
     }
 
     /// Filters a whole JSON body (one message or a batch). `Ok(None)` when nothing changed, so
@@ -104,6 +128,7 @@ impl ListFilter {
         let Some(RawObject(fields)) = RawObject::parse(result)? else {
             return Ok(());
         };
+        let mut listing = false;
         for (field, method, key) in LISTS {
             let Some(list) = find(&fields, field)? else {
                 continue;
@@ -112,11 +137,18 @@ impl ListFilter {
             let Ok(entries) = serde_json::from_str::<Vec<&RawValue>>(list.get()) else {
                 continue;
             };
+            listing = true;
             let mut kept = Vec::with_capacity(entries.len());
             for entry in &entries {
                 let target = match RawObject::parse(entry)? {
-                    Some(RawObject(members)) => find(&members, key)?
-                        .and_then(|raw| serde_json::from_str::<Cow<'_, str>>(raw.get()).ok()),
+                    Some(RawObject(members)) => {
+                        let target = find(&members, key)?
+                            .and_then(|raw| serde_json::from_str::<Cow<'_, str>>(raw.get()).ok());
+                        if let (Some(marks), "tools", Some(name)) = (&self.marks, field, &target) {
+                            marks.learn(name, find(&members, "inputSchema")?.map(RawValue::get));
+                        }
+                        target
+                    }
                     None => None,
                 };
                 if self.may_use(method, target.as_deref()) {
@@ -128,6 +160,9 @@ impl ListFilter {
                 let replacement = format!("[{}]", kept.join(","));
                 cuts.push((start..start + list.get().len(), replacement));
             }
+        }
+        if listing {
+            mark_private(base, result, &fields, cuts)?;
         }
         Ok(())
     }
@@ -142,12 +177,43 @@ impl ListFilter {
         }
     }
 
-    /// Filters one SSE event: `Ok(None)` when it passes as it came.
+    /// Whether an event's message is a resource update the caller may not hear of: on the
+    /// `subscriptions/listen` stream (2026-07-28) a subscription names its resources in its
+    /// parameters, which no policy rule decided, so the updates are decided here instead.
+    fn hides_update(&self, data: &str) -> Result<bool, Unreadable> {
+        if !data.contains(RESOURCE_UPDATED) {
+            return Ok(false);
+        }
+        let message: &RawValue =
+            serde_json::from_str(data).map_err(|_| Unreadable("event is not JSON"))?;
+        let Some(RawObject(members)) = RawObject::parse(message)? else {
+            return Ok(false);
+        };
+        let method = find(&members, "method")?
+            .and_then(|raw| serde_json::from_str::<Cow<'_, str>>(raw.get()).ok());
+        if method.as_deref() != Some(RESOURCE_UPDATED) {
+            return Ok(false);
+        }
+        let uri = match find(&members, "params")? {
+            Some(params) => match RawObject::parse(params)? {
+                Some(RawObject(fields)) => find(&fields, "uri")?
+                    .and_then(|raw| serde_json::from_str::<Cow<'_, str>>(raw.get()).ok()),
+                None => None,
+            },
+            None => None,
+        };
+        Ok(!self.may_use("resources/subscribe", uri.as_deref()))
+    }
+
+    /// Filters one SSE event: `Ok(None)` when it passes as it came, empty when it is dropped.
     fn filter_event(&self, event: &sse::Event) -> Result<Option<Bytes>, Unreadable> {
         // Keep-alives, comments and the empty priming event that opens a resumable stream.
         let Some(data) = event.data.as_deref().filter(|d| !d.trim().is_empty()) else {
             return Ok(None);
         };
+        if self.hides_update(data)? {
+            return Ok(Some(Bytes::new()));
+        }
         let Some(filtered) = self.filter_json(data.as_bytes())? else {
             return Ok(None);
         };
@@ -171,6 +237,34 @@ impl ListFilter {
         out.extend_from_slice(b"\n");
         Ok(Some(out.freeze()))
     }
+}
+
+/// A listing filtered for one caller is that caller's alone (MCP 2026-07-28 caching): its
+/// `cacheScope` says `"private"`, so no shared cache hands it to a caller with other rights,
+/// whether or not this caller's copy lost an entry. A result without `cacheScope` gets one when
+/// it carries `ttlMs` (a 2026-07-28 result, which a client may cache); an older result is left as
+/// it came, since its clients do not cache by these fields.
+fn mark_private(
+    base: &str,
+    result: &RawValue,
+    fields: &[(Cow<'_, str>, &RawValue)],
+    cuts: &mut Vec<(Range<usize>, String)>,
+) -> Result<(), Unreadable> {
+    const PRIVATE: &str = "\"private\"";
+    match find(fields, "cacheScope")? {
+        Some(scope) if scope.get() == PRIVATE => {}
+        Some(scope) => {
+            let start = offset(base, scope.get());
+            cuts.push((start..start + scope.get().len(), PRIVATE.to_string()));
+        }
+        None if find(fields, "ttlMs")?.is_some() => {
+            // Right after the result's `{`: it has members (the listing), so a comma follows.
+            let at = offset(base, result.get()) + 1;
+            cuts.push((at..at, format!("\"cacheScope\":{PRIVATE},")));
+        }
+        None => {}
+    }
+    Ok(())
 }
 
 /// The object members of a JSON value, in order, each value as its raw text; a duplicated member

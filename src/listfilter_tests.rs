@@ -170,3 +170,66 @@ async fn an_event_that_cannot_be_filtered_ends_the_stream() {
         "data: {}\n\n"
     );
 }
+
+#[test]
+fn a_filtered_listing_says_private_in_place_of_public_with_the_rest_byte_exact() {
+    let public = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read"},{"name":"write"}],"ttlMs":60000,"cacheScope" : "public"}}"#;
+    let out = filter(&["r"])
+        .filter_json(public.as_bytes())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read"}],"ttlMs":60000,"cacheScope" : "private"}}"#
+    );
+    // Nothing removed for this caller, yet another caller's copy differs: private all the same.
+    let out = filter(&["r", "w"])
+        .filter_json(public.as_bytes())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        public.replace(r#""public""#, r#""private""#)
+    );
+}
+
+#[test]
+fn a_2026_listing_without_cache_scope_gets_private_and_an_older_one_is_left_alone() {
+    let unscoped = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read"}],"ttlMs":0}}"#;
+    let out = filter(&["r"])
+        .filter_json(unscoped.as_bytes())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        r#"{"jsonrpc":"2.0","id":1,"result":{"cacheScope":"private","tools":[{"name":"read"}],"ttlMs":0}}"#
+    );
+    let already =
+        r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read"}],"cacheScope":"private"}}"#;
+    assert_eq!(
+        filter(&["r"]).filter_json(already.as_bytes()).unwrap(),
+        None
+    );
+    let older = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read"}]}}"#;
+    assert_eq!(filter(&["r"]).filter_json(older.as_bytes()).unwrap(), None);
+}
+
+#[test]
+fn a_resource_update_reaches_only_a_caller_who_may_subscribe_to_it() {
+    let policy = Policy::parse(
+        "version = 1\n[methods]\n\"resources/subscribe\" = { scopes = [\"r\"] }\n",
+        "p.toml",
+    )
+    .unwrap();
+    let state = Arc::new(PolicyState {
+        policy,
+        metadata_document: Bytes::new(),
+    });
+    let updated = r#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///a"}}"#;
+    let with = ListFilter::new(ScopeSet::new(["r"]), state.clone());
+    let without = ListFilter::new(ScopeSet::new(["w"]), state);
+    assert!(!with.hides_update(updated).unwrap());
+    assert!(without.hides_update(updated).unwrap());
+    let changed = r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#;
+    assert!(!without.hides_update(changed).unwrap());
+}

@@ -26,8 +26,10 @@ const LATENCY_BUCKETS: [f64; 16] = [
 
 /// MCP methods that get their own `method` label; everything else counts as `_other`, so a
 /// client inventing method names cannot grow the label set.
-const KNOWN_METHODS: [&str; 18] = [
+const KNOWN_METHODS: [&str; 25] = [
     "initialize",
+    "server/discover",
+    "subscriptions/listen",
     "ping",
     "tools/list",
     "tools/call",
@@ -45,6 +47,11 @@ const KNOWN_METHODS: [&str; 18] = [
     "notifications/progress",
     "notifications/roots/list_changed",
     "sampling/createMessage",
+    "tasks/get",
+    "tasks/update",
+    "tasks/cancel",
+    "tasks/result",
+    "tasks/list",
 ];
 
 /// `method` values for requests without a known MCP method (see [`method_label`]).
@@ -56,7 +63,7 @@ const DECISIONS: [&str; 3] = ["allow", "would_deny", "deny"];
 /// Every `reason` a refusal can carry besides the token's ([`AuthError::REFUSAL_REASONS`]): the
 /// proxy's own (`ProxyError::reason`), the body inspection's (`InspectError::reason`) and the
 /// policy's (`DenyReason::label`). The tests below hold these lists to those functions.
-const PROXY_REASONS: [&str; 16] = [
+const PROXY_REASONS: [&str; 18] = [
     "not_found",
     "method_not_allowed",
     "origin_not_allowed",
@@ -66,10 +73,12 @@ const PROXY_REASONS: [&str; 16] = [
     "header_mismatch",
     "repeated_header",
     "session_not_found",
+    "task_not_found",
     "overloaded",
     "body_timeout",
     "list_too_large",
     "list_unreadable",
+    "answer_too_large",
     "rate_limited",
     "upstream_unreachable",
     "upstream_timeout",

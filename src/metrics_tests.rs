@@ -90,10 +90,12 @@ fn every_proxy_error() -> Vec<ProxyError> {
         ProxyError::HeaderMismatch("h"),
         ProxyError::RepeatedHeader(http::header::HOST),
         ProxyError::SessionNotFound,
+        ProxyError::TaskNotFound { id: None },
         ProxyError::Overloaded,
         ProxyError::BodyTimeout,
         ProxyError::ListTooLarge { id: None },
         ProxyError::ListUnreadable { id: None },
+        ProxyError::AnswerTooLarge { id: None },
         ProxyError::RateLimited {
             id: None,
             rule: "r".into(),
@@ -116,10 +118,12 @@ fn every_proxy_error() -> Vec<ProxyError> {
             | ProxyError::HeaderMismatch(_)
             | ProxyError::RepeatedHeader(_)
             | ProxyError::SessionNotFound
+            | ProxyError::TaskNotFound { .. }
             | ProxyError::Overloaded
             | ProxyError::BodyTimeout
             | ProxyError::ListTooLarge { .. }
             | ProxyError::ListUnreadable { .. }
+            | ProxyError::AnswerTooLarge { .. }
             | ProxyError::RateLimited { .. }
             | ProxyError::UpstreamUnreachable { .. }
             | ProxyError::UpstreamTimeout { .. } => {}

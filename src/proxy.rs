@@ -25,11 +25,13 @@ use crate::http_checks::{
 };
 use crate::listfilter::{LIST_METHODS, ListFilter, SseListBody};
 use crate::mcp::{self, InspectLimits, Inspection, MessageKind, RequestId};
+use crate::mcp_params::ParamHeaders;
 use crate::metadata;
 use crate::metrics::Metrics;
 use crate::policy::{Action, Decision, Denial, DenyReason, Mode, Policy, RateLimit, RuleRef};
 use crate::ratelimit::RateLimiter;
-use crate::session::{Binding, Sessions};
+use crate::session::{Binding, Kind, Sessions};
+use crate::tasks;
 use crate::upstream::{self, EndOnError, Peer, Target};
 use tokio::sync::Semaphore;
 
@@ -67,6 +69,8 @@ pub struct Proxy {
     policy: ArcSwap<PolicyState>,
     limiter: RateLimiter,
     sessions: Option<Sessions>,
+    /// The `x-mcp-header` marks of the tools seen listed, which `Mcp-Param-*` headers must match.
+    param_headers: Arc<ParamHeaders>,
     filter_lists: bool,
     max_list_bytes: usize,
     in_flight: Semaphore,
@@ -116,6 +120,7 @@ impl Proxy {
                 .mcp
                 .bind_sessions
                 .then(|| Sessions::new(config.mcp.max_sessions, config.mcp.session_idle)),
+            param_headers: Arc::default(),
             filter_lists: config.mcp.filter_lists,
             max_list_bytes: config.mcp.max_list_bytes,
             in_flight: Semaphore::new(config.limits.max_requests),
@@ -296,7 +301,7 @@ impl Proxy {
             None => None,
         };
         if let Some(sessions) = &self.sessions
-            && sessions.check(session, &principal).await == Binding::Foreign
+            && sessions.check(Kind::Session, session, &principal).await == Binding::Foreign
         {
             return Err(ProxyError::SessionNotFound);
         }
@@ -313,10 +318,17 @@ impl Proxy {
             Bytes::new()
         };
 
-        let (error_id, list_filter) = if parts.method == Method::POST {
+        let (error_id, list_filter, binds_tasks) = if parts.method == Method::POST {
             let inspection = mcp::inspect(&body, &self.inspect_limits)
                 .map_err(|error| ProxyError::Malformed { error })?;
-            check_mcp_headers(&parts.headers, &inspection)?;
+            check_mcp_headers(&parts.headers, &inspection, &body, &self.param_headers)?;
+            // Like a session: another principal's task is unknown to this one, whatever the
+            // policy would say, and costs it no rate-limit token.
+            if let Some(sessions) = &self.sessions {
+                tasks::check(sessions, &inspection, &principal).await?;
+            }
+            // Every POST is decided on its own, so each retry of an "input required" call
+            // (2026-07-28 multi round-trip) is authorized again, arguments and all.
             self.authorize(&principal, &inspection, ctx).await?;
             let error_id = inspection
                 .first_id()
@@ -328,7 +340,11 @@ impl Proxy {
                         .as_deref()
                         .is_some_and(|m| LIST_METHODS.contains(&m))
             });
-            (error_id, self.list_filter(asks_for_list, &principal))
+            (
+                error_id,
+                self.list_filter(asks_for_list, &principal),
+                self.sessions.is_some() && tasks::may_create(&inspection),
+            )
         } else {
             ctx.allowed_without_body();
             // A GET stream carries what the server sends on its own and, once resumed with
@@ -336,20 +352,28 @@ impl Proxy {
             (
                 None,
                 self.list_filter(parts.method == Method::GET, &principal),
+                false,
             )
         };
 
         let creates_session = session.is_none();
         let ends_session = parts.method == Method::DELETE;
+        let answer = Answer {
+            error_id,
+            list_filter,
+            binds_tasks,
+        };
         let response = self
-            .forward(parts, body, &principal, peer, error_id, list_filter, ctx)
+            .forward(parts, body, &principal, peer, answer, ctx)
             .await?;
         if let Some(sessions) = &self.sessions {
             let issued = session_id(response.headers()).and_then(|v| v.to_str().ok());
             match (issued, session) {
-                (Some(issued), _) if creates_session => sessions.bind(issued, &principal).await,
+                (Some(issued), _) if creates_session => {
+                    sessions.bind(Kind::Session, issued, &principal).await
+                }
                 (_, Some(ended)) if ends_session && response.status().is_success() => {
-                    sessions.release(ended).await
+                    sessions.release(Kind::Session, ended).await
                 }
                 _ => {}
             }
@@ -359,8 +383,10 @@ impl Proxy {
 
     /// A filter for the listings of a response that may carry one, when listings are filtered.
     fn list_filter(&self, may_carry_list: bool, principal: &Principal) -> Option<ListFilter> {
-        (self.filter_lists && may_carry_list)
-            .then(|| ListFilter::new(principal.granted.clone(), self.policy.load_full()))
+        (self.filter_lists && may_carry_list).then(|| {
+            ListFilter::new(principal.granted.clone(), self.policy.load_full())
+                .learning(self.param_headers.clone())
+        })
     }
 
     fn check_origin(&self, headers: &HeaderMap) -> Result<(), ProxyError> {
@@ -467,17 +493,20 @@ impl Proxy {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)] // each is one piece of what this request carries
     async fn forward(
         &self,
         parts: Parts,
         body: Bytes,
         principal: &Principal,
         peer: Peer,
-        error_id: ErrorId,
-        list_filter: Option<ListFilter>,
+        answer: Answer,
         ctx: &mut Ctx,
     ) -> Result<Response<ProxyBody>, ProxyError> {
+        let Answer {
+            error_id,
+            list_filter,
+            binds_tasks,
+        } = answer;
         let mut request = self.target.request(
             parts.method,
             &parts.uri,
@@ -486,8 +515,8 @@ impl Proxy {
             principal,
             peer,
         );
-        if list_filter.is_some() {
-            // A listing is filtered, so it must arrive readable.
+        if list_filter.is_some() || binds_tasks {
+            // A listing is filtered, and a task handle read, so either must arrive readable.
             request.headers_mut().insert(
                 header::ACCEPT_ENCODING,
                 HeaderValue::from_static("identity"),
@@ -508,15 +537,29 @@ impl Proxy {
         let (mut parts, body) = response.into_parts();
         let body = EndOnError::new(body);
         upstream::rewrite_response_headers(&mut parts.headers);
+        let event_stream = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        if binds_tasks
+            && list_filter.is_none()
+            && parts.status.is_success()
+            && let Some(sessions) = &self.sessions
+        {
+            // The handle is bound before the client can read it, so its first `tasks/get` finds
+            // it; the answer is held until then (a task is created before it is announced, so
+            // the wait is short). A body that also lists is not held, and its tasks stay unbound.
+            let bytes = match Limited::new(body, self.max_list_bytes).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => return Err(ProxyError::AnswerTooLarge { id: error_id }),
+            };
+            tasks::bind_created(sessions, &bytes, event_stream, principal).await;
+            return Ok(Response::from_parts(parts, full(bytes)));
+        }
         let Some(filter) = list_filter.filter(|_| parts.status.is_success()) else {
             return Ok(Response::from_parts(parts, Either::Left(body)));
         };
-        let content_type = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if content_type.starts_with("text/event-stream") {
+        if event_stream {
             // Filtering changes the length of a stream that came with one.
             parts.headers.remove(header::CONTENT_LENGTH);
             let body = SseListBody::new(body, filter, self.max_list_bytes);
@@ -539,6 +582,16 @@ impl Proxy {
         parts.headers.remove(header::CONTENT_LENGTH);
         Ok(Response::from_parts(parts, full(bytes)))
     }
+}
+
+/// What the forwarding step does with the upstream's answer.
+struct Answer {
+    /// The JSON-RPC id of the proxy's own error, should the answer fail.
+    error_id: ErrorId,
+    /// Filters the listings it may carry.
+    list_filter: Option<ListFilter>,
+    /// The request takes a task for an answer: the handle is bound to its caller.
+    binds_tasks: bool,
 }
 
 /// A body the proxy wrote itself.

@@ -1,7 +1,8 @@
-//! Session binding: the `Mcp-Session-Id` an upstream hands out on `initialize` belongs to the
-//! principal who initialized it. Another principal presenting it gets `404` (the spec's answer
-//! for an unknown session), so a leaked or guessed session id is worth nothing without the token
-//! that made it. Bounded in size and idle time.
+//! Handle binding: the `Mcp-Session-Id` an upstream hands out on `initialize`, and the task
+//! handle (`taskId`, tasks extension) it hands out for a call, belong to the principal whose
+//! request made them. Another principal presenting one gets `404` (the spec's answer for an
+//! unknown session or task), so a leaked or guessed handle is worth nothing without the token
+//! that made it. One store for both kinds, each bounded in size and idle time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,15 +33,25 @@ impl Owner {
 }
 
 pub struct Sessions {
-    owners: Cache<Box<str>, Arc<Owner>>,
+    /// Indexed by [`Kind`]: a session id and a task id that happen to be equal stay apart.
+    owners: [Cache<Box<str>, Arc<Owner>>; 2],
+}
+
+/// What a handle names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `Mcp-Session-Id` (MCP 2025-03-26 to 2025-11-25).
+    Session = 0,
+    /// A task's `taskId`.
+    Task = 1,
 }
 
 /// What a request's session id says about it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Binding {
-    /// The request names no session (initialize, or a stateless server).
+    /// The request names no handle (initialize, or a stateless server).
     None,
-    /// The session belongs to this principal.
+    /// The handle belongs to this principal.
     Owned,
     /// Unknown to the proxy, or another principal's.
     Foreign,
@@ -48,37 +59,44 @@ pub enum Binding {
 
 impl Sessions {
     pub fn new(max_sessions: u64, idle: Duration) -> Sessions {
-        Sessions {
-            owners: Cache::builder()
+        let cache = || {
+            Cache::builder()
                 .max_capacity(max_sessions)
                 .time_to_idle(idle)
-                .build(),
+                .build()
+        };
+        Sessions {
+            owners: [cache(), cache()],
         }
     }
 
-    pub async fn check(&self, session: Option<&str>, principal: &Principal) -> Binding {
-        let Some(session) = session else {
+    pub async fn check(&self, kind: Kind, handle: Option<&str>, principal: &Principal) -> Binding {
+        let Some(handle) = handle else {
             return Binding::None;
         };
-        match self.owners.get(session).await {
+        match self.owners[kind as usize].get(handle).await {
             Some(owner) if owner.is(principal) => Binding::Owned,
             _ => Binding::Foreign,
         }
     }
 
-    /// Binds a session the upstream just created. A session id already bound keeps its owner.
-    pub async fn bind(&self, session: &str, principal: &Principal) {
+    /// Binds a handle the upstream just created. A handle already bound keeps its owner.
+    pub async fn bind(&self, kind: Kind, handle: &str, principal: &Principal) {
         let owner = Arc::new(Owner::of(principal));
-        let entry = self.owners.entry(Box::from(session)).or_insert(owner).await;
+        let entry = self.owners[kind as usize]
+            .entry(Box::from(handle))
+            .or_insert(owner)
+            .await;
         if !entry.is_fresh() && !entry.value().is(principal) {
             tracing::warn!(
-                "upstream reissued a session id bound to another principal; binding kept"
+                kind = ?kind,
+                "upstream reissued a handle bound to another principal; binding kept"
             );
         }
     }
 
-    pub async fn release(&self, session: &str) {
-        self.owners.invalidate(session).await;
+    pub async fn release(&self, kind: Kind, handle: &str) {
+        self.owners[kind as usize].invalidate(handle).await;
     }
 }
 
@@ -101,30 +119,67 @@ mod tests {
     async fn a_session_belongs_to_its_creator_only() {
         let sessions = Sessions::new(10, Duration::from_secs(60));
         let alice = principal("alice", "app");
-        sessions.bind("s1", &alice).await;
-        assert_eq!(sessions.check(Some("s1"), &alice).await, Binding::Owned);
+        sessions.bind(Kind::Session, "s1", &alice).await;
         assert_eq!(
-            sessions.check(Some("s1"), &principal("bob", "app")).await,
+            sessions.check(Kind::Session, Some("s1"), &alice).await,
+            Binding::Owned
+        );
+        assert_eq!(
+            sessions
+                .check(Kind::Session, Some("s1"), &principal("bob", "app"))
+                .await,
             Binding::Foreign
         );
         assert_eq!(
             sessions
-                .check(Some("s1"), &principal("alice", "other"))
+                .check(Kind::Session, Some("s1"), &principal("alice", "other"))
                 .await,
             Binding::Foreign
         );
-        assert_eq!(sessions.check(Some("s2"), &alice).await, Binding::Foreign);
-        assert_eq!(sessions.check(None, &alice).await, Binding::None);
+        assert_eq!(
+            sessions.check(Kind::Session, Some("s2"), &alice).await,
+            Binding::Foreign
+        );
+        assert_eq!(
+            sessions.check(Kind::Session, None, &alice).await,
+            Binding::None
+        );
     }
 
     #[tokio::test]
     async fn a_rebind_keeps_the_first_owner_and_release_frees_it() {
         let sessions = Sessions::new(10, Duration::from_secs(60));
         let (alice, bob) = (principal("alice", "app"), principal("bob", "app"));
-        sessions.bind("s1", &alice).await;
-        sessions.bind("s1", &bob).await;
-        assert_eq!(sessions.check(Some("s1"), &bob).await, Binding::Foreign);
-        sessions.release("s1").await;
-        assert_eq!(sessions.check(Some("s1"), &alice).await, Binding::Foreign);
+        sessions.bind(Kind::Session, "s1", &alice).await;
+        sessions.bind(Kind::Session, "s1", &bob).await;
+        assert_eq!(
+            sessions.check(Kind::Session, Some("s1"), &bob).await,
+            Binding::Foreign
+        );
+        sessions.release(Kind::Session, "s1").await;
+        assert_eq!(
+            sessions.check(Kind::Session, Some("s1"), &alice).await,
+            Binding::Foreign
+        );
+    }
+
+    #[tokio::test]
+    async fn a_task_handle_is_bound_apart_from_a_session_of_the_same_id() {
+        let sessions = Sessions::new(10, Duration::from_secs(60));
+        let (alice, bob) = (principal("alice", "app"), principal("bob", "app"));
+        sessions.bind(Kind::Task, "h1", &alice).await;
+        sessions.bind(Kind::Session, "h1", &bob).await;
+        assert_eq!(
+            sessions.check(Kind::Task, Some("h1"), &alice).await,
+            Binding::Owned
+        );
+        assert_eq!(
+            sessions.check(Kind::Task, Some("h1"), &bob).await,
+            Binding::Foreign
+        );
+        assert_eq!(
+            sessions.check(Kind::Session, Some("h1"), &bob).await,
+            Binding::Owned
+        );
     }
 }

@@ -38,16 +38,26 @@ async fn every_known_series_is_at_zero_before_any_traffic() {
     let t = common::start().await;
     let metrics = scrape(&t).await;
 
-    // 18 MCP methods and `_get`, `_delete`, `_none`, `_other`, by three decisions.
+    // 25 MCP methods (2026-07-28's and the tasks' among them) and `_get`, `_delete`, `_none`,
+    // `_other`, by three decisions.
     let requests = metrics
         .lines()
         .filter(|line| line.starts_with("scopegate_requests_total{"));
-    assert_eq!(requests.clone().count(), 22 * 3, "{metrics}");
+    assert_eq!(requests.clone().count(), 29 * 3, "{metrics}");
     assert!(
         requests.clone().all(|line| line.ends_with(" 0")),
         "{metrics}"
     );
-    for method in ["initialize", "tools/call", "tools/list", "_none", "_other"] {
+    for method in [
+        "initialize",
+        "server/discover",
+        "subscriptions/listen",
+        "tasks/get",
+        "tools/call",
+        "tools/list",
+        "_none",
+        "_other",
+    ] {
         for decision in DECISIONS {
             assert_zero(
                 &metrics,
@@ -87,6 +97,8 @@ async fn every_known_series_is_at_zero_before_any_traffic() {
         "no_rule",
         "expired",
         "duplicate_key",
+        "header_mismatch",
+        "task_not_found",
         "rate_limited",
         "upstream_unreachable",
     ] {

@@ -84,6 +84,15 @@ pub struct Message<'a> {
     /// What the method acts on: `params.name` for `tools/call` and `prompts/get`, `params.uri` for
     /// `resources/read`, `resources/subscribe` and `resources/unsubscribe`; `None` otherwise.
     pub target: Option<Cow<'a, str>>,
+    /// `params.taskId`: the task handle that `tasks/get`, `tasks/update`, `tasks/cancel` (and
+    /// 2025-11-25's `tasks/result`) act on.
+    pub task: Option<Cow<'a, str>>,
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]`, which a 2026-07-28 request
+    /// carries and its `MCP-Protocol-Version` header must repeat.
+    pub protocol_version: Option<Cow<'a, str>>,
+    /// The request says it takes a task for an answer (`params.task`, or the tasks extension
+    /// among its client capabilities).
+    pub wants_task: bool,
 }
 
 /// Every message of a body, in order.

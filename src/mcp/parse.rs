@@ -133,17 +133,34 @@ enum Shape<'de> {
     Object,
 }
 
+/// What a message's `params` hold that the proxy decides or checks on.
 #[derive(Default)]
 struct Targets<'de> {
     name: Option<Cow<'de, str>>,
     uri: Option<Cow<'de, str>>,
+    /// `params.taskId` (tasks extension).
+    task: Option<Cow<'de, str>>,
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]` (MCP 2026-07-28).
+    protocol_version: Option<Cow<'de, str>>,
+    /// `params.task` (2025-11-25) or the tasks extension among the request's client
+    /// capabilities: the answer may create a task.
+    wants_task: bool,
 }
 
 #[derive(Clone, Copy)]
 enum Target {
     Name,
     Uri,
+    Task,
+    ProtocolVersion,
 }
+
+/// The `_meta` key that carries a 2026-07-28 request's protocol version.
+const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+/// The `_meta` key that carries a 2026-07-28 request's client capabilities.
+const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+/// The tasks extension's name among the client capabilities' `extensions`.
+const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
 
 /// What to keep of a value besides its [`Shape`].
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -151,8 +168,15 @@ enum Keep {
     Nothing,
     /// The string, if it is one.
     Str,
-    /// The `name` and `uri` members, if it is an object, in [`Ctx::targets`].
+    /// The `name`, `uri` and `taskId` members and what `_meta` says, if it is an object, in
+    /// [`Ctx::targets`].
     Targets,
+    /// `params._meta`: the protocol version and the client capabilities.
+    Meta,
+    /// `_meta`'s client capabilities: their `extensions`.
+    Capabilities,
+    /// The client capabilities' `extensions`: whether the tasks extension is one.
+    Extensions,
 }
 
 /// Validates any value: well-formed, within the depth limit, no duplicate keys. Stores only what
@@ -227,25 +251,37 @@ impl<'de> Visitor<'de> for ValueSeed<'_, 'de> {
         self.ctx.enter(self.depth)?;
         let mut keys = Keys::begin(self.ctx);
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            let target = match &*key {
-                "name" if self.keep == Keep::Targets => Some(Target::Name),
-                "uri" if self.keep == Keep::Targets => Some(Target::Uri),
-                _ => None,
+            let (target, keep) = match (self.keep, &*key) {
+                (Keep::Targets, "name") => (Some(Target::Name), Keep::Str),
+                (Keep::Targets, "uri") => (Some(Target::Uri), Keep::Str),
+                (Keep::Targets, "taskId") => (Some(Target::Task), Keep::Str),
+                (Keep::Targets, "task") => {
+                    self.ctx.targets.wants_task = true;
+                    (None, Keep::Nothing)
+                }
+                (Keep::Targets, "_meta") => (None, Keep::Meta),
+                (Keep::Meta, META_PROTOCOL_VERSION) => (Some(Target::ProtocolVersion), Keep::Str),
+                (Keep::Meta, META_CLIENT_CAPABILITIES) => (None, Keep::Capabilities),
+                (Keep::Capabilities, "extensions") => (None, Keep::Extensions),
+                (Keep::Extensions, TASKS_EXTENSION) => {
+                    self.ctx.targets.wants_task = true;
+                    (None, Keep::Nothing)
+                }
+                _ => (None, Keep::Nothing),
             };
             keys.insert(self.ctx, key)?;
             let value = map.next_value_seed(ValueSeed {
                 ctx: &mut *self.ctx,
                 depth: self.depth + 1,
-                keep: if target.is_some() {
-                    Keep::Str
-                } else {
-                    Keep::Nothing
-                },
+                keep,
             })?;
             if let (Some(target), Shape::Str(s)) = (target, value) {
+                let targets = &mut self.ctx.targets;
                 match target {
-                    Target::Name => self.ctx.targets.name = s,
-                    Target::Uri => self.ctx.targets.uri = s,
+                    Target::Name => targets.name = s,
+                    Target::Uri => targets.uri = s,
+                    Target::Task => targets.task = s,
+                    Target::ProtocolVersion => targets.protocol_version = s,
                 }
             }
         }
@@ -473,5 +509,8 @@ fn classify<'de>(
         id,
         method,
         target,
+        task: params.task,
+        protocol_version: params.protocol_version,
+        wants_task: params.wants_task,
     })
 }

@@ -730,3 +730,26 @@ fn syntax_error_does_not_echo_the_body() {
     assert_eq!(err.reason(), "syntax");
     assert!(!err.to_string().contains(secret), "{err}");
 }
+
+#[test]
+fn the_meta_protocol_version_task_handle_and_task_opt_in_are_read_from_params() {
+    let message = single(
+        r#"{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":"t\u002d1","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"extensions":{"io.modelcontextprotocol/tasks":{}}}}}}"#,
+    );
+    assert_eq!(message.task.as_deref(), Some("t-1"));
+    assert_eq!(message.protocol_version.as_deref(), Some("2026-07-28"));
+    assert!(message.wants_task);
+    let legacy = single(
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","task":{"ttl":1}}}"#,
+    );
+    assert!(legacy.wants_task);
+    assert_eq!(legacy.protocol_version, None);
+    // The same keys deeper down (inside arguments) are the tool's business, not the message's.
+    let nested = single(
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"taskId":"t","task":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"1"}}}}"#,
+    );
+    assert_eq!(
+        (nested.task, nested.protocol_version, nested.wants_task),
+        (None, None, false)
+    );
+}

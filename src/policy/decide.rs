@@ -4,9 +4,13 @@
 use super::{Action, Mode, Need, Policy, RateLimit, Rule};
 
 /// Methods that need only a valid token unless a `[methods]` rule names them: the session
-/// handshake, keep-alive and listings. Listings reveal names only; calling still needs a rule.
-const PROTOCOL_METHODS: [&str; 6] = [
+/// handshake (`initialize`, or 2026-07-28's `server/discover`), keep-alive, listings and the
+/// change-notification stream (`subscriptions/listen`, which carries no data of its own).
+/// Listings reveal names only; calling still needs a rule.
+const PROTOCOL_METHODS: [&str; 8] = [
     "initialize",
+    "server/discover",
+    "subscriptions/listen",
     "ping",
     "tools/list",
     "prompts/list",

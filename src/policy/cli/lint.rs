@@ -13,11 +13,14 @@ use super::super::decide::is_protocol_method;
 use super::super::glob::Glob;
 use super::{Finding, Loaded, Severity};
 
-/// Requests a client sends a server (MCP 2025-11-25), besides `notifications/…`. A `[methods]`
-/// rule for anything else is most likely a typo, which would leave the intended method on the
-/// default deny.
-const MCP_CLIENT_METHODS: [&str; 17] = [
+/// Requests a client sends a server (MCP 2025-11-25 and 2026-07-28 with its tasks extension),
+/// besides `notifications/…`. A `[methods]` rule for anything else is most likely a typo, which
+/// would leave the intended method on the default deny.
+const MCP_CLIENT_METHODS: [&str; 20] = [
     "initialize",
+    "server/discover",
+    "subscriptions/listen",
+    "tasks/update",
     "ping",
     "tools/list",
     "tools/call",
@@ -121,7 +124,8 @@ fn method_rules(loaded: &Loaded, findings: &mut Vec<Finding>) {
 
 fn protocol_consequence(method: &str) -> &'static str {
     match method {
-        "initialize" => "start a session at all",
+        "initialize" | "server/discover" => "start a session at all",
+        "subscriptions/listen" => "hear of changes",
         "ping" => "keep its session alive",
         m if m.starts_with("notifications/") => "send this notification",
         _ => "list what the server offers",

@@ -1,0 +1,117 @@
+//! Interop with the official MCP Python SDK 2.x through the real proxy: a dual-era SDK server as
+//! the upstream, the SDK client in `auto`, pinned `2026-07-28` and `legacy` modes. `auto` must
+//! negotiate 2026-07-28 through the proxy (it probes `server/discover`, which a proxy that denied
+//! it would turn into a silent fall-back to the 2025 handshake).
+//!
+//! Needs the SDK: `.ci/python-sdk.sh` installs it into a venv and runs this with `--ignored`,
+//! `SCOPEGATE_PYTHON` naming that venv's interpreter.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::Options;
+use serde_json::Value;
+
+/// Kills the server process however the test ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn python() -> String {
+    std::env::var("SCOPEGATE_PYTHON")
+        .expect("SCOPEGATE_PYTHON names a Python with the MCP SDK 2.x: run .ci/python-sdk.sh")
+}
+
+/// Starts the SDK server on a port of its choosing and returns it with its MCP URL, read from
+/// the line uvicorn logs once it listens.
+fn start_server() -> (Server, String) {
+    let mut child = Command::new(python())
+        .args(["tests/python/mcp_sdk_server.py", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python starts");
+    let stderr = child.stderr.take().unwrap();
+    let server = Server(child);
+    let (lines, listening) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(at) = line.find("http://127.0.0.1:") {
+                let url = line[at..].split_whitespace().next().unwrap().to_string();
+                let _ = lines.send(url);
+            }
+        }
+    });
+    let base = listening
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the SDK server listens within a minute");
+    (server, format!("{base}/mcp"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the MCP Python SDK 2.x: .ci/python-sdk.sh"]
+async fn the_python_sdk_speaks_each_era_through_the_proxy_and_auto_negotiates_2026_07_28() {
+    let (_server, upstream) = start_server();
+    let t = common::start_with(Options {
+        upstream_url: Some(upstream),
+        ..Options::default()
+    })
+    .await;
+    let token = t.token(&["customer:read"]);
+    for (mode, version) in [
+        ("auto", "2026-07-28"),
+        ("2026-07-28", "2026-07-28"),
+        ("legacy", "2025-11-25"),
+    ] {
+        let (url, ca, token) = (
+            t.url().to_string(),
+            t.system.certs.ca.clone(),
+            token.clone(),
+        );
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new(python())
+                .arg("tests/python/mcp_sdk_client.py")
+                .arg(url)
+                .arg(ca)
+                .arg(mode)
+                .env("SCOPEGATE_TOKEN", token)
+                .output()
+                .expect("python runs")
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{mode}: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+        assert_eq!(seen["protocol_version"], version, "{mode}: {seen}");
+        // The listing is filtered to what this token may call, and the call it may not make is
+        // refused by the proxy.
+        assert_eq!(
+            seen["tools"],
+            serde_json::json!(["get_customer_info"]),
+            "{mode}"
+        );
+        assert_eq!(seen["allowed_is_error"], false, "{mode}: {seen}");
+        assert!(
+            seen["allowed"][0]
+                .as_str()
+                .unwrap_or("")
+                .contains("Ada Lovelace"),
+            "{mode}: {seen}"
+        );
+        assert_ne!(seen["denied"], "not refused", "{mode}");
+        println!("{mode}: {seen}");
+    }
+}
