@@ -450,9 +450,20 @@ fn parse_identity_header(name: &str) -> Result<http::HeaderName, String> {
         http::header::TRANSFER_ENCODING,
         http::header::CONNECTION,
     ];
-    if reserved.contains(&header) || header.as_str().starts_with("mcp-") {
+    // `_` reads as `-` to CGI/WSGI-style servers, so `mcp_session_id` is `Mcp-Session-Id` there.
+    let dashed = header.as_str().replace('_', "-");
+    if reserved.iter().any(|r| r.as_str() == dashed)
+        || dashed.starts_with("mcp-")
+        || dashed.starts_with("x-forwarded-")
+        || matches!(dashed.as_str(), "forwarded" | "x-real-ip" | "x-request-id")
+    {
         return Err(format!(
             "{name:?} is managed by the proxy and cannot carry a claim"
+        ));
+    }
+    if header.as_str().contains('_') {
+        return Err(format!(
+            "{name:?}: write header names with `-`; many servers drop or merge names with `_`"
         ));
     }
     Ok(header)

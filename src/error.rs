@@ -48,7 +48,7 @@ pub enum ProxyError {
     HeaderMismatch(&'static str),
     /// A header that may appear once appears again (RFC 9110 §5.3): the proxy and the upstream
     /// could each read another copy.
-    #[error("the {0} header appears more than once")]
+    #[error("the {0} header appears more than once (a spelling with `_` counts as a copy)")]
     RepeatedHeader(http::HeaderName),
     #[error("session not found")]
     SessionNotFound,

@@ -5,6 +5,7 @@
 pub mod accept;
 pub mod adapter;
 pub mod admin;
+pub mod answer;
 pub mod audit;
 pub mod auth;
 pub mod client;

@@ -118,10 +118,8 @@ impl ListFilter {
         let Some(RawObject(members)) = RawObject::parse(message)? else {
             return Ok(());
         };
-        // Requests and notifications carry no listing.
-        if find(&members, "method")?.is_some() {
-            return Ok(());
-        }
+        // Whatever else the message holds: a reader that allows extra members (the Python SDK)
+        // takes `{"method": null, "result": …}` for a response.
         let Some(result) = find(&members, "result")? else {
             return Ok(());
         };
@@ -205,39 +203,97 @@ impl ListFilter {
         Ok(!self.may_use("resources/subscribe", uri.as_deref()))
     }
 
-    /// Filters one SSE event: `Ok(None)` when it passes as it came, empty when it is dropped.
-    fn filter_event(&self, event: &sse::Event) -> Result<Option<Bytes>, Unreadable> {
-        // Keep-alives, comments and the empty priming event that opens a resumable stream.
-        let Some(data) = event.data.as_deref().filter(|d| !d.trim().is_empty()) else {
-            return Ok(None);
-        };
-        if self.hides_update(data)? {
-            return Ok(Some(Bytes::new()));
+    /// One SSE event as it goes to the client, always written anew from the fields the
+    /// standard's grammar gives and never as the upstream's bytes: a reader that splits lines
+    /// elsewhere too (httpx at `\x0c`, U+2028, …) or strips other prefixes sees only what was
+    /// read and checked here. Empty when the event is dropped.
+    fn filter_event(&self, event: &sse::Event) -> Result<Bytes, Unreadable> {
+        let mut out = BytesMut::new();
+        for (name, value) in [
+            ("event", &event.event),
+            ("id", &event.id),
+            ("retry", &event.retry),
+        ] {
+            if let Some(value) = value {
+                if value.contains(OTHER_LINE_BREAKS) {
+                    return Err(Unreadable(
+                        "event field holds a line break some readers see",
+                    ));
+                }
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(value.as_bytes());
+                out.extend_from_slice(b"\n");
+            }
         }
-        let Some(filtered) = self.filter_json(data.as_bytes())? else {
-            return Ok(None);
-        };
-        let mut out = BytesMut::with_capacity(filtered.len() + 64);
-        if let Some(name) = &event.event {
-            out.extend_from_slice(b"event: ");
-            out.extend_from_slice(name.as_bytes());
+        let Some(data) = event.data.as_deref() else {
+            // Comments and keep-alives: an empty comment keeps the connection's use, not its text.
+            if out.is_empty() {
+                return Ok(Bytes::from_static(b":\n\n"));
+            }
             out.extend_from_slice(b"\n");
-        }
-        if let Some(id) = &event.id {
-            out.extend_from_slice(b"id: ");
-            out.extend_from_slice(id.as_bytes());
-            out.extend_from_slice(b"\n");
-        }
-        // The spliced JSON keeps the upstream's line breaks: each line is a data line of its own.
-        for line in filtered.split(|&b| b == b'\n') {
+            return Ok(out.freeze());
+        };
+        let filtered;
+        let data = if data.trim_matches([' ', '\t', '\n']).is_empty() {
+            // The empty priming event of a resumable stream.
+            data
+        } else {
+            if self.hides_update(data)? {
+                return Ok(Bytes::new());
+            }
+            filtered = self.filter_json(data.as_bytes())?;
+            match &filtered {
+                Some(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
+                None => data,
+            }
+        };
+        // Valid JSON holds these only inside strings, where their escapes mean the same.
+        let data = data
+            .replace('\u{85}', "\\u0085")
+            .replace('\u{2028}', "\\u2028")
+            .replace('\u{2029}', "\\u2029");
+        for line in data.split('\n') {
             out.extend_from_slice(b"data: ");
-            out.extend_from_slice(line);
+            out.extend_from_slice(line.as_bytes());
             out.extend_from_slice(b"\n");
         }
         out.extend_from_slice(b"\n");
-        Ok(Some(out.freeze()))
+        Ok(out.freeze())
+    }
+
+    /// Every complete event `decoder` holds, filtered and written anew into `out`; on `Err`,
+    /// `out` holds the events before the one that could not be read.
+    fn filter_events(&self, decoder: &mut Decoder, out: &mut BytesMut) -> Result<(), Unreadable> {
+        while let Some(event) = decoder
+            .next_event()
+            .map_err(|_| Unreadable("event past the size bound"))?
+        {
+            out.extend_from_slice(&self.filter_event(&event)?);
+        }
+        Ok(())
+    }
+
+    /// A whole event-stream body, filtered: for an answer that is held until it is complete.
+    /// A partial event at its end is dropped, as every reader that follows the standard does.
+    pub fn filter_event_stream(
+        &self,
+        body: &[u8],
+        max_event_bytes: usize,
+    ) -> Result<Bytes, Unreadable> {
+        let mut decoder = Decoder::new(max_event_bytes);
+        decoder.push(body);
+        let mut out = BytesMut::new();
+        self.filter_events(&mut decoder, &mut out)?;
+        Ok(out.freeze())
     }
 }
+
+/// Characters that no line of an event may hold, since some readers end lines there too
+/// (Python's `str.splitlines`, which httpx uses): kept out of every field written.
+const OTHER_LINE_BREAKS: [char; 8] = [
+    '\u{0b}', '\u{0c}', '\u{1c}', '\u{1d}', '\u{1e}', '\u{85}', '\u{2028}', '\u{2029}',
+];
 
 /// A listing filtered for one caller is that caller's alone (MCP 2026-07-28 caching): its
 /// `cacheScope` says `"private"`, so no shared cache hands it to a caller with other rights,
@@ -380,23 +436,8 @@ impl<B> SseListBody<B> {
     /// The complete events received so far, filtered; `None` when none is complete yet.
     fn take_events(&mut self) -> Option<Bytes> {
         let mut out = BytesMut::new();
-        loop {
-            let event = match self.decoder.next_event() {
-                Ok(Some(event)) => event,
-                Ok(None) => break,
-                Err(error) => {
-                    self.refuse(&error.to_string());
-                    break;
-                }
-            };
-            match self.filter.filter_event(&event) {
-                Ok(None) => out.extend_from_slice(&event.raw),
-                Ok(Some(filtered)) => out.extend_from_slice(&filtered),
-                Err(error) => {
-                    self.refuse(&error.to_string());
-                    break;
-                }
-            }
+        if let Err(error) = self.filter.filter_events(&mut self.decoder, &mut out) {
+            self.refuse(&error.to_string());
         }
         (!out.is_empty()).then(|| out.freeze())
     }

@@ -72,7 +72,7 @@ fn requests_and_other_answers_pass_untouched() {
     let everything = filter(&["r", "w"]);
     let shadowless = LISTING.replace(r#",{"name":"unknown"}"#, "");
     assert_eq!(everything.filter_json(shadowless.as_bytes()), Ok(None));
-    let request = r#"{"jsonrpc":"2.0","id":4,"method":"x","result":{"tools":[{"name":"write"}]}}"#;
+    let request = r#"{"jsonrpc":"2.0","id":4,"method":"x","params":{"tools":[{"name":"write"}]}}"#;
     assert_eq!(filter(&[]).filter_json(request.as_bytes()), Ok(None));
 }
 
@@ -132,18 +132,13 @@ async fn sse_events_are_filtered_with_every_line_ending() {
         let whole = through_sse(vec![stream.as_bytes()], 1 << 20).await;
         assert!(whole.contains(r#""write""#), "{whole:?}");
         assert!(!whole.contains(r#""read""#), "{whole:?}");
+        // Every event is written anew, with LF line ends: the priming event, the listing, and
+        // the keep-alive as an empty comment.
         assert!(
-            whole.starts_with(&format!("id: 0{line_end}data: {line_end}{blank}event")),
+            whole.starts_with("id: 0\ndata: \n\nevent: message\nid: 1\ndata: {"),
             "{whole:?}"
         );
-        assert!(
-            whole.contains("event: message\nid: 1\ndata: {"),
-            "{whole:?}"
-        );
-        assert!(
-            whole.ends_with(&format!(": keep-alive{line_end}{blank}")),
-            "{whole:?}"
-        );
+        assert!(whole.ends_with("}\n\n:\n\n"), "{whole:?}");
         // Cut anywhere, as the network may: the same listing comes out.
         for at in [1, 20, 40, stream.len() - 1] {
             let (a, b) = stream.as_bytes().split_at(at);

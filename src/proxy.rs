@@ -11,9 +11,10 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, Version};
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::Either;
 use hyper::body::{Body as _, Incoming};
 
+use crate::answer::{self, Answer};
 use crate::audit::Ctx;
 use crate::auth::{Authenticator, Principal};
 use crate::client::HttpClient;
@@ -23,7 +24,7 @@ use crate::http_checks::{
     MCP_SESSION_ID, check_mcp_headers, check_media_type, check_singletons, declared_length,
     discard_rest, read_body, refuse_body,
 };
-use crate::listfilter::{LIST_METHODS, ListFilter, SseListBody};
+use crate::listfilter::{LIST_METHODS, ListFilter};
 use crate::mcp::{self, InspectLimits, Inspection, MessageKind, RequestId};
 use crate::mcp_params::ParamHeaders;
 use crate::metadata;
@@ -35,12 +36,7 @@ use crate::tasks;
 use crate::upstream::{self, EndOnError, Peer, Target};
 use tokio::sync::Semaphore;
 
-/// What the proxy answers with: the upstream's body streamed as it comes, its own, or an SSE
-/// stream with its listings filtered.
-pub type ProxyBody = Either<Upstream, Either<Full<Bytes>, SseListBody<Upstream>>>;
-
-/// The upstream's response body as the client gets it.
-pub type Upstream = EndOnError<Incoming>;
+pub use crate::answer::{ProxyBody, Upstream, full};
 
 /// The longest a refused request's body is waited for before the answer goes out regardless.
 const DRAIN_WINDOW: Duration = Duration::from_secs(1);
@@ -170,10 +166,14 @@ impl Proxy {
         let (parts, mut body) = request.into_parts();
         let drain = self.wants_drain(&parts.version, &parts.headers);
         let version = parts.version;
+        // hyper's `is_end_stream` stays false for a chunked body read to its end.
+        let mut body_read = false;
         let path = parts.uri.path();
         let mut response = if path == self.mcp_path {
             let mut ctx = Ctx::start(&parts.headers, &parts.method);
-            let result = self.mcp(parts, &mut body, peer, &mut ctx).await;
+            let result = self
+                .mcp(parts, &mut body, &mut body_read, peer, &mut ctx)
+                .await;
             let response = self.respond(result, &mut ctx);
             ctx.finish(response.status(), &self.metrics);
             response
@@ -186,7 +186,7 @@ impl Proxy {
                 &mut Ctx::untracked(&parts.headers),
             )
         };
-        if version < Version::HTTP_2 && !body.is_end_stream() {
+        if version < Version::HTTP_2 && !body_read && !body.is_end_stream() {
             // Answered before the body was read: hyper will not reuse the connection, so say so
             // (RFC 9112 §9.6), or a pooled or pipelining client sends its next request into a
             // connection that is being closed and loses it.
@@ -261,8 +261,9 @@ impl Proxy {
     /// The body stays with the caller, which reads the rest of a refused one (`discard_rest`).
     async fn mcp(
         &self,
-        parts: Parts,
+        mut parts: Parts,
         body: &mut Incoming,
+        body_read: &mut bool,
         peer: Peer,
         ctx: &mut Ctx,
     ) -> Result<Response<ProxyBody>, ProxyError> {
@@ -280,6 +281,7 @@ impl Proxy {
         // Before the token: a browser page on a foreign origin learns nothing, not even whether
         // a token would have worked (DNS-rebinding defence).
         self.check_origin(&parts.headers)?;
+        upstream::strip_connection_options(&mut parts.headers);
         check_singletons(&parts.headers)?;
 
         // Authenticate before reading the body, so a caller without a valid token costs no
@@ -309,16 +311,18 @@ impl Proxy {
         let body = if parts.method == Method::POST {
             check_media_type(&parts.headers)?;
             let read = read_body(body, &parts.headers, self.max_body_bytes);
-            tokio::time::timeout(self.body_read_timeout, read)
+            let bytes = tokio::time::timeout(self.body_read_timeout, read)
                 .await
-                .map_err(|_| ProxyError::BodyTimeout)??
+                .map_err(|_| ProxyError::BodyTimeout)??;
+            *body_read = true;
+            bytes
         } else {
             // GET and DELETE carry no body; one that does would reach the upstream unchecked.
             refuse_body(&parts.headers)?;
             Bytes::new()
         };
 
-        let (error_id, list_filter, binds_tasks) = if parts.method == Method::POST {
+        let (error_id, asks_for_list, binds_tasks) = if parts.method == Method::POST {
             let inspection = mcp::inspect(&body, &self.inspect_limits)
                 .map_err(|error| ProxyError::Malformed { error })?;
             check_mcp_headers(&parts.headers, &inspection, &body, &self.param_headers)?;
@@ -342,25 +346,23 @@ impl Proxy {
             });
             (
                 error_id,
-                self.list_filter(asks_for_list, &principal),
+                asks_for_list,
                 self.sessions.is_some() && tasks::may_create(&inspection),
             )
         } else {
             ctx.allowed_without_body();
-            // A GET stream carries what the server sends on its own and, once resumed with
-            // `Last-Event-ID`, the replay of earlier answers, listings among them.
-            (
-                None,
-                self.list_filter(parts.method == Method::GET, &principal),
-                false,
-            )
+            (None, false, false)
         };
 
         let creates_session = session.is_none();
         let ends_session = parts.method == Method::DELETE;
+        // Every answer is filtered, not only those to list requests: a GET stream resumed with
+        // `Last-Event-ID` replays earlier answers, and SDK servers route answers by id, so one
+        // POST's listing can come back on another's stream.
         let answer = Answer {
             error_id,
-            list_filter,
+            list_filter: self.list_filter(&principal),
+            asks_for_list,
             binds_tasks,
         };
         let response = self
@@ -381,9 +383,9 @@ impl Proxy {
         Ok(response)
     }
 
-    /// A filter for the listings of a response that may carry one, when listings are filtered.
-    fn list_filter(&self, may_carry_list: bool, principal: &Principal) -> Option<ListFilter> {
-        (self.filter_lists && may_carry_list).then(|| {
+    /// A filter for the listings an answer may carry, when listings are filtered.
+    fn list_filter(&self, principal: &Principal) -> Option<ListFilter> {
+        self.filter_lists.then(|| {
             ListFilter::new(principal.granted.clone(), self.policy.load_full())
                 .learning(self.param_headers.clone())
         })
@@ -502,11 +504,7 @@ impl Proxy {
         answer: Answer,
         ctx: &mut Ctx,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let Answer {
-            error_id,
-            list_filter,
-            binds_tasks,
-        } = answer;
+        let error_id = answer.error_id.clone();
         let mut request = self.target.request(
             parts.method,
             &parts.uri,
@@ -515,7 +513,7 @@ impl Proxy {
             principal,
             peer,
         );
-        if list_filter.is_some() || binds_tasks {
+        if answer.list_filter.is_some() || answer.binds_tasks {
             // A listing is filtered, and a task handle read, so either must arrive readable.
             request.headers_mut().insert(
                 header::ACCEPT_ENCODING,
@@ -535,68 +533,21 @@ impl Proxy {
             };
         ctx.upstream_answered(response.status(), started.elapsed());
         let (mut parts, body) = response.into_parts();
-        let body = EndOnError::new(body);
         upstream::rewrite_response_headers(&mut parts.headers);
-        let event_stream = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-        if binds_tasks
-            && list_filter.is_none()
-            && parts.status.is_success()
-            && let Some(sessions) = &self.sessions
-        {
-            // The handle is bound before the client can read it, so its first `tasks/get` finds
-            // it; the answer is held until then (a task is created before it is announced, so
-            // the wait is short). A body that also lists is not held, and its tasks stay unbound.
-            let bytes = match Limited::new(body, self.max_list_bytes).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(_) => return Err(ProxyError::AnswerTooLarge { id: error_id }),
-            };
-            tasks::bind_created(sessions, &bytes, event_stream, principal).await;
-            return Ok(Response::from_parts(parts, full(bytes)));
-        }
-        let Some(filter) = list_filter.filter(|_| parts.status.is_success()) else {
-            return Ok(Response::from_parts(parts, Either::Left(body)));
+        let limits = answer::Limits {
+            max_bytes: self.max_list_bytes,
+            read_timeout: self.response_timeout,
         };
-        if event_stream {
-            // Filtering changes the length of a stream that came with one.
-            parts.headers.remove(header::CONTENT_LENGTH);
-            let body = SseListBody::new(body, filter, self.max_list_bytes);
-            return Ok(Response::from_parts(
-                parts,
-                Either::Right(Either::Right(body)),
-            ));
-        }
-        let bytes = match Limited::new(body, self.max_list_bytes).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(_) => return Err(ProxyError::ListTooLarge { id: error_id }),
-        };
-        let bytes = match filter.filter_json(&bytes) {
-            Ok(filtered) => filtered.unwrap_or(bytes),
-            Err(unreadable) => {
-                tracing::warn!(reason = %unreadable, "upstream listing refused: it cannot be filtered");
-                return Err(ProxyError::ListUnreadable { id: error_id });
-            }
-        };
-        parts.headers.remove(header::CONTENT_LENGTH);
-        Ok(Response::from_parts(parts, full(bytes)))
+        answer::deliver(
+            parts,
+            EndOnError::new(body),
+            answer,
+            &limits,
+            self.sessions.as_ref(),
+            principal,
+        )
+        .await
     }
-}
-
-/// What the forwarding step does with the upstream's answer.
-struct Answer {
-    /// The JSON-RPC id of the proxy's own error, should the answer fail.
-    error_id: ErrorId,
-    /// Filters the listings it may carry.
-    list_filter: Option<ListFilter>,
-    /// The request takes a task for an answer: the handle is bound to its caller.
-    binds_tasks: bool,
-}
-
-/// A body the proxy wrote itself.
-pub fn full(bytes: Bytes) -> ProxyBody {
-    Either::Right(Either::Left(Full::new(bytes)))
 }
 
 fn policy_state(resource: &str, authorization_servers: &[String], policy: Policy) -> PolicyState {

@@ -23,6 +23,8 @@ pub struct Event {
     pub data: Option<String>,
     /// The `id:` field, if the block set one (a value holding NUL is ignored, as the standard says).
     pub id: Option<String>,
+    /// The `retry:` field, if the block set one (ASCII digits only, as the standard says).
+    pub retry: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +55,7 @@ struct Fields {
     event: Option<String>,
     data: Option<String>,
     id: Option<String>,
+    retry: Option<String>,
 }
 
 impl Decoder {
@@ -161,6 +164,7 @@ impl Decoder {
             event: fields.event,
             data: fields.data,
             id: fields.id,
+            retry: fields.retry,
         }
     }
 }
@@ -185,7 +189,10 @@ impl Fields {
                 None => self.data = Some(value.to_string()),
             },
             "id" if !value.contains('\0') => self.id = Some(value.to_string()),
-            // `retry` and unknown fields carry nothing a reader here acts on.
+            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                self.retry = Some(value.to_string())
+            }
+            // Unknown fields are ignored, as the standard says.
             _ => {}
         }
     }
@@ -248,7 +255,8 @@ mod tests {
         assert_eq!(whole[2].data.as_deref(), Some("\n"));
         // A CRLF split after its CR ends the line at the CR; the LF then opens the next event's
         // raw bytes. The fields, and the bytes as a whole, are the same however it is cut.
-        let fields = |events: &[Event]| -> Vec<(Option<String>, Option<String>, Option<String>)> {
+        type Named = (Option<String>, Option<String>, Option<String>);
+        let fields = |events: &[Event]| -> Vec<Named> {
             events
                 .iter()
                 .map(|e| (e.event.clone(), e.data.clone(), e.id.clone()))
@@ -271,10 +279,13 @@ mod tests {
 
     #[test]
     fn field_without_colon_and_space_handling_follow_the_standard() {
-        let got = events(&[b"data\ndata:  two spaces\nevent:x\nretry: 5\nid: a\0b\n\n"]);
+        let got =
+            events(&[b"data\ndata:  two spaces\nevent:x\nretry: 5\nid: a\0b\n\nretry: 5s\n\n"]);
         assert_eq!(got[0].data.as_deref(), Some("\n two spaces"));
         assert_eq!(got[0].event.as_deref(), Some("x"));
         assert_eq!(got[0].id, None);
+        assert_eq!(got[0].retry.as_deref(), Some("5"));
+        assert_eq!(got[1].retry, None);
     }
 
     #[test]

@@ -19,6 +19,14 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+/// Forwarding headers the proxy does not set: what a client says in them is not passed on.
+static CLIENT_FORWARDING: [HeaderName; 5] = [
+    HeaderName::from_static("forwarded"),
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-forwarded-server"),
+];
 
 /// Where requests go, resolved once at start-up so a request only clones it.
 #[derive(Debug, Clone)]
@@ -123,14 +131,19 @@ impl Target {
 }
 
 impl Target {
-    /// Removes every header whose name, with `_` read as `-`, is one the proxy sets.
+    /// Removes every header whose name, with `_` read as `-`, is one the proxy sets, and the
+    /// client's own forwarding claims that would stand beside the proxy's `X-Forwarded-*` (a
+    /// framework that reads `Forwarded` or `X-Real-IP` first would believe the client).
     fn remove_underscored_twins(&self, headers: &mut HeaderMap) {
+        for name in &CLIENT_FORWARDING {
+            headers.remove(name);
+        }
         let set_here = || {
-            self.identity_headers.iter().map(|(_, name)| name).chain([
-                &X_FORWARDED_FOR,
-                &X_FORWARDED_PROTO,
-                &X_FORWARDED_HOST,
-            ])
+            self.identity_headers
+                .iter()
+                .map(|(_, name)| name)
+                .chain([&X_FORWARDED_FOR, &X_FORWARDED_PROTO, &X_FORWARDED_HOST])
+                .chain(CLIENT_FORWARDING.iter())
         };
         let twins: Vec<HeaderName> = headers
             .keys()
@@ -150,9 +163,10 @@ pub fn rewrite_response_headers(headers: &mut HeaderMap) {
     headers.remove(header::PROXY_AUTHENTICATE);
 }
 
-/// Removes the connection-specific headers of RFC 9110 §7.6.1: `Connection` itself, every header
-/// it names, and the fixed list that older peers send without naming.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+/// Removes the headers a `Connection` header names (RFC 9110 §7.6.1): they end at this hop.
+/// Done before the proxy reads a request's headers, so that what it decides on is what it
+/// forwards (`Connection: mcp-session-id` would otherwise drop a checked session id on the way).
+pub fn strip_connection_options(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -163,6 +177,12 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
+}
+
+/// Removes the connection-specific headers of RFC 9110 §7.6.1: `Connection` itself, every header
+/// it names, and the fixed list that older peers send without naming.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    strip_connection_options(headers);
     for name in [
         &header::CONNECTION,
         &KEEP_ALIVE,

@@ -158,6 +158,25 @@ fn identity_headers_cannot_name_proxy_managed_headers() {
     );
     let error = parse(&source).unwrap_err().to_string();
     assert!(error.contains("upstream.identity_headers.sub"), "{error}");
+    for name in [
+        "mcp_session_id",
+        "x-forwarded-for",
+        "X_Forwarded_Host",
+        "forwarded",
+        "x_user",
+    ] {
+        let source = MINIMAL.replace(
+            "[upstream]\nurl = \"http://127.0.0.1:8000/mcp\"\n",
+            &format!(
+                "[upstream]\nurl = \"http://127.0.0.1:8000/mcp\"\nidentity_headers = {{ sub = \"{name}\" }}\n"
+            ),
+        );
+        let error = parse(&source).unwrap_err().to_string();
+        assert!(
+            error.contains("upstream.identity_headers.sub"),
+            "{name}: {error}"
+        );
+    }
 }
 
 #[test]

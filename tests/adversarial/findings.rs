@@ -102,6 +102,8 @@ async fn underscored_copies_of_headers_the_proxy_sets_never_reach_the_upstream()
         .header("X_Scopegate_Client_Id", "root")
         .header("x_forwarded_for", "203.0.113.9")
         .header("x-unrelated_header", "kept")
+        .header("forwarded", "for=203.0.113.9;proto=http")
+        .header("x-real-ip", "203.0.113.9")
         .send()
         .await
         .unwrap();
@@ -111,6 +113,8 @@ async fn underscored_copies_of_headers_the_proxy_sets_never_reach_the_upstream()
         "x_scopegate_subject",
         "x_scopegate_client_id",
         "x_forwarded_for",
+        "forwarded",
+        "x-real-ip",
     ] {
         assert!(seen.get(name).is_none(), "{name} reached the upstream");
     }
@@ -127,7 +131,11 @@ fn listing(id: &str) -> String {
 }
 
 /// An MCP upstream that answers every request with the same scripted response, and counts.
-async fn scripted_upstream(content_type: &'static str, body: String) -> (String, Arc<AtomicUsize>) {
+async fn scripted_upstream(
+    status: u16,
+    headers: &'static [(&'static str, &'static str)],
+    body: Vec<u8>,
+) -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/mcp", listener.local_addr().unwrap());
     let count = Arc::new(AtomicUsize::new(0));
@@ -144,9 +152,10 @@ async fn scripted_upstream(content_type: &'static str, body: String) -> (String,
                         async move {
                             let _ = request.into_body().collect().await;
                             let mut response = hyper::Response::new(Full::new(body));
-                            response
-                                .headers_mut()
-                                .insert("content-type", content_type.parse().unwrap());
+                            *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                            for (name, value) in headers {
+                                response.headers_mut().append(*name, value.parse().unwrap());
+                            }
                             Ok::<_, Infallible>(response)
                         }
                     },
@@ -161,14 +170,43 @@ async fn scripted_upstream(content_type: &'static str, body: String) -> (String,
     (url, count)
 }
 
-async fn system_before(content_type: &'static str, body: String) -> (TestSystem, Arc<AtomicUsize>) {
-    let (url, count) = scripted_upstream(content_type, body).await;
+/// The proxy in front of an upstream that answers everything with `status`, `headers`, `body`.
+async fn system_answering(
+    status: u16,
+    headers: &'static [(&'static str, &'static str)],
+    body: Vec<u8>,
+) -> (TestSystem, Arc<AtomicUsize>) {
+    let (url, count) = scripted_upstream(status, headers, body).await;
     let t = common::start_with(Options {
         upstream_url: Some(url),
         ..Options::default()
     })
     .await;
     (t, count)
+}
+
+async fn system_before(content_type: &'static str, body: String) -> (TestSystem, Arc<AtomicUsize>) {
+    let headers: &'static [(&'static str, &'static str)] = match content_type {
+        "application/json" => &[("content-type", "application/json")],
+        _ => &[("content-type", "text/event-stream")],
+    };
+    system_answering(200, headers, body.into_bytes()).await
+}
+
+/// A resumed GET stream through the proxy, as a `customer:read` caller: status and body.
+async fn resumed_stream(t: &TestSystem) -> (u16, String) {
+    let response = t
+        .http
+        .get(t.url())
+        .bearer_auth(t.token(&["customer:read"]))
+        .header("accept", "text/event-stream")
+        .header("last-event-id", "0")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.bytes().await.unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 fn tool_names(listing: &Value) -> Vec<&str> {
@@ -232,18 +270,9 @@ fn replay(line_end: &str, blank: &str) -> String {
 async fn a_resumed_stream_replays_listings_filtered_whatever_its_line_ends() {
     for (line_end, blank) in [("\n", "\n"), ("\r", "\r"), ("\n", "\r\n"), ("\r\n", "\r\n")] {
         let (t, upstream) = system_before("text/event-stream", replay(line_end, blank)).await;
-        let response = t
-            .http
-            .get(t.url())
-            .bearer_auth(t.token(&["customer:read"]))
-            .header("accept", "text/event-stream")
-            .header("last-event-id", "0")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        let (status, text) = resumed_stream(&t).await;
+        assert_eq!(status, 200);
         assert_eq!(upstream.load(Ordering::SeqCst), 1);
-        let text = response.text().await.unwrap();
         assert!(text.contains("get_customer_info"), "{line_end:?}: {text:?}");
         assert!(
             !text.contains("create_support_ticket"),
@@ -251,11 +280,8 @@ async fn a_resumed_stream_replays_listings_filtered_whatever_its_line_ends() {
         );
         // The event keeps its id, so the client can resume after it.
         assert!(text.contains("event: message\nid: 1\ndata: {"), "{text:?}");
-        // The priming event before it passes as it came.
-        assert!(
-            text.starts_with(&format!("id: 0{line_end}data: {line_end}{blank}")),
-            "{text:?}"
-        );
+        // The priming event before it keeps its id and empty data, written anew.
+        assert!(text.starts_with("id: 0\ndata: \n\n"), "{text:?}");
     }
 }
 
@@ -350,4 +376,189 @@ async fn every_answer_outside_the_mcp_endpoint_has_a_request_id_and_metadata_tak
         .unwrap();
     assert_eq!(missing.status(), 404);
     assert_eq!(header(missing.headers(), "x-request-id"), "trace-me");
+}
+
+#[tokio::test]
+async fn a_listing_on_the_stream_of_a_post_that_did_not_ask_for_one_is_filtered() {
+    // SDK servers route answers by JSON-RPC id: when two POSTs of a session share an id, one
+    // POST's `tools/list` answer is written to the other's stream.
+    let stream = format!("event: message\ndata: {}\n\n", listing("5"));
+    let (t, _) = system_before("text/event-stream", stream).await;
+    let ping = r#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#;
+    let response = t
+        .post(Some(&t.token(&["customer:read"])), ping)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("get_customer_info"), "{text}");
+    assert!(!text.contains("create_support_ticket"), "{text}");
+}
+
+#[tokio::test]
+async fn bytes_other_readers_split_or_strip_cannot_hide_a_listing() {
+    // The TypeScript SDK's reader strips a mojibake BOM from its first chunk; httpx (the Python
+    // SDK's) also ends lines at \x0c and U+2028. The proxy writes every event anew from what it
+    // read, so none of these bytes reach the client.
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "mojibake BOM",
+            [
+                &b"\xC3\xAF\xC2\xBB\xC2\xBF"[..],
+                format!("data: {}\n\n", listing("1")).as_bytes(),
+            ]
+            .concat(),
+        ),
+        (
+            "form feed",
+            format!(": keep-alive\x0cdata: {}\n\n", listing("1")).into_bytes(),
+        ),
+        (
+            "U+2028",
+            format!(": keep-alive\u{2028}data: {}\n\n", listing("1")).into_bytes(),
+        ),
+        (
+            "in an id",
+            format!("id: 1\x0cdata: {}\ndata: {{}}\n\n", listing("1")).into_bytes(),
+        ),
+    ];
+    for (name, body) in cases {
+        let (t, _) = system_answering(200, &[("content-type", "text/event-stream")], body).await;
+        let (status, text) = resumed_stream(&t).await;
+        assert_eq!(status, 200, "{name}");
+        assert!(!text.contains("create_support_ticket"), "{name}: {text:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_error_answer_is_filtered_too_and_compressed_or_partial_ones_are_refused() {
+    // A client shows an error's body to its user or model.
+    let (t, _) = system_answering(
+        500,
+        &[("content-type", "Application/JSON; charset=utf-8")],
+        listing("1").into_bytes(),
+    )
+    .await;
+    let response = t
+        .post(Some(&t.token(&["customer:read"])), LIST_REQUEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("get_customer_info") && !text.contains("create_support_ticket"),
+        "{text}"
+    );
+
+    for headers in [
+        &[
+            ("content-type", "text/event-stream"),
+            ("content-encoding", "gzip"),
+        ][..],
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "br"),
+        ],
+    ] {
+        let (t, _) = system_answering(200, headers, listing("1").into_bytes()).await;
+        let (status, text) = resumed_stream(&t).await;
+        assert_eq!(status, 502, "{headers:?}: {text}");
+        assert!(text.contains("list_unreadable"), "{text}");
+    }
+    let (t, _) = system_answering(206, &[("content-type", "text/event-stream")], Vec::new()).await;
+    assert_eq!(resumed_stream(&t).await.0, 502);
+}
+
+#[test]
+fn a_message_with_a_null_method_and_a_result_is_filtered_as_a_response() {
+    // The Python SDK (extra members allowed) reads it as a response listing every tool.
+    let policy = scopegate::policy::Policy::parse(
+        "version = 1\n[[tools]]\nname = \"read\"\nscopes = [\"r\"]\n",
+        "p.toml",
+    )
+    .unwrap();
+    let state = Arc::new(scopegate::proxy::PolicyState {
+        policy,
+        metadata_document: Bytes::new(),
+    });
+    let filter =
+        scopegate::listfilter::ListFilter::new(scopegate::policy::ScopeSet::new(["r"]), state);
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":null,"result":{"tools":[{"name":"read"},{"name":"write"}]}}"#;
+    let out = filter
+        .filter_json(body.as_bytes())
+        .unwrap()
+        .expect("filtered");
+    assert!(!String::from_utf8_lossy(&out).contains("write"));
+}
+
+#[tokio::test]
+async fn an_accepted_chunked_post_keeps_its_connection() {
+    let t = common::start().await;
+    let token = t.token(&ALL_SCOPES);
+    let session = open_session(&t, &token).await;
+    let body = TestSystem::tool_call("get_customer_info", 2);
+    let mut tls = crate::wire::raw_tls(&t).await;
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {session}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    assert!(!text.contains("\r\nconnection: close\r\n"), "{text}");
+}
+
+#[tokio::test]
+async fn a_header_named_in_connection_is_dropped_before_the_proxy_decides_on_it() {
+    let t = common::start().await;
+    let token = t.token(&ALL_SCOPES);
+    let session = open_session(&t, &token).await;
+    let init = json!({"jsonrpc":"2.0","id":9,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}).to_string();
+    let mut tls = crate::wire::raw_tls(&t).await;
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {session}\r\nConnection: mcp-session-id\r\nContent-Length: {}\r\n\r\n{init}",
+        init.len()
+    );
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 8192];
+    let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    // The proxy decided on what the upstream got: a new session, bound to this caller.
+    let seen = t.system.upstream.last_request_headers();
+    assert!(seen.get("mcp-session-id").is_none(), "{seen:?}");
+    let issued = text
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("mcp-session-id")
+                .then(|| value.trim().to_string())
+        })
+        .expect("a new session");
+    assert_ne!(issued, session);
+    let other = t
+        .system
+        .issuer
+        .mint(t.system.issuer.claims_for("someone-else", &ALL_SCOPES));
+    let response = t
+        .post(Some(&other), TestSystem::tool_call("get_customer_info", 3))
+        .header("mcp-session-id", issued)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        404,
+        "the new session is bound to its creator"
+    );
 }
