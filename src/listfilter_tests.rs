@@ -13,7 +13,7 @@ fn filter(scopes: &[&str]) -> ListFilter {
         policy,
         metadata_document: Bytes::new(),
     });
-    ListFilter::new(ScopeSet::new(scopes.iter().copied()), state)
+    ListFilter::new(Arc::new(crate::auth::Principal::with_scopes(scopes)), state)
 }
 
 const LISTING: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read","inputSchema":{"type":"object","properties":{"zeta":{"type":"number"},"alpha":{"type":"string"}}},"x":1.50},{"name":"write"},{"name":"shadow"},{"name":"unknown"}],"nextCursor":"abc"}}"#;

@@ -56,7 +56,7 @@ const DECISIONS: [&str; 3] = ["allow", "would_deny", "deny"];
 /// Every `reason` a refusal can carry besides the token's ([`AuthError::REFUSAL_REASONS`]): the
 /// proxy's own (`ProxyError::reason`), the body inspection's (`InspectError::reason`) and the
 /// policy's (`DenyReason::label`). The tests below hold these lists to those functions.
-const PROXY_REASONS: [&str; 14] = [
+const PROXY_REASONS: [&str; 16] = [
     "not_found",
     "method_not_allowed",
     "origin_not_allowed",
@@ -64,10 +64,12 @@ const PROXY_REASONS: [&str; 14] = [
     "body_too_large",
     "body_read",
     "header_mismatch",
+    "repeated_header",
     "session_not_found",
     "overloaded",
     "body_timeout",
     "list_too_large",
+    "list_unreadable",
     "rate_limited",
     "upstream_unreachable",
     "upstream_timeout",
@@ -92,7 +94,14 @@ const INSPECT_REASONS: [&str; 18] = [
     "missing_prompt_name",
     "missing_resource_uri",
 ];
-const POLICY_REASONS: [&str; 3] = ["no_rule", "insufficient_scope", "missing_target"];
+const POLICY_REASONS: [&str; 6] = [
+    "no_rule",
+    "insufficient_scope",
+    "missing_target",
+    "condition_failed",
+    "denied_by_rule",
+    "condition_error",
+];
 
 /// Every upstream status class ([`status_class`]).
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];

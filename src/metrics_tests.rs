@@ -82,16 +82,18 @@ fn every_inspect_error() -> Vec<InspectError> {
 fn every_proxy_error() -> Vec<ProxyError> {
     let all = vec![
         ProxyError::NotFound,
-        ProxyError::MethodNotAllowed,
+        ProxyError::MethodNotAllowed { allow: "GET" },
         ProxyError::OriginNotAllowed("o".into()),
         ProxyError::UnsupportedMediaType("m"),
         ProxyError::BodyTooLarge { limit: 1 },
         ProxyError::BodyRead,
         ProxyError::HeaderMismatch("h"),
+        ProxyError::RepeatedHeader(http::header::HOST),
         ProxyError::SessionNotFound,
         ProxyError::Overloaded,
         ProxyError::BodyTimeout,
         ProxyError::ListTooLarge { id: None },
+        ProxyError::ListUnreadable { id: None },
         ProxyError::RateLimited {
             id: None,
             rule: "r".into(),
@@ -106,16 +108,18 @@ fn every_proxy_error() -> Vec<ProxyError> {
             | ProxyError::Unauthenticated(_)
             | ProxyError::Forbidden(_) => unreachable!("listed by their own types"),
             ProxyError::NotFound
-            | ProxyError::MethodNotAllowed
+            | ProxyError::MethodNotAllowed { .. }
             | ProxyError::OriginNotAllowed(_)
             | ProxyError::UnsupportedMediaType(_)
             | ProxyError::BodyTooLarge { .. }
             | ProxyError::BodyRead
             | ProxyError::HeaderMismatch(_)
+            | ProxyError::RepeatedHeader(_)
             | ProxyError::SessionNotFound
             | ProxyError::Overloaded
             | ProxyError::BodyTimeout
             | ProxyError::ListTooLarge { .. }
+            | ProxyError::ListUnreadable { .. }
             | ProxyError::RateLimited { .. }
             | ProxyError::UpstreamUnreachable { .. }
             | ProxyError::UpstreamTimeout { .. } => {}
@@ -144,10 +148,18 @@ fn label_lists_match_every_reason_and_outcome_the_code_produces() {
         DenyReason::NoRule,
         DenyReason::InsufficientScope,
         DenyReason::MissingTarget,
+        DenyReason::ConditionFailed,
+        DenyReason::DeniedByRule,
+        DenyReason::ConditionError,
     ];
     for reason in policy {
         match reason {
-            DenyReason::NoRule | DenyReason::InsufficientScope | DenyReason::MissingTarget => {}
+            DenyReason::NoRule
+            | DenyReason::InsufficientScope
+            | DenyReason::MissingTarget
+            | DenyReason::ConditionFailed
+            | DenyReason::DeniedByRule
+            | DenyReason::ConditionError => {}
         }
     }
     assert_eq!(

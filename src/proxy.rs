@@ -27,7 +27,9 @@ use crate::listfilter::{LIST_METHODS, ListFilter, SseListBody};
 use crate::mcp::{self, InspectLimits, Inspection, MessageKind, RequestId};
 use crate::metadata;
 use crate::metrics::Metrics;
-use crate::policy::{Action, Decision, Denial, DenyReason, Mode, Policy, RateLimit, RuleRef};
+use crate::policy::{
+    Action, Arguments, Decision, Denial, DenyReason, Facts, Mode, Policy, RateLimit, RuleRef,
+};
 use crate::ratelimit::RateLimiter;
 use crate::session::{Binding, Sessions};
 use crate::upstream::{self, EndOnError, Peer, Target};
@@ -358,9 +360,9 @@ impl Proxy {
     }
 
     /// A filter for the listings of a response that may carry one, when listings are filtered.
-    fn list_filter(&self, may_carry_list: bool, principal: &Principal) -> Option<ListFilter> {
+    fn list_filter(&self, may_carry_list: bool, principal: &Arc<Principal>) -> Option<ListFilter> {
         (self.filter_lists && may_carry_list)
-            .then(|| ListFilter::new(principal.granted.clone(), self.policy.load_full()))
+            .then(|| ListFilter::new(Arc::clone(principal), self.policy.load_full()))
     }
 
     fn check_origin(&self, headers: &HeaderMap) -> Result<(), ProxyError> {
@@ -393,7 +395,9 @@ impl Proxy {
         ctx: &mut Ctx,
     ) -> Result<(), ProxyError> {
         let state = self.policy.load();
-        let scopes = &principal.granted;
+        let scopes = state
+            .policy
+            .granted(&principal.granted, &principal.granted_cache);
         let mut limited: Vec<(RuleRef<'_>, RateLimit, Option<&RequestId<'_>>)> = Vec::new();
         for message in &inspection.messages {
             // A response answers the server's own request (sampling, elicitation): nothing to
@@ -407,7 +411,12 @@ impl Proxy {
                 method,
                 target: message.target.as_deref(),
             };
-            match state.policy.decide(scopes, &action) {
+            let facts = Facts {
+                claims: &principal.claims,
+                claims_cache: &principal.claims_cache,
+                arguments: Arguments::Raw(message.arguments),
+            };
+            match state.policy.decide_with(&scopes, &action, &facts) {
                 Decision::Allow { rule } => {
                     ctx.saw(method, action.target, rule.map(|r| r.name));
                     if let Some(rule) = rule
@@ -568,6 +577,16 @@ fn denied(id: ErrorId, action: &Action<'_>, denial: &Denial<'_>, principal: &Pri
         ),
         DenyReason::NoRule => format!("{what} is not allowed by policy"),
         DenyReason::MissingTarget => format!("{what} names no target"),
+        DenyReason::ConditionFailed => {
+            format!("{what} is not allowed for this call: a condition of its rule does not hold")
+        }
+        DenyReason::DeniedByRule => format!(
+            "{what} is denied: {}",
+            denial.note.as_deref().unwrap_or("denied by policy")
+        ),
+        DenyReason::ConditionError => {
+            format!("{what} is not allowed: a policy condition could not be evaluated")
+        }
     };
     let challenge_scopes = if denial.reason == DenyReason::InsufficientScope {
         let mut scopes: Vec<String> = denial.required.iter().map(|s| s.to_string()).collect();
@@ -587,6 +606,9 @@ fn denied(id: ErrorId, action: &Action<'_>, denial: &Denial<'_>, principal: &Pri
         method: action.method.to_string(),
         target: action.target.map(str::to_string),
         missing: denial.missing.iter().map(|s| s.to_string()).collect(),
+        detail: (denial.reason == DenyReason::DeniedByRule)
+            .then(|| denial.note.as_deref().unwrap_or_default().to_string()),
+        condition: denial.audited_condition(),
         challenge_scopes,
     }
 }

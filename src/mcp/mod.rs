@@ -84,6 +84,9 @@ pub struct Message<'a> {
     /// What the method acts on: `params.name` for `tools/call` and `prompts/get`, `params.uri` for
     /// `resources/read`, `resources/subscribe` and `resources/unsubscribe`; `None` otherwise.
     pub target: Option<Cow<'a, str>>,
+    /// `params.arguments` as sent (validated like every value), for policy conditions that read
+    /// them: turned into a value only when one does.
+    pub arguments: Option<&'a serde_json::value::RawValue>,
 }
 
 /// Every message of a body, in order.
@@ -194,7 +197,7 @@ impl InspectError {
     }
 
     /// Names a parser error that none of our visitors raised.
-    fn from_parser(body: &[u8], err: serde_json::Error) -> Self {
+    pub(super) fn from_parser(body: &[u8], err: serde_json::Error) -> Self {
         // serde_json reports invalid UTF-8 only as "invalid unicode code point", and only inside
         // strings; checking the whole body on this cold path names it precisely.
         if std::str::from_utf8(body).is_err() {

@@ -5,7 +5,9 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 use super::{InspectError, Inspection, Message, MessageKind, RequestId};
 
@@ -137,6 +139,7 @@ enum Shape<'de> {
 struct Targets<'de> {
     name: Option<Cow<'de, str>>,
     uri: Option<Cow<'de, str>>,
+    arguments: Option<&'de RawValue>,
 }
 
 #[derive(Clone, Copy)]
@@ -230,6 +233,15 @@ impl<'de> Visitor<'de> for ValueSeed<'_, 'de> {
             let target = match &*key {
                 "name" if self.keep == Keep::Targets => Some(Target::Name),
                 "uri" if self.keep == Keep::Targets => Some(Target::Uri),
+                "arguments" if self.keep == Keep::Targets => {
+                    keys.insert(self.ctx, key)?;
+                    let raw = map.next_value_seed(ArgumentsSeed {
+                        ctx: &mut *self.ctx,
+                        depth: self.depth + 1,
+                    })?;
+                    self.ctx.targets.arguments = Some(raw);
+                    continue;
+                }
                 _ => None,
             };
             keys.insert(self.ctx, key)?;
@@ -251,6 +263,36 @@ impl<'de> Visitor<'de> for ValueSeed<'_, 'de> {
         }
         keys.end(self.ctx);
         Ok(Shape::Object)
+    }
+}
+
+/// `params.arguments`: kept as the raw slice of the body, and validated like any other value.
+struct ArgumentsSeed<'c, 'de> {
+    ctx: &'c mut Ctx<'de>,
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for ArgumentsSeed<'_, 'de> {
+    type Value = &'de RawValue;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        let raw = <&'de RawValue>::deserialize(de)?;
+        // The slice was only scanned; duplicate keys, depth and surrogates are checked here, over
+        // the arguments alone.
+        let mut inner = serde_json::Deserializer::from_str(raw.get());
+        let checked = ValueSeed {
+            ctx: &mut *self.ctx,
+            depth: self.depth,
+            keep: Keep::Nothing,
+        }
+        .deserialize(&mut inner);
+        if let Err(err) = checked {
+            if self.ctx.failure.is_none() {
+                self.ctx.failure = Some(InspectError::from_parser(raw.get().as_bytes(), err));
+            }
+            return Err(de::Error::custom("refused"));
+        }
+        Ok(raw)
     }
 }
 
@@ -473,5 +515,6 @@ fn classify<'de>(
         id,
         method,
         target,
+        arguments: params.arguments,
     })
 }

@@ -1,0 +1,284 @@
+//! CEL conditions (policy version 2): compiling a `when` expression once, at load, and evaluating
+//! it against one call. Owns the variables a condition may read and how each is turned into a CEL
+//! value; not which rules carry conditions (`compile.rs`) nor what a result decides (`decide.rs`).
+//!
+//! Values are built only for the variables an expression reads, and the costly ones once: the
+//! token's claims once per token ([`ClaimsCache`]), the call's arguments once per call and only
+//! when a condition reads `args` ([`Facts`]).
+
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, OnceLock};
+
+use cel::objects::{Key, Map};
+use cel::{Context, Env, Program, Value};
+use serde_json::value::RawValue;
+
+use super::ScopeSet;
+
+/// The variables a condition may read; any other name is a load error.
+pub const VARIABLES: [&str; 5] = ["jwt", "args", "tool", "method", "scopes"];
+
+/// The standard CEL environment, built once: building it per evaluation would cost more than
+/// most expressions do.
+static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
+
+/// One compiled `when` expression.
+pub(super) struct Condition {
+    /// As written, for explanations and the audit line.
+    pub source: Box<str>,
+    program: Program,
+    reads: Reads,
+}
+
+impl std::fmt::Debug for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Condition").field(&self.source).finish()
+    }
+}
+
+/// Which variables an expression reads.
+#[derive(Debug, Clone, Copy, Default)]
+struct Reads {
+    jwt: bool,
+    args: bool,
+    tool: bool,
+    method: bool,
+    scopes: bool,
+}
+
+/// What a condition sees of one call besides its rule.
+pub struct Facts<'a> {
+    /// Every verified claim of the token.
+    pub claims: &'a serde_json::Map<String, serde_json::Value>,
+    /// The claims as a CEL value, built on first use and kept with the verified token.
+    pub claims_cache: &'a ClaimsCache,
+    /// What `args` is.
+    pub arguments: Arguments<'a>,
+}
+
+/// The call's `params.arguments`.
+#[derive(Clone, Copy)]
+pub enum Arguments<'a> {
+    /// The raw JSON as the inspector kept it (`None` when the call has none: `args` is `{}`).
+    Raw(Option<&'a RawValue>),
+    /// Not known: a listing is decided before any call. A condition that reads `args` is then
+    /// not evaluated (see [`Outcome::Unknown`]).
+    Unknown,
+}
+
+impl Facts<'_> {
+    /// Facts of a call without a token's claims and without arguments: `jwt` and `args` are `{}`.
+    pub fn none() -> Facts<'static> {
+        static EMPTY: LazyLock<serde_json::Map<String, serde_json::Value>> =
+            LazyLock::new(serde_json::Map::new);
+        static CACHE: LazyLock<ClaimsCache> = LazyLock::new(ClaimsCache::default);
+        Facts {
+            claims: &EMPTY,
+            claims_cache: &CACHE,
+            arguments: Arguments::Raw(None),
+        }
+    }
+}
+
+/// The token's claims as a CEL map, built once per verified token.
+#[derive(Debug, Default)]
+pub struct ClaimsCache(OnceLock<Value>);
+
+/// A clone starts empty: the cache is derived from the claims, and is rebuilt on first use.
+impl Clone for ClaimsCache {
+    fn clone(&self) -> Self {
+        ClaimsCache::default()
+    }
+}
+
+/// Derived from the claims, so it never tells two principals apart.
+impl PartialEq for ClaimsCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// What one condition came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    True,
+    False,
+    /// It reads `args`, which are not known yet (listings).
+    Unknown,
+    /// It failed at run time (missing field, wrong type) or did not give a bool: fail closed.
+    Error(String),
+}
+
+/// Values shared by the conditions of one decision, each built on first need.
+pub(super) struct Scope<'f, 'a> {
+    facts: &'f Facts<'a>,
+    tool: &'f str,
+    method: &'f str,
+    scopes: &'f ScopeSet,
+    args: OnceCell<Result<Value, String>>,
+}
+
+impl<'f, 'a> Scope<'f, 'a> {
+    pub(super) fn new(
+        facts: &'f Facts<'a>,
+        method: &'f str,
+        tool: &'f str,
+        scopes: &'f ScopeSet,
+    ) -> Self {
+        Scope {
+            facts,
+            tool,
+            method,
+            scopes,
+            args: OnceCell::new(),
+        }
+    }
+
+    fn args(&self) -> Result<Value, String> {
+        self.args
+            .get_or_init(|| match self.facts.arguments {
+                Arguments::Raw(None) | Arguments::Unknown => Ok(empty_map()),
+                Arguments::Raw(Some(raw)) => serde_json::from_str::<serde_json::Value>(raw.get())
+                    .map(|json| from_json(&json))
+                    .map_err(|error| format!("arguments unreadable: {error}")),
+            })
+            .clone()
+    }
+
+    fn jwt(&self) -> Value {
+        self.facts
+            .claims_cache
+            .0
+            .get_or_init(|| from_json(&serde_json::Value::Object(self.facts.claims.clone())))
+            .clone()
+    }
+}
+
+impl Condition {
+    /// Compiles `source`; the error says what is wrong in words a policy author can act on.
+    pub(super) fn compile(source: &str) -> Result<Condition, String> {
+        let program = ENV
+            .compile(source)
+            .map_err(|errors| format!("invalid condition: {}", one_line(&errors.to_string())))?;
+        let references = program.references();
+        let mut unknown: Vec<&str> = references
+            .variables()
+            .into_iter()
+            .filter(|name| !VARIABLES.contains(name) && !is_bound(source, name))
+            .collect();
+        if !unknown.is_empty() {
+            unknown.sort_unstable();
+            return Err(format!(
+                "unknown variable {} in condition; a condition reads {}",
+                unknown.join(", "),
+                VARIABLES.join(", ")
+            ));
+        }
+        let reads = Reads {
+            jwt: references.has_variable("jwt"),
+            args: references.has_variable("args"),
+            tool: references.has_variable("tool"),
+            method: references.has_variable("method"),
+            scopes: references.has_variable("scopes"),
+        };
+        Ok(Condition {
+            source: source.into(),
+            program,
+            reads,
+        })
+    }
+
+    /// Evaluates the condition for one call.
+    pub(super) fn evaluate(&self, scope: &Scope<'_, '_>) -> Outcome {
+        if self.reads.args && matches!(scope.facts.arguments, Arguments::Unknown) {
+            return Outcome::Unknown;
+        }
+        let mut context = Context::with_env(Arc::clone(&ENV));
+        if self.reads.jwt {
+            context.add_variable_from_value("jwt", scope.jwt());
+        }
+        if self.reads.args {
+            match scope.args() {
+                Ok(args) => context.add_variable_from_value("args", args),
+                Err(error) => return Outcome::Error(error),
+            }
+        }
+        if self.reads.tool {
+            context.add_variable_from_value("tool", scope.tool);
+        }
+        if self.reads.method {
+            context.add_variable_from_value("method", scope.method);
+        }
+        if self.reads.scopes {
+            let held: Vec<Value> = scope.scopes.iter().map(Value::from).collect();
+            context.add_variable_from_value("scopes", held);
+        }
+        match self.program.execute(&context) {
+            Ok(Value::Bool(true)) => Outcome::True,
+            Ok(Value::Bool(false)) => Outcome::False,
+            Ok(other) => Outcome::Error(format!(
+                "the condition gave {}, not a bool",
+                other.type_of()
+            )),
+            Err(error) => Outcome::Error(error.to_string()),
+        }
+    }
+}
+
+/// Whether `name` is a comprehension's own variable (`x` in `list.exists(x, …)`), which the
+/// parser reports among the references but which is no input.
+fn is_bound(source: &str, name: &str) -> bool {
+    ["all", "exists", "exists_one", "map", "filter"]
+        .iter()
+        .any(|macro_name| {
+            source
+                .match_indices(&format!("{macro_name}("))
+                .any(|(at, m)| {
+                    source[at + m.len()..]
+                        .trim_start()
+                        .strip_prefix(name)
+                        .is_some_and(|rest| rest.trim_start().starts_with(','))
+                })
+        })
+}
+
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn empty_map() -> Value {
+    Value::Map(Map {
+        map: Arc::new(HashMap::new()),
+    })
+}
+
+/// JSON to CEL: numbers that fit an `i64` are ints (so `args.amount > 100` works), others
+/// doubles; `u64` beyond `i64` stays unsigned.
+pub(super) fn from_json(json: &serde_json::Value) -> Value {
+    match json {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Value::Int(i),
+            (None, Some(u)) => Value::UInt(u),
+            _ => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        serde_json::Value::String(s) => Value::String(Arc::new(s.clone())),
+        serde_json::Value::Array(items) => {
+            Value::List(Arc::new(items.iter().map(from_json).collect()))
+        }
+        serde_json::Value::Object(members) => Value::Map(Map {
+            map: Arc::new(
+                members
+                    .iter()
+                    .map(|(k, v)| (Key::from(k.clone()), from_json(v)))
+                    .collect(),
+            ),
+        }),
+    }
+}
