@@ -135,6 +135,11 @@ impl<'f, 'a> Scope<'f, 'a> {
         }
     }
 
+    /// The scopes held, after the hierarchy.
+    pub(super) fn scopes(&self) -> &'f ScopeSet {
+        self.scopes
+    }
+
     fn args(&self) -> Result<Value, String> {
         self.args
             .get_or_init(|| match self.facts.arguments {

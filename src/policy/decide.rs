@@ -164,28 +164,38 @@ impl Policy {
         facts: &Facts<'_>,
     ) -> Decision<'p> {
         let scope = Scope::new(facts, action.method, self.condition_tool(action), scopes);
+        // A shadowed `[[deny]]` must not hide what the rest of the policy enforces.
+        let mut shadowed = None;
         for deny in &self.deny {
-            let denial = |reason, note| {
-                Decision::Deny(Denial {
-                    reason,
-                    rule: None,
-                    mode: deny.mode,
-                    required: Vec::new(),
-                    missing: Vec::new(),
-                    condition: Some(&*deny.when.source),
-                    note: Some(note),
-                })
+            let (reason, note) = match deny.when.evaluate(&scope) {
+                Outcome::True => (DenyReason::DeniedByRule, Cow::Borrowed(&*deny.reason)),
+                Outcome::Error(error) => (DenyReason::ConditionError, Cow::Owned(error)),
+                Outcome::False | Outcome::Unknown => continue,
             };
-            match deny.when.evaluate(&scope) {
-                Outcome::True => {
-                    return denial(DenyReason::DeniedByRule, Cow::Borrowed(&*deny.reason));
-                }
-                Outcome::Error(error) => {
-                    return denial(DenyReason::ConditionError, Cow::Owned(error));
-                }
-                Outcome::False | Outcome::Unknown => {}
+            let denial = Denial {
+                reason,
+                rule: None,
+                mode: deny.mode,
+                required: Vec::new(),
+                missing: Vec::new(),
+                condition: Some(&*deny.when.source),
+                note: Some(note),
+            };
+            if deny.mode == Mode::Enforce {
+                return Decision::Deny(denial);
             }
+            shadowed.get_or_insert(denial);
         }
+        let decision = self.decide_rule(action, &scope);
+        match (decision, shadowed) {
+            (Decision::Deny(denial), _) if denial.mode == Mode::Enforce => Decision::Deny(denial),
+            (_, Some(shadowed)) => Decision::Deny(shadowed),
+            (decision, None) => decision,
+        }
+    }
+
+    /// The decision of the rule for `action`, or of its absence.
+    fn decide_rule<'p>(&'p self, action: &Action<'_>, scope: &Scope<'_, '_>) -> Decision<'p> {
         let rule = if action.method == "tools/call" {
             let Some(tool) = action.target else {
                 return self.deny_without_rule(DenyReason::MissingTarget);
@@ -201,7 +211,7 @@ impl Policy {
             }
         };
         match rule {
-            Some(rule) => rule.decide(scopes, &scope),
+            Some(rule) => rule.decide(scope.scopes(), scope),
             None => self.deny_without_rule(DenyReason::NoRule),
         }
     }

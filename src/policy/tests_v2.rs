@@ -243,6 +243,37 @@ fn audit_mode_covers_conditions_and_deny_rules() {
 }
 
 #[test]
+fn a_shadowed_deny_rule_does_not_hide_an_enforced_refusal() {
+    let policy = policy(
+        r#"version = 2
+[[deny]]
+when = 'jwt.client_id == "bot"'
+reason = "watching this client"
+mode = "audit"
+[[tools]]
+name = "t"
+scopes = ["s"]
+"#,
+    );
+    let bot = Input::new(json!({"client_id": "bot"}), None);
+    let Decision::Deny(denial) = policy.decide_with(&scopes(&[]), &call("t"), &bot.facts()) else {
+        panic!()
+    };
+    assert_eq!(
+        (denial.reason, denial.mode),
+        (DenyReason::InsufficientScope, Mode::Enforce)
+    );
+    let Decision::Deny(denial) = policy.decide_with(&scopes(&["s"]), &call("t"), &bot.facts())
+    else {
+        panic!("the shadowed deny is still reported")
+    };
+    assert_eq!(
+        (denial.reason, denial.mode),
+        (DenyReason::DeniedByRule, Mode::Audit)
+    );
+}
+
+#[test]
 fn listings_assume_conditions_on_arguments_and_check_the_others() {
     let policy = policy(
         r#"version = 2
