@@ -96,6 +96,12 @@ enum PolicyCommand {
         /// The JSON-RPC method; tools/call when --tool is given.
         #[arg(long, required_unless_present = "tool")]
         method: Option<String>,
+        /// The token's other claims, a JSON object, for conditions that read `jwt`.
+        #[arg(long)]
+        claims: Option<String>,
+        /// The call's arguments, a JSON object, for conditions that read `args`.
+        #[arg(long = "args")]
+        arguments: Option<String>,
     },
 }
 
@@ -183,9 +189,17 @@ fn policy(command: PolicyCommand) -> ExitCode {
             scopes,
             tool,
             method,
+            claims,
+            arguments,
         } => {
-            let method = method.as_deref().unwrap_or("tools/call");
-            cli::explain(&file, &scopes, method, tool.as_deref(), &mut out)
+            let call = cli::Call {
+                scopes: &scopes,
+                method: method.as_deref().unwrap_or("tools/call"),
+                tool: tool.as_deref(),
+                claims: claims.as_deref(),
+                arguments: arguments.as_deref(),
+            };
+            cli::explain(&file, &call, &mut out)
         }
     };
     match result {

@@ -29,6 +29,8 @@ pub(super) struct Condition {
     pub source: Box<str>,
     program: Program,
     reads: Reads,
+    /// `(variable, field, tested by has())` for each first-level field of `jwt` and `args` read.
+    fields: Vec<(String, String, bool)>,
 }
 
 impl std::fmt::Debug for Condition {
@@ -166,11 +168,12 @@ impl Condition {
         let program = ENV
             .compile(source)
             .map_err(|errors| format!("invalid condition: {}", one_line(&errors.to_string())))?;
-        let references = program.references();
-        let mut unknown: Vec<&str> = references
-            .variables()
-            .into_iter()
-            .filter(|name| !VARIABLES.contains(name) && !is_bound(source, name))
+        let found = super::reads::Reads::of(program.expression());
+        let mut unknown: Vec<&str> = found
+            .variables
+            .iter()
+            .map(String::as_str)
+            .filter(|name| !VARIABLES.contains(name))
             .collect();
         if !unknown.is_empty() {
             unknown.sort_unstable();
@@ -181,17 +184,23 @@ impl Condition {
             ));
         }
         let reads = Reads {
-            jwt: references.has_variable("jwt"),
-            args: references.has_variable("args"),
-            tool: references.has_variable("tool"),
-            method: references.has_variable("method"),
-            scopes: references.has_variable("scopes"),
+            jwt: found.has_variable("jwt"),
+            args: found.has_variable("args"),
+            tool: found.has_variable("tool"),
+            method: found.has_variable("method"),
+            scopes: found.has_variable("scopes"),
         };
         Ok(Condition {
             source: source.into(),
             program,
             reads,
+            fields: found.fields,
         })
+    }
+
+    /// Fields of `variable` (`jwt` or `args`) read without a `has()` test in the expression.
+    pub(super) fn untested_fields(&self, variable: &str) -> Vec<&str> {
+        super::reads::untested(&self.fields, variable)
     }
 
     /// Evaluates the condition for one call.
@@ -229,23 +238,6 @@ impl Condition {
             Err(error) => Outcome::Error(error.to_string()),
         }
     }
-}
-
-/// Whether `name` is a comprehension's own variable (`x` in `list.exists(x, …)`), which the
-/// parser reports among the references but which is no input.
-fn is_bound(source: &str, name: &str) -> bool {
-    ["all", "exists", "exists_one", "map", "filter"]
-        .iter()
-        .any(|macro_name| {
-            source
-                .match_indices(&format!("{macro_name}("))
-                .any(|(at, m)| {
-                    source[at + m.len()..]
-                        .trim_start()
-                        .strip_prefix(name)
-                        .is_some_and(|rest| rest.trim_start().starts_with(','))
-                })
-        })
 }
 
 fn one_line(text: &str) -> String {

@@ -90,6 +90,15 @@ pub struct Denial<'p> {
     pub note: Option<Cow<'p, str>>,
 }
 
+/// One condition's value for one call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConditionValue<'p> {
+    /// What the condition does: `when`, `require SCOPES` or `[[deny]] (REASON)`.
+    pub role: String,
+    pub source: &'p str,
+    pub outcome: Outcome,
+}
+
 impl Denial<'_> {
     /// The deciding condition as the audit line shows it: with its run-time error, if any.
     pub fn audited_condition(&self) -> Option<String> {
@@ -214,6 +223,48 @@ impl Policy {
             Some(rule) => rule.decide(scope.scopes(), scope),
             None => self.deny_without_rule(DenyReason::NoRule),
         }
+    }
+
+    /// Every condition that bears on `action`, in the order a decision meets them, each with its
+    /// value for this call: what `policy explain` shows. Evaluates all of them, unlike a decision.
+    pub fn condition_values<'p>(
+        &'p self,
+        scopes: &ScopeSet,
+        action: &Action<'_>,
+        facts: &Facts<'_>,
+    ) -> Vec<ConditionValue<'p>> {
+        let scope = Scope::new(facts, action.method, self.condition_tool(action), scopes);
+        let mut values: Vec<ConditionValue<'p>> = self
+            .deny
+            .iter()
+            .map(|deny| ConditionValue {
+                role: format!("[[deny]] ({})", deny.reason),
+                source: &deny.when.source,
+                outcome: deny.when.evaluate(&scope),
+            })
+            .collect();
+        let rule = match (action.method, action.target) {
+            ("tools/call", Some(tool)) => self.tool_rule(tool),
+            ("tools/call", None) => None,
+            (method, _) => self.method_rule(method),
+        };
+        if let Some(rule) = rule {
+            for require in &rule.require {
+                values.push(ConditionValue {
+                    role: format!("require {}", require.scopes.join(" ")),
+                    source: &require.when.source,
+                    outcome: require.when.evaluate(&scope),
+                });
+            }
+            if let Some(when) = &rule.when {
+                values.push(ConditionValue {
+                    role: "when".into(),
+                    source: &when.source,
+                    outcome: when.evaluate(&scope),
+                });
+            }
+        }
+        values
     }
 
     /// `tool` as conditions see it: the tool's name for `tools/call`, else `""`.

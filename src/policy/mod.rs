@@ -18,6 +18,7 @@ mod error;
 mod glob;
 mod hierarchy;
 mod raw;
+mod reads;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -29,7 +30,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use condition::{Arguments, ClaimsCache, Facts, Outcome, VARIABLES};
-pub use decide::{Decision, Denial, DenyReason, RuleRef, ScopeSet};
+pub use decide::{ConditionValue, Decision, Denial, DenyReason, RuleRef, ScopeSet};
 pub use error::{PolicyError, Problem};
 pub use hierarchy::{Granted, GrantedCache};
 

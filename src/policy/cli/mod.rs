@@ -20,7 +20,7 @@ use super::error::{Problems, line_col};
 use super::raw::{self, RawPolicy};
 use super::{Policy, PolicyError};
 
-pub use explain::explain;
+pub use explain::{Call, explain};
 
 /// Options of `scopegate policy check`.
 #[derive(Debug, Clone, Default)]
