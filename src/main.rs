@@ -76,6 +76,10 @@ enum PolicyCommand {
         /// and about known scopes that no rule uses.
         #[arg(long, value_name = "SCOPES")]
         known_scopes: Option<String>,
+        /// A saved tools/list answer (JSON): conditions' args.X are checked against each tool's
+        /// inputSchema.
+        #[arg(long, value_name = "FILE")]
+        tools: Option<PathBuf>,
     },
     /// Run a cases file against a policy offline and print a pass/fail table. Exits 1 if any
     /// case fails.
@@ -174,11 +178,13 @@ fn policy(command: PolicyCommand) -> ExitCode {
             files,
             deny_warnings,
             known_scopes,
+            tools,
         } => {
             let options = cli::CheckOptions {
                 deny_warnings,
                 known_scopes: known_scopes
                     .map(|s| s.split_whitespace().map(str::to_owned).collect()),
+                tools,
             };
             let files: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
             cli::check(&files, &options, &mut out)

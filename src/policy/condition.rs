@@ -31,6 +31,8 @@ pub(super) struct Condition {
     reads: Reads,
     /// `(variable, field, tested by has())` for each first-level field of `jwt` and `args` read.
     fields: Vec<(String, String, bool)>,
+    /// `(field, JSON type)` for each `args` field used as that type.
+    arg_uses: Vec<(String, &'static str)>,
 }
 
 impl std::fmt::Debug for Condition {
@@ -195,12 +197,31 @@ impl Condition {
             program,
             reads,
             fields: found.fields,
+            arg_uses: found.arg_uses,
         })
     }
 
     /// Fields of `variable` (`jwt` or `args`) read without a `has()` test in the expression.
     pub(super) fn untested_fields(&self, variable: &str) -> Vec<&str> {
         super::reads::untested(&self.fields, variable)
+    }
+
+    /// The `args` fields read, deduplicated.
+    pub(super) fn argument_fields(&self) -> Vec<&str> {
+        let mut fields: Vec<&str> = self
+            .fields
+            .iter()
+            .filter(|(variable, _, _)| variable == "args")
+            .map(|(_, field, _)| field.as_str())
+            .collect();
+        fields.sort_unstable();
+        fields.dedup();
+        fields
+    }
+
+    /// `(field, JSON type)` for each `args` field used as that type.
+    pub(super) fn argument_uses(&self) -> &[(String, &'static str)] {
+        &self.arg_uses
     }
 
     /// Evaluates the condition for one call.

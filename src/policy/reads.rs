@@ -3,7 +3,7 @@
 //! each is tested by `has()`. Owns the walk over the parsed expression; not what is done with the
 //! answer (load errors in `condition.rs`, warnings in `cli/lint.rs`).
 
-use cel::common::ast::{EntryExpr, Expr, IdedExpr};
+use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
 
 /// The reads of one expression.
 #[derive(Debug, Default, Clone)]
@@ -12,6 +12,41 @@ pub(super) struct Reads {
     pub variables: Vec<String>,
     /// `(variable, field, tested)`: `args.x` read, or tested with `has(args.x)`.
     pub fields: Vec<(String, String, bool)>,
+    /// `(field, JSON type)`: an `args` field compared with a literal of that type, or used as a
+    /// string (`args.x.startsWith(…)`), so that a schema can say whether the use can ever hold.
+    pub arg_uses: Vec<(String, &'static str)>,
+}
+
+/// Comparison operators, whose operands must be of one type.
+const COMPARISONS: [&str; 6] = ["_==_", "_!=_", "_<_", "_<=_", "_>_", "_>=_"];
+/// Methods that only a string has.
+const STRING_METHODS: [&str; 4] = ["startsWith", "endsWith", "contains", "matches"];
+
+/// `args.x` as the field name `x`.
+fn arg_field(expr: &IdedExpr, bound: &[String]) -> Option<String> {
+    match &expr.expr {
+        Expr::Select(select) if !select.test => match &select.operand.expr {
+            Expr::Ident(name) if name == "args" && !bound.iter().any(|b| b == "args") => {
+                Some(select.field.clone())
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The JSON type of a literal (`number` for every numeric one).
+fn literal_type(expr: &IdedExpr) -> Option<&'static str> {
+    match &expr.expr {
+        Expr::Literal(literal) => Some(match literal {
+            LiteralValue::Boolean(_) => "boolean",
+            LiteralValue::Double(_) | LiteralValue::Int(_) | LiteralValue::UInt(_) => "number",
+            LiteralValue::String(_) => "string",
+            LiteralValue::Null => "null",
+            LiteralValue::Bytes(_) => "bytes",
+        }),
+        _ => None,
+    }
 }
 
 impl Reads {
@@ -63,6 +98,22 @@ fn walk(expr: &IdedExpr, bound: &mut Vec<String>, reads: &mut Reads) {
             walk(&select.operand, bound, reads);
         }
         Expr::Call(call) => {
+            if COMPARISONS.contains(&call.func_name.as_str())
+                && let [left, right] = call.args.as_slice()
+            {
+                for (field, literal) in [(left, right), (right, left)] {
+                    if let (Some(field), Some(kind)) =
+                        (arg_field(field, bound), literal_type(literal))
+                    {
+                        reads.arg_uses.push((field, kind));
+                    }
+                }
+            }
+            if STRING_METHODS.contains(&call.func_name.as_str())
+                && let Some(field) = call.target.as_deref().and_then(|t| arg_field(t, bound))
+            {
+                reads.arg_uses.push((field, "string"));
+            }
             if let Some(target) = &call.target {
                 walk(target, bound, reads);
             }

@@ -161,3 +161,75 @@ fn check_reports_a_bad_expression_with_its_line_and_warns_on_an_untested_claim()
     let run = scopegate(&["policy", "check", "--deny-warnings", &tested]);
     assert_eq!(run.code, 0, "{}", run.stdout);
 }
+
+/// A saved `tools/list` answer of the sample customer-service server, trimmed to two tools.
+const TOOLS: &str = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[
+  {"name":"get_customer_info","inputSchema":{"type":"object",
+    "properties":{"customer_id":{"type":"string"}},"required":["customer_id"]}},
+  {"name":"create_support_ticket","inputSchema":{"type":"object",
+    "properties":{"customer_id":{"type":"string"},"subject":{"type":"string"},
+      "description":{"type":"string"},"priority":{"type":["string","null"]}},
+    "required":["customer_id","subject","description"]}}
+]}}"#;
+
+#[test]
+fn check_with_tools_catches_an_unknown_argument_a_type_mismatch_and_an_untested_optional_one() {
+    let files = Files::new();
+    let tools = files.write("tools.json", TOOLS);
+    let policy = files.write(
+        "p.toml",
+        r#"version = 2
+[[tools]]
+name = "get_customer_info"
+scopes = []
+when = 'args.customerId.startsWith("acme-")'
+
+[[tools]]
+name = "create_support_ticket"
+scopes = []
+when = 'args.customer_id == 7'
+[[tools.require]]
+when = 'args.priority == "urgent"'
+scopes = ["ticket:urgent"]
+"#,
+    );
+    let run = scopegate(&["policy", "check", "--tools", &tools, &policy]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let expected = format!(
+        "{policy}:5:8: error: tools[0].when: args.customerId: get_customer_info takes no argument \"customerId\" (its arguments: customer_id); the condition would fail closed on every call
+{policy}:10:8: error: tools[1].when: args.customer_id is string for create_support_ticket but used as a number: this can never hold
+{policy}:12:8: warning: tools[1].require[0].when: args.priority is optional for create_support_ticket but read without has(args.priority): a call without it is denied as a condition error
+failed: 1 file checked, 2 errors, 1 warning
+"
+    );
+    assert_eq!(run.stdout, expected);
+
+    // The same policy written against the schema passes, and without --tools nothing is said.
+    let fixed = files.write(
+        "fixed.toml",
+        r#"version = 2
+[[tools]]
+name = "get_customer_info"
+scopes = []
+when = 'args.customer_id.startsWith("acme-")'
+
+[[tools]]
+name = "create_support_ticket"
+scopes = []
+[[tools.require]]
+when = 'has(args.priority) && args.priority == "urgent"'
+scopes = ["ticket:urgent"]
+"#,
+    );
+    let run = scopegate(&[
+        "policy",
+        "check",
+        "--deny-warnings",
+        "--tools",
+        &tools,
+        &fixed,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let run = scopegate(&["policy", "check", "--deny-warnings", &policy]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
