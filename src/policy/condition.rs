@@ -10,6 +10,9 @@ use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, OnceLock};
 
+use cel::common::types::{CelList, CelString};
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
 use cel::objects::{Key, Map};
 use cel::{Context, Env, Program, Value};
 use serde_json::value::RawValue;
@@ -46,8 +49,6 @@ impl std::fmt::Debug for Condition {
 struct Reads {
     jwt: bool,
     args: bool,
-    tool: bool,
-    method: bool,
     scopes: bool,
 }
 
@@ -87,7 +88,7 @@ impl Facts<'_> {
 
 /// The token's claims as a CEL map, built once per verified token.
 #[derive(Debug, Default)]
-pub struct ClaimsCache(OnceLock<Value>);
+pub struct ClaimsCache(OnceLock<Box<dyn Val>>);
 
 /// A clone starts empty: the cache is derived from the claims, and is rebuilt on first use.
 impl Clone for ClaimsCache {
@@ -120,7 +121,8 @@ pub(super) struct Scope<'f, 'a> {
     tool: &'f str,
     method: &'f str,
     scopes: &'f ScopeSet,
-    args: OnceCell<Result<Value, String>>,
+    args: OnceCell<Result<Box<dyn Val>, String>>,
+    scope_list: OnceCell<Box<dyn Val + 'f>>,
 }
 
 impl<'f, 'a> Scope<'f, 'a> {
@@ -136,6 +138,7 @@ impl<'f, 'a> Scope<'f, 'a> {
             method,
             scopes,
             args: OnceCell::new(),
+            scope_list: OnceCell::new(),
         }
     }
 
@@ -144,23 +147,65 @@ impl<'f, 'a> Scope<'f, 'a> {
         self.scopes
     }
 
-    fn args(&self) -> Result<Value, String> {
+    /// `args` as CEL sees it, converted once per decision and only when a condition reads it.
+    fn args(&self) -> Result<&dyn Val, String> {
         self.args
-            .get_or_init(|| match self.facts.arguments {
-                Arguments::Raw(None) | Arguments::Unknown => Ok(empty_map()),
-                Arguments::Raw(Some(raw)) => serde_json::from_str::<serde_json::Value>(raw.get())
-                    .map(|json| from_json(&json))
-                    .map_err(|error| format!("arguments unreadable: {error}")),
+            .get_or_init(|| {
+                let value = match self.facts.arguments {
+                    Arguments::Raw(None) | Arguments::Unknown => empty_map(),
+                    Arguments::Raw(Some(raw)) => {
+                        serde_json::from_str::<serde_json::Value>(raw.get())
+                            .map(|json| from_json(&json))
+                            .map_err(|error| format!("arguments unreadable: {error}"))?
+                    }
+                };
+                Box::<dyn Val>::try_from(value).map_err(|error| error.to_string())
             })
-            .clone()
+            .as_deref()
+            .map_err(Clone::clone)
     }
 
-    fn jwt(&self) -> Value {
-        self.facts
-            .claims_cache
-            .0
-            .get_or_init(|| from_json(&serde_json::Value::Object(self.facts.claims.clone())))
-            .clone()
+    /// `jwt` as CEL sees it, converted once per token.
+    fn jwt(&self) -> &dyn Val {
+        &**self.facts.claims_cache.0.get_or_init(|| {
+            let claims = from_json(&serde_json::Value::Object(self.facts.claims.clone()));
+            // A JSON object always converts.
+            Box::<dyn Val>::try_from(claims)
+                .unwrap_or_else(|_| Box::new(cel::common::types::CelNull))
+        })
+    }
+
+    fn scope_list(&self) -> &(dyn Val + 'f) {
+        &**self.scope_list.get_or_init(|| {
+            let held: Vec<Box<dyn Val + 'f>> = self
+                .scopes
+                .iter()
+                .map(|scope| Box::new(CelString::from(scope)) as Box<dyn Val + 'f>)
+                .collect();
+            Box::new(CelList::from(held))
+        })
+    }
+}
+
+/// The variables of one evaluation, borrowed: nothing is copied into the CEL context.
+struct Variables<'s> {
+    jwt: Option<&'s dyn Val>,
+    args: Option<&'s dyn Val>,
+    tool: CelString<'s>,
+    method: CelString<'s>,
+    scopes: Option<&'s dyn Val>,
+}
+
+impl VariableResolver for Variables<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        match variable {
+            "jwt" => self.jwt.map(CowVal::Borrowed),
+            "args" => self.args.map(CowVal::Borrowed),
+            "tool" => Some(CowVal::Borrowed(&self.tool)),
+            "method" => Some(CowVal::Borrowed(&self.method)),
+            "scopes" => self.scopes.map(CowVal::Borrowed),
+            _ => None,
+        }
     }
 }
 
@@ -188,8 +233,6 @@ impl Condition {
         let reads = Reads {
             jwt: found.has_variable("jwt"),
             args: found.has_variable("args"),
-            tool: found.has_variable("tool"),
-            method: found.has_variable("method"),
             scopes: found.has_variable("scopes"),
         };
         Ok(Condition {
@@ -229,26 +272,23 @@ impl Condition {
         if self.reads.args && matches!(scope.facts.arguments, Arguments::Unknown) {
             return Outcome::Unknown;
         }
-        let mut context = Context::with_env(Arc::clone(&ENV));
-        if self.reads.jwt {
-            context.add_variable_from_value("jwt", scope.jwt());
-        }
-        if self.reads.args {
+        let args = if self.reads.args {
             match scope.args() {
-                Ok(args) => context.add_variable_from_value("args", args),
+                Ok(args) => Some(args),
                 Err(error) => return Outcome::Error(error),
             }
-        }
-        if self.reads.tool {
-            context.add_variable_from_value("tool", scope.tool);
-        }
-        if self.reads.method {
-            context.add_variable_from_value("method", scope.method);
-        }
-        if self.reads.scopes {
-            let held: Vec<Value> = scope.scopes.iter().map(Value::from).collect();
-            context.add_variable_from_value("scopes", held);
-        }
+        } else {
+            None
+        };
+        let variables = Variables {
+            jwt: self.reads.jwt.then(|| scope.jwt()),
+            args,
+            tool: CelString::from(scope.tool),
+            method: CelString::from(scope.method),
+            scopes: self.reads.scopes.then(|| scope.scope_list()),
+        };
+        let mut context = Context::with_env(Arc::clone(&ENV));
+        context.set_variable_resolver(&variables);
         match self.program.execute(&context) {
             Ok(Value::Bool(true)) => Outcome::True,
             Ok(Value::Bool(false)) => Outcome::False,
