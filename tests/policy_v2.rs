@@ -387,3 +387,47 @@ async fn listings_hide_a_tool_whose_claim_condition_fails_and_keep_one_that_depe
         ]
     );
 }
+
+#[tokio::test]
+async fn the_shipped_tenant_policy_checks_clean_against_the_servers_real_schemas() {
+    let t = start("version = 1\n[[tools]]\nname = \"*\"\nscopes = []\n").await;
+    let client = t.mcp_client(&t.token(&[])).await;
+    let tools = client.list_all_tools().await.expect("listing");
+    client.cancel().await.ok();
+    let dir = tempfile::tempdir().unwrap();
+    let listing = dir.path().join("tools.json");
+    std::fs::write(&listing, json!({ "tools": tools }).to_string()).unwrap();
+
+    let shipped = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/tenant-isolation.toml"
+    );
+    let check = |policy: &str| {
+        std::process::Command::new(binary())
+            .args(["policy", "check", "--deny-warnings", "--tools"])
+            .arg(&listing)
+            .arg(policy)
+            .output()
+            .unwrap()
+    };
+    let output = check(shipped);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}");
+
+    let misspelt = dir.path().join("misspelt.toml");
+    let text = std::fs::read_to_string(shipped).unwrap();
+    std::fs::write(
+        &misspelt,
+        text.replace("args.customer_id", "args.customerId"),
+    )
+    .unwrap();
+    let output = check(misspelt.to_str().unwrap());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stdout.contains(
+            "get_customer_info takes no argument \"customerId\" (its arguments: customer_id)"
+        ),
+        "{stdout}"
+    );
+}
