@@ -10,10 +10,11 @@ use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, OnceLock};
 
-use cel::common::types::{CelList, CelString};
+use cel::common::types::{
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+};
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
-use cel::objects::{Key, Map};
 use cel::{Context, Env, Program, Value};
 use serde_json::value::RawValue;
 
@@ -31,7 +32,7 @@ pub(super) struct Condition {
     /// As written, for explanations and the audit line.
     pub source: Box<str>,
     program: Program,
-    reads: Reads,
+    reads: Uses,
     /// `(variable, field, tested by has())` for each first-level field of `jwt` and `args` read.
     fields: Vec<(String, String, bool)>,
     /// `(field, JSON type)` for each `args` field used as that type.
@@ -46,7 +47,7 @@ impl std::fmt::Debug for Condition {
 
 /// Which variables an expression reads.
 #[derive(Debug, Clone, Copy, Default)]
-struct Reads {
+struct Uses {
     jwt: bool,
     args: bool,
     scopes: bool,
@@ -150,16 +151,13 @@ impl<'f, 'a> Scope<'f, 'a> {
     /// `args` as CEL sees it, converted once per decision and only when a condition reads it.
     fn args(&self) -> Result<&dyn Val, String> {
         self.args
-            .get_or_init(|| {
-                let value = match self.facts.arguments {
-                    Arguments::Raw(None) | Arguments::Unknown => empty_map(),
-                    Arguments::Raw(Some(raw)) => {
-                        serde_json::from_str::<serde_json::Value>(raw.get())
-                            .map(|json| from_json(&json))
-                            .map_err(|error| format!("arguments unreadable: {error}"))?
-                    }
-                };
-                Box::<dyn Val>::try_from(value).map_err(|error| error.to_string())
+            .get_or_init(|| match self.facts.arguments {
+                Arguments::Raw(None) | Arguments::Unknown => {
+                    Ok(Box::new(CelMap::from(HashMap::new())))
+                }
+                Arguments::Raw(Some(raw)) => serde_json::from_str::<serde_json::Value>(raw.get())
+                    .map(|json| to_val(&json))
+                    .map_err(|error| format!("arguments unreadable: {error}")),
             })
             .as_deref()
             .map_err(Clone::clone)
@@ -168,10 +166,13 @@ impl<'f, 'a> Scope<'f, 'a> {
     /// `jwt` as CEL sees it, converted once per token.
     fn jwt(&self) -> &dyn Val {
         &**self.facts.claims_cache.0.get_or_init(|| {
-            let claims = from_json(&serde_json::Value::Object(self.facts.claims.clone()));
-            // A JSON object always converts.
-            Box::<dyn Val>::try_from(claims)
-                .unwrap_or_else(|_| Box::new(cel::common::types::CelNull))
+            let claims: HashMap<CelMapKey<'static>, Box<dyn Val>> = self
+                .facts
+                .claims
+                .iter()
+                .map(|(name, value)| (CelMapKey::from(name.clone()), to_val(value)))
+                .collect();
+            Box::new(CelMap::from(claims))
         })
     }
 
@@ -230,7 +231,7 @@ impl Condition {
                 VARIABLES.join(", ")
             ));
         }
-        let reads = Reads {
+        let reads = Uses {
             jwt: found.has_variable("jwt"),
             args: found.has_variable("args"),
             scopes: found.has_variable("scopes"),
@@ -309,34 +310,26 @@ fn one_line(text: &str) -> String {
         .join("; ")
 }
 
-fn empty_map() -> Value {
-    Value::Map(Map {
-        map: Arc::new(HashMap::new()),
-    })
-}
-
 /// JSON to CEL: numbers that fit an `i64` are ints (so `args.amount > 100` works), others
-/// doubles; `u64` beyond `i64` stays unsigned.
-pub(super) fn from_json(json: &serde_json::Value) -> Value {
+/// doubles; a `u64` beyond `i64` stays unsigned. Built straight into CEL's own values.
+fn to_val(json: &serde_json::Value) -> Box<dyn Val> {
     match json {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Null => Box::new(CelNull),
+        serde_json::Value::Bool(b) => Box::new(CelBool::from(*b)),
         serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => Value::Int(i),
-            (None, Some(u)) => Value::UInt(u),
-            _ => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+            (Some(i), _) => Box::new(CelInt::from(i)),
+            (None, Some(u)) => Box::new(CelUInt::from(u)),
+            _ => Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN))),
         },
-        serde_json::Value::String(s) => Value::String(Arc::new(s.clone())),
+        serde_json::Value::String(s) => Box::new(CelString::from(s.clone())),
         serde_json::Value::Array(items) => {
-            Value::List(Arc::new(items.iter().map(from_json).collect()))
+            Box::new(CelList::from(items.iter().map(to_val).collect::<Vec<_>>()))
         }
-        serde_json::Value::Object(members) => Value::Map(Map {
-            map: Arc::new(
-                members
-                    .iter()
-                    .map(|(k, v)| (Key::from(k.clone()), from_json(v)))
-                    .collect(),
-            ),
-        }),
+        serde_json::Value::Object(members) => Box::new(CelMap::from(
+            members
+                .iter()
+                .map(|(k, v)| (CelMapKey::from(k.clone()), to_val(v)))
+                .collect::<HashMap<_, _>>(),
+        )),
     }
 }
