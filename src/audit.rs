@@ -56,6 +56,8 @@ pub struct Ctx {
     outcome: Outcome,
     reason: &'static str,
     missing: Vec<String>,
+    /// The policy condition that decided a denial, with its run-time error if it failed.
+    condition: Option<String>,
     upstream_status: Option<StatusCode>,
     upstream_duration: Option<Duration>,
     error: Option<ErrorKind>,
@@ -108,6 +110,7 @@ impl Ctx {
             outcome: Outcome::Deny,
             reason: "",
             missing: Vec::new(),
+            condition: None,
             upstream_status: None,
             upstream_duration: None,
             error: None,
@@ -149,6 +152,7 @@ impl Ctx {
         self.outcome = Outcome::WouldDeny;
         self.reason = denial.reason.label();
         self.missing = denial.missing.iter().map(|s| s.to_string()).collect();
+        self.condition = denial.audited_condition();
     }
 
     /// A rate limit in audit mode was exceeded: counted and logged, the call goes through.
@@ -170,6 +174,7 @@ impl Ctx {
             self.method = Some(denied.method.clone());
             self.tool.clone_from(&denied.target);
             self.missing.clone_from(&denied.missing);
+            self.condition.clone_from(&denied.condition);
         }
     }
 
@@ -200,6 +205,7 @@ impl Ctx {
             decision = self.outcome.label(),
             reason = self.reason,
             missing_scopes = %self.missing.join(" "),
+            condition = self.condition.as_deref(),
             status = status.as_u16(),
             upstream_status = self.upstream_status.map(|s| s.as_u16()),
             upstream_ms = self.upstream_duration.map(|d| d.as_secs_f64() * 1e3),

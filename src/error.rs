@@ -98,11 +98,16 @@ pub enum ProxyError {
 pub struct Denied {
     pub id: ErrorId,
     pub message: String,
-    /// `insufficient_scope`, `no_rule` or `missing_target`.
+    /// `insufficient_scope`, `no_rule`, `missing_target`, `condition_failed`, `denied_by_rule`
+    /// or `condition_error`.
     pub reason: &'static str,
     pub method: String,
     pub target: Option<String>,
     pub missing: Vec<String>,
+    /// A `[[deny]]` rule's reason, which the policy writes for callers to read.
+    pub detail: Option<String>,
+    /// The condition that decided, for the audit line only: callers learn nothing about rules.
+    pub condition: Option<String>,
     /// The scopes to ask for: those the call needs together with those the token already holds,
     /// so a client that steps up loses none (MCP 2025-11-25). Empty when no scope would help.
     pub challenge_scopes: Vec<String>,
@@ -347,6 +352,10 @@ fn forbidden(denied: Denied, resource_metadata: &str) -> Response<Bytes> {
         "tool": denied.target,
         "missing_scopes": denied.missing,
     });
+    let mut data = data;
+    if let Some(detail) = &denied.detail {
+        data["detail"] = json!(detail);
+    }
     let mut response = rpc(
         StatusCode::FORBIDDEN,
         denied.id,

@@ -27,8 +27,9 @@ use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::auth::Principal;
 use crate::mcp_params::ParamHeaders;
-use crate::policy::{Action, Decision, Mode, ScopeSet};
+use crate::policy::{Action, Arguments, Decision, Facts, Mode};
 use crate::proxy::PolicyState;
 use crate::sse::{self, Decoder};
 
@@ -65,16 +66,16 @@ impl fmt::Display for Unreadable {
 
 /// Filters listings for one caller.
 pub struct ListFilter {
-    scopes: ScopeSet,
+    principal: Arc<Principal>,
     policy: Arc<PolicyState>,
     /// Where the `x-mcp-header` marks of the listed tools are remembered, if anywhere.
     marks: Option<Arc<ParamHeaders>>,
 }
 
 impl ListFilter {
-    pub fn new(scopes: ScopeSet, policy: Arc<PolicyState>) -> ListFilter {
+    pub fn new(principal: Arc<Principal>, policy: Arc<PolicyState>) -> ListFilter {
         ListFilter {
-            scopes,
+            principal,
             policy,
             marks: None,
         }
@@ -169,7 +170,15 @@ impl ListFilter {
     /// would go through, so the listing must not hide it).
     fn may_use(&self, method: &str, target: Option<&str>) -> bool {
         let action = Action { method, target };
-        match self.policy.policy.decide(&self.scopes, &action) {
+        let policy = &self.policy.policy;
+        let scopes = policy.granted(&self.principal.granted, &self.principal.granted_cache);
+        // The arguments are not known before a call: conditions that read them are left to it.
+        let facts = Facts {
+            claims: &self.principal.claims,
+            claims_cache: &self.principal.claims_cache,
+            arguments: Arguments::Unknown,
+        };
+        match policy.decide_with(&scopes, &action, &facts) {
             Decision::Allow { .. } => true,
             Decision::Deny(denial) => denial.mode == Mode::Audit,
         }

@@ -13,7 +13,7 @@ fn filter(scopes: &[&str]) -> ListFilter {
         policy,
         metadata_document: Bytes::new(),
     });
-    ListFilter::new(ScopeSet::new(scopes.iter().copied()), state)
+    ListFilter::new(Arc::new(crate::auth::Principal::with_scopes(scopes)), state)
 }
 
 const LISTING: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read","inputSchema":{"type":"object","properties":{"zeta":{"type":"number"},"alpha":{"type":"string"}}},"x":1.50},{"name":"write"},{"name":"shadow"},{"name":"unknown"}],"nextCursor":"abc"}}"#;
@@ -221,10 +221,24 @@ fn a_resource_update_reaches_only_a_caller_who_may_subscribe_to_it() {
         metadata_document: Bytes::new(),
     });
     let updated = r#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///a"}}"#;
-    let with = ListFilter::new(ScopeSet::new(["r"]), state.clone());
-    let without = ListFilter::new(ScopeSet::new(["w"]), state);
+    let with = ListFilter::new(
+        Arc::new(crate::auth::Principal::with_scopes(&["r"])),
+        state.clone(),
+    );
+    let without = ListFilter::new(Arc::new(crate::auth::Principal::with_scopes(&["w"])), state);
     assert!(!with.hides_update(updated).unwrap());
     assert!(without.hides_update(updated).unwrap());
     let changed = r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#;
     assert!(!without.hides_update(changed).unwrap());
+}
+
+#[test]
+fn a_message_with_a_null_method_and_a_result_is_filtered_as_a_response() {
+    // The Python SDK (extra members allowed) reads it as a response listing every tool.
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":null,"result":{"tools":[{"name":"read"},{"name":"write"}]}}"#;
+    let out = filter(&["r"])
+        .filter_json(body.as_bytes())
+        .unwrap()
+        .expect("filtered");
+    assert!(!String::from_utf8_lossy(&out).contains("write"));
 }

@@ -76,6 +76,10 @@ enum PolicyCommand {
         /// and about known scopes that no rule uses.
         #[arg(long, value_name = "SCOPES")]
         known_scopes: Option<String>,
+        /// A saved tools/list answer (JSON): conditions' args.X are checked against each tool's
+        /// inputSchema.
+        #[arg(long, value_name = "FILE")]
+        tools: Option<PathBuf>,
     },
     /// Run a cases file against a policy offline and print a pass/fail table. Exits 1 if any
     /// case fails.
@@ -96,6 +100,12 @@ enum PolicyCommand {
         /// The JSON-RPC method; tools/call when --tool is given.
         #[arg(long, required_unless_present = "tool")]
         method: Option<String>,
+        /// The token's other claims, a JSON object, for conditions that read `jwt`.
+        #[arg(long)]
+        claims: Option<String>,
+        /// The call's arguments, a JSON object, for conditions that read `args`.
+        #[arg(long = "args")]
+        arguments: Option<String>,
     },
 }
 
@@ -168,11 +178,13 @@ fn policy(command: PolicyCommand) -> ExitCode {
             files,
             deny_warnings,
             known_scopes,
+            tools,
         } => {
             let options = cli::CheckOptions {
                 deny_warnings,
                 known_scopes: known_scopes
                     .map(|s| s.split_whitespace().map(str::to_owned).collect()),
+                tools,
             };
             let files: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
             cli::check(&files, &options, &mut out)
@@ -183,9 +195,17 @@ fn policy(command: PolicyCommand) -> ExitCode {
             scopes,
             tool,
             method,
+            claims,
+            arguments,
         } => {
-            let method = method.as_deref().unwrap_or("tools/call");
-            cli::explain(&file, &scopes, method, tool.as_deref(), &mut out)
+            let call = cli::Call {
+                scopes: &scopes,
+                method: method.as_deref().unwrap_or("tools/call"),
+                tool: tool.as_deref(),
+                claims: claims.as_deref(),
+                arguments: arguments.as_deref(),
+            };
+            cli::explain(&file, &call, &mut out)
         }
     };
     match result {

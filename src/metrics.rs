@@ -103,7 +103,14 @@ const INSPECT_REASONS: [&str; 18] = [
     "missing_prompt_name",
     "missing_resource_uri",
 ];
-const POLICY_REASONS: [&str; 3] = ["no_rule", "insufficient_scope", "missing_target"];
+const POLICY_REASONS: [&str; 6] = [
+    "no_rule",
+    "insufficient_scope",
+    "missing_target",
+    "condition_failed",
+    "denied_by_rule",
+    "condition_error",
+];
 
 /// Every upstream status class ([`status_class`]).
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];

@@ -152,10 +152,18 @@ fn label_lists_match_every_reason_and_outcome_the_code_produces() {
         DenyReason::NoRule,
         DenyReason::InsufficientScope,
         DenyReason::MissingTarget,
+        DenyReason::ConditionFailed,
+        DenyReason::DeniedByRule,
+        DenyReason::ConditionError,
     ];
     for reason in policy {
         match reason {
-            DenyReason::NoRule | DenyReason::InsufficientScope | DenyReason::MissingTarget => {}
+            DenyReason::NoRule
+            | DenyReason::InsufficientScope
+            | DenyReason::MissingTarget
+            | DenyReason::ConditionFailed
+            | DenyReason::DeniedByRule
+            | DenyReason::ConditionError => {}
         }
     }
     assert_eq!(

@@ -29,7 +29,9 @@ use crate::mcp::{self, InspectLimits, Inspection, MessageKind, RequestId};
 use crate::mcp_params::ParamHeaders;
 use crate::metadata;
 use crate::metrics::Metrics;
-use crate::policy::{Action, Decision, Denial, DenyReason, Mode, Policy, RateLimit, RuleRef};
+use crate::policy::{
+    Action, Arguments, Decision, Denial, DenyReason, Facts, Mode, Policy, RateLimit, RuleRef,
+};
 use crate::ratelimit::RateLimiter;
 use crate::session::{Binding, Kind, Sessions};
 use crate::tasks;
@@ -384,9 +386,9 @@ impl Proxy {
     }
 
     /// A filter for the listings an answer may carry, when listings are filtered.
-    fn list_filter(&self, principal: &Principal) -> Option<ListFilter> {
+    fn list_filter(&self, principal: &Arc<Principal>) -> Option<ListFilter> {
         self.filter_lists.then(|| {
-            ListFilter::new(principal.granted.clone(), self.policy.load_full())
+            ListFilter::new(Arc::clone(principal), self.policy.load_full())
                 .learning(self.param_headers.clone())
         })
     }
@@ -421,7 +423,9 @@ impl Proxy {
         ctx: &mut Ctx,
     ) -> Result<(), ProxyError> {
         let state = self.policy.load();
-        let scopes = &principal.granted;
+        let scopes = state
+            .policy
+            .granted(&principal.granted, &principal.granted_cache);
         let mut limited: Vec<(RuleRef<'_>, RateLimit, Option<&RequestId<'_>>)> = Vec::new();
         for message in &inspection.messages {
             // A response answers the server's own request (sampling, elicitation): nothing to
@@ -435,7 +439,12 @@ impl Proxy {
                 method,
                 target: message.target.as_deref(),
             };
-            match state.policy.decide(scopes, &action) {
+            let facts = Facts {
+                claims: &principal.claims,
+                claims_cache: &principal.claims_cache,
+                arguments: Arguments::Raw(message.arguments),
+            };
+            match state.policy.decide_with(&scopes, &action, &facts) {
                 Decision::Allow { rule } => {
                     ctx.saw(method, action.target, rule.map(|r| r.name));
                     if let Some(rule) = rule
@@ -572,6 +581,16 @@ fn denied(id: ErrorId, action: &Action<'_>, denial: &Denial<'_>, principal: &Pri
         ),
         DenyReason::NoRule => format!("{what} is not allowed by policy"),
         DenyReason::MissingTarget => format!("{what} names no target"),
+        DenyReason::ConditionFailed => {
+            format!("{what} is not allowed for this call: a condition of its rule does not hold")
+        }
+        DenyReason::DeniedByRule => format!(
+            "{what} is denied: {}",
+            denial.note.as_deref().unwrap_or("denied by policy")
+        ),
+        DenyReason::ConditionError => {
+            format!("{what} is not allowed: a policy condition could not be evaluated")
+        }
     };
     let challenge_scopes = if denial.reason == DenyReason::InsufficientScope {
         let mut scopes: Vec<String> = denial.required.iter().map(|s| s.to_string()).collect();
@@ -591,6 +610,9 @@ fn denied(id: ErrorId, action: &Action<'_>, denial: &Denial<'_>, principal: &Pri
         method: action.method.to_string(),
         target: action.target.map(str::to_string),
         missing: denial.missing.iter().map(|s| s.to_string()).collect(),
+        detail: (denial.reason == DenyReason::DeniedByRule)
+            .then(|| denial.note.as_deref().unwrap_or_default().to_string()),
+        condition: denial.audited_condition(),
         challenge_scopes,
     }
 }

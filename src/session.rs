@@ -112,6 +112,8 @@ mod tests {
             granted: Default::default(),
             expires_at: 0,
             claims: serde_json::Map::new(),
+            claims_cache: Default::default(),
+            granted_cache: Default::default(),
         }
     }
 

@@ -87,5 +87,7 @@ mode = "audit"
 mod cases;
 #[path = "policy_cli/check.rs"]
 mod check;
+#[path = "policy_cli/conditions.rs"]
+mod conditions;
 #[path = "policy_cli/explain.rs"]
 mod explain;

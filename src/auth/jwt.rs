@@ -208,6 +208,8 @@ pub(super) fn principal(
         scopes,
         expires_at,
         claims,
+        claims_cache: Default::default(),
+        granted_cache: Default::default(),
     })
 }
 

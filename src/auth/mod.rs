@@ -20,7 +20,7 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
 
 use crate::client::HttpClient;
-use crate::policy::ScopeSet;
+use crate::policy::{ClaimsCache, GrantedCache, ScopeSet};
 
 pub use jwks::JwksStatus;
 
@@ -146,8 +146,30 @@ pub struct Principal {
     pub granted: ScopeSet,
     /// `exp`, seconds since the Unix epoch.
     pub expires_at: u64,
-    /// Every verified claim, for forwarding chosen ones upstream as headers.
+    /// Every verified claim, for forwarding chosen ones upstream as headers and for policy
+    /// conditions (`jwt`).
     pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The claims as policy conditions read them, built on first use, once per token.
+    pub claims_cache: ClaimsCache,
+    /// The scopes after the policy's `[scopes]` hierarchy, expanded once per token and policy.
+    pub granted_cache: GrantedCache,
+}
+
+impl Principal {
+    /// A principal with these scopes and nothing else, for unit tests of what reads one.
+    #[cfg(test)]
+    pub(crate) fn with_scopes(scopes: &[&str]) -> Principal {
+        Principal {
+            subject: None,
+            client_id: None,
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            granted: ScopeSet::new(scopes.iter().copied()),
+            expires_at: 0,
+            claims: serde_json::Map::new(),
+            claims_cache: ClaimsCache::default(),
+            granted_cache: GrantedCache::default(),
+        }
+    }
 }
 
 /// Every way authentication can fail. `Display` is the `error_description` a client sees: specific

@@ -93,6 +93,9 @@ pub struct Message<'a> {
     /// The request says it takes a task for an answer (`params.task`, or the tasks extension
     /// among its client capabilities).
     pub wants_task: bool,
+    /// `params.arguments` as sent (validated like every value), for policy conditions that read
+    /// them: turned into a value only when one does.
+    pub arguments: Option<&'a serde_json::value::RawValue>,
 }
 
 /// Every message of a body, in order.
@@ -203,7 +206,7 @@ impl InspectError {
     }
 
     /// Names a parser error that none of our visitors raised.
-    fn from_parser(body: &[u8], err: serde_json::Error) -> Self {
+    pub(super) fn from_parser(body: &[u8], err: serde_json::Error) -> Self {
         // serde_json reports invalid UTF-8 only as "invalid unicode code point", and only inside
         // strings; checking the whole body on this cold path names it precisely.
         if std::str::from_utf8(body).is_err() {

@@ -5,7 +5,9 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 use super::{InspectError, Inspection, Message, MessageKind, RequestId};
 
@@ -145,6 +147,7 @@ struct Targets<'de> {
     /// `params.task` (2025-11-25) or the tasks extension among the request's client
     /// capabilities: the answer may create a task.
     wants_task: bool,
+    arguments: Option<&'de RawValue>,
 }
 
 #[derive(Clone, Copy)]
@@ -259,6 +262,15 @@ impl<'de> Visitor<'de> for ValueSeed<'_, 'de> {
                     self.ctx.targets.wants_task = true;
                     (None, Keep::Nothing)
                 }
+                (Keep::Targets, "arguments") => {
+                    keys.insert(self.ctx, key)?;
+                    let raw = map.next_value_seed(ArgumentsSeed {
+                        ctx: &mut *self.ctx,
+                        depth: self.depth + 1,
+                    })?;
+                    self.ctx.targets.arguments = Some(raw);
+                    continue;
+                }
                 (Keep::Targets, "_meta") => (None, Keep::Meta),
                 (Keep::Meta, META_PROTOCOL_VERSION) => (Some(Target::ProtocolVersion), Keep::Str),
                 (Keep::Meta, META_CLIENT_CAPABILITIES) => (None, Keep::Capabilities),
@@ -287,6 +299,36 @@ impl<'de> Visitor<'de> for ValueSeed<'_, 'de> {
         }
         keys.end(self.ctx);
         Ok(Shape::Object)
+    }
+}
+
+/// `params.arguments`: kept as the raw slice of the body, and validated like any other value.
+struct ArgumentsSeed<'c, 'de> {
+    ctx: &'c mut Ctx<'de>,
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for ArgumentsSeed<'_, 'de> {
+    type Value = &'de RawValue;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        let raw = <&'de RawValue>::deserialize(de)?;
+        // The slice was only scanned; duplicate keys, depth and surrogates are checked here, over
+        // the arguments alone.
+        let mut inner = serde_json::Deserializer::from_str(raw.get());
+        let checked = ValueSeed {
+            ctx: &mut *self.ctx,
+            depth: self.depth,
+            keep: Keep::Nothing,
+        }
+        .deserialize(&mut inner);
+        if let Err(err) = checked {
+            if self.ctx.failure.is_none() {
+                self.ctx.failure = Some(InspectError::from_parser(raw.get().as_bytes(), err));
+            }
+            return Err(de::Error::custom("refused"));
+        }
+        Ok(raw)
     }
 }
 
@@ -512,5 +554,6 @@ fn classify<'de>(
         task: params.task,
         protocol_version: params.protocol_version,
         wants_task: params.wants_task,
+        arguments: params.arguments,
     })
 }

@@ -76,6 +76,28 @@ fn tools_call_with_nested_arguments_names_its_tool() {
 }
 
 #[test]
+fn arguments_are_kept_as_the_raw_slice_of_the_body() {
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"id":"a-1","n":[1, 2]}}}"#;
+    let m = single(body);
+    let raw = m.arguments.expect("arguments kept");
+    assert_eq!(raw.get(), r#"{"id":"a-1","n":[1, 2]}"#);
+    // A slice of the body, not a copy.
+    assert!(body.as_bytes().as_ptr_range().contains(&raw.get().as_ptr()));
+    let none = single(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}"#);
+    assert!(none.arguments.is_none());
+}
+
+#[test]
+fn a_lone_surrogate_inside_arguments_is_refused() {
+    // Depth and duplicate keys inside arguments have their own tests below.
+    let surrogate = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"q":"\ud800"}}}"#;
+    assert!(matches!(
+        inspect(surrogate.as_bytes(), &InspectLimits::default()),
+        Err(InspectError::LoneSurrogate)
+    ));
+}
+
+#[test]
 fn unescaped_strings_borrow_from_the_body() {
     let m = single(r#"{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"t"}}"#);
     assert!(matches!(m.method, Some(Cow::Borrowed(_))));

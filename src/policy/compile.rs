@@ -6,29 +6,35 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
 use toml::Spanned;
 
+use super::condition::Condition;
 use super::error::{Problems, line_of};
 use super::glob::{Glob, GlobList, RESERVED};
+use super::hierarchy::Hierarchy;
 use super::raw::{Entry, RawPolicy};
-use super::{Mode, Need, Per, Policy, RateLimit, Rule, RuleIndex, fnv1a_64};
+use super::{DenyRule, Mode, Need, Per, Policy, RateLimit, Require, Rule, RuleIndex, fnv1a_64};
 
-/// The only policy format this build reads.
-const VERSION: i64 = 1;
+/// The newest policy format this build reads; version 1 files load unchanged.
+const VERSION: i64 = 2;
+/// The first version with `[scopes]`, `when`, `[[tools.require]]` and `[[deny]]`.
+const CONDITIONS_VERSION: i64 = 2;
 
 /// Builds the policy, reporting every semantic problem. The result is only used when no
 /// problem was found, so a bad rule is simply left out.
 pub(super) fn compile(raw: RawPolicy, source: &str, problems: &mut Problems) -> Policy {
     // A missing version is reported by `raw::read`, which sees the keys.
     match &raw.version {
-        Some(version) if version.value != VERSION => problems.push(
+        Some(version) if !(1..=VERSION).contains(&version.value) => problems.push(
             version.at,
             "version",
             format!(
-                "unsupported version {}; this scopegate reads version {VERSION}",
+                "unsupported version {}; this scopegate reads versions 1 to {VERSION}",
                 version.value
             ),
         ),
         _ => {}
     }
+    let version = raw.version.as_ref().map_or(1, |v| v.value);
+    check_version_2_keys(&raw, version, problems);
     if let Some(default) = &raw.default
         && default.value != "deny"
     {
@@ -55,6 +61,8 @@ pub(super) fn compile(raw: RawPolicy, source: &str, problems: &mut Problems) -> 
         exact_tools: HashMap::new(),
         glob_tools: GlobList::default(),
         methods: HashMap::new(),
+        deny: compile_deny(&raw, mode, problems),
+        hierarchy: compile_hierarchy(&raw, problems),
         source_hash: format!("{:016x}", fnv1a_64(source.as_bytes())),
     };
 
@@ -218,12 +226,134 @@ fn compile_rule(
         }),
     };
 
+    let when = raw
+        .when
+        .as_ref()
+        .and_then(|when| condition(when, &entry.key_path("when"), problems));
+    if raw.when.is_some() && when.is_none() {
+        ok = false;
+    }
+    let mut require = Vec::new();
+    for (i, block) in raw.require.iter().flatten().enumerate() {
+        let path = format!("{}[{i}]", entry.key_path("require"));
+        let block = block.get_ref();
+        let mut block_ok = true;
+        let scopes = scope_set(
+            &block.scopes,
+            &format!("{path}.scopes"),
+            &mut |at, key, message| {
+                block_ok = false;
+                problems.push(at, key, message);
+            },
+        );
+        if block.scopes.is_empty() {
+            block_ok = false;
+            problems.push(
+                block.when.span().start,
+                format!("{path}.scopes"),
+                "needs at least one scope: a require block adds scopes to the calls it matches",
+            );
+        }
+        match condition(&block.when, &format!("{path}.when"), problems) {
+            Some(when) if block_ok => require.push(Require { when, scopes }),
+            _ => ok = false,
+        }
+    }
+
     let need = need?;
     ok.then(|| Rule {
         name: name.into(),
         need,
+        when,
+        require: require.into(),
         mode,
         rate_limit,
+    })
+}
+
+/// Compiles one `when` expression, reporting a problem at its value.
+fn condition(when: &Spanned<String>, path: &str, problems: &mut Problems) -> Option<Condition> {
+    Condition::compile(when.get_ref())
+        .map_err(|message| problems.push(when.span().start, path, message))
+        .ok()
+}
+
+/// Version 2 keys in a file that says it is version 1 are errors that name the fix.
+fn check_version_2_keys(raw: &RawPolicy, version: i64, problems: &mut Problems) {
+    if version >= CONDITIONS_VERSION {
+        return;
+    }
+    let needs = |what: &str| format!("{what} needs version = {CONDITIONS_VERSION}");
+    if let Some(hierarchy) = &raw.hierarchy {
+        problems.push(hierarchy.at, "scopes", needs("a [scopes] hierarchy"));
+    }
+    for (i, deny) in raw.deny.iter().enumerate() {
+        problems.push(deny.at, format!("deny[{i}]"), needs("a [[deny]] rule"));
+    }
+    for entry in raw.tools.iter().chain(&raw.methods) {
+        if entry.rule.when.is_some() {
+            problems.push(entry.key_at("when"), entry.key_path("when"), needs("when"));
+        }
+        if entry.rule.require.is_some() {
+            problems.push(
+                entry.key_at("require"),
+                entry.key_path("require"),
+                needs("require"),
+            );
+        }
+    }
+}
+
+fn compile_deny(raw: &RawPolicy, policy_mode: Mode, problems: &mut Problems) -> Vec<DenyRule> {
+    let mut rules = Vec::new();
+    for (i, deny) in raw.deny.iter().enumerate() {
+        let path = format!("deny[{i}]");
+        let mode = match deny.value.mode.as_deref() {
+            None => policy_mode,
+            Some(text) => parse_mode(text).unwrap_or_else(|message| {
+                problems.push(deny.at, format!("{path}.mode"), message);
+                policy_mode
+            }),
+        };
+        if deny.value.reason.trim().is_empty() {
+            problems.push(
+                deny.at,
+                format!("{path}.reason"),
+                "empty; say why, the caller is told",
+            );
+        }
+        if let Some(when) = condition(&deny.value.when, &format!("{path}.when"), problems) {
+            rules.push(DenyRule {
+                when,
+                reason: deny.value.reason.as_str().into(),
+                mode,
+            });
+        }
+    }
+    rules
+}
+
+fn compile_hierarchy(raw: &RawPolicy, problems: &mut Problems) -> Hierarchy {
+    let Some(hierarchy) = &raw.hierarchy else {
+        return Hierarchy::default();
+    };
+    let mut edges = Vec::new();
+    for (scope, narrower) in &hierarchy.value {
+        let path = format!("scopes.{}", super::raw::quote_key(&scope.value));
+        if let Err(message) = check_scope(&scope.value) {
+            problems.push(scope.at, path.clone(), message);
+        }
+        let mut checked = Vec::new();
+        for (i, narrow) in narrower.iter().enumerate() {
+            match check_scope(narrow.get_ref()) {
+                Ok(()) => checked.push(narrow.get_ref().as_str()),
+                Err(message) => problems.push(narrow.span().start, format!("{path}[{i}]"), message),
+            }
+        }
+        edges.push((scope.value.as_str(), checked, scope.at));
+    }
+    Hierarchy::build(&edges, &mut |at, message| {
+        problems.push(at, "scopes", message)
     })
 }
 

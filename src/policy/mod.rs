@@ -12,20 +12,27 @@
 
 pub mod cli;
 mod compile;
+mod condition;
 mod decide;
 mod error;
 mod glob;
+mod hierarchy;
 mod raw;
+mod reads;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v2;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-pub use decide::{Decision, Denial, DenyReason, RuleRef, ScopeSet};
+pub use condition::{Arguments, ClaimsCache, Facts, Outcome, VARIABLES};
+pub use decide::{ConditionValue, Decision, Denial, DenyReason, RuleRef, ScopeSet};
 pub use error::{PolicyError, Problem};
+pub use hierarchy::{Granted, GrantedCache};
 
 use glob::GlobList;
 
@@ -106,7 +113,27 @@ pub struct Policy {
     glob_tools: GlobList<RuleIndex>,
     /// `[methods]` rules by exact method name.
     methods: HashMap<Box<str>, RuleIndex>,
+    /// `[[deny]]` rules in file order: any that holds refuses the call.
+    deny: Vec<DenyRule>,
+    /// `[scopes]`: what each broad scope implies.
+    hierarchy: hierarchy::Hierarchy,
     source_hash: String,
+}
+
+/// A `[[deny]]` rule.
+#[derive(Debug)]
+struct DenyRule {
+    when: condition::Condition,
+    /// Told to the caller in the 403's `data`.
+    reason: Box<str>,
+    mode: Mode,
+}
+
+/// A `[[tools.require]]` block: `scopes` are needed too by the calls `when` holds for.
+#[derive(Debug)]
+struct Require {
+    when: condition::Condition,
+    scopes: Box<[Box<str>]>,
 }
 
 /// Index into `Policy::rules`.
@@ -118,6 +145,10 @@ struct Rule {
     /// The tool name or pattern, or the method, as written.
     name: Box<str>,
     need: Need,
+    /// Allows only where it holds too (version 2).
+    when: Option<condition::Condition>,
+    /// More scopes for some calls (version 2).
+    require: Box<[Require]>,
     /// The rule's own mode, or else the policy's.
     mode: Mode,
     rate_limit: Option<RateLimit>,
@@ -159,7 +190,8 @@ impl Policy {
         self.mode
     }
 
-    /// Every scope that some rule names, sorted and deduplicated: the protected resource
+    /// Every scope that some rule or the `[scopes]` hierarchy names, deduplicated, narrowest
+    /// first (a scope before every scope that implies it), else by name: the protected resource
     /// metadata's `scopes_supported` (RFC 9728).
     pub fn scopes_supported(&self) -> Vec<&str> {
         let mut scopes: Vec<&str> = Vec::new();
@@ -168,10 +200,21 @@ impl Policy {
                 Need::All(set) => scopes.extend(set.iter().map(|s| &**s)),
                 Need::AnyOf(sets) => scopes.extend(sets.iter().flatten().map(|s| &**s)),
             }
+            for require in &rule.require {
+                scopes.extend(require.scopes.iter().map(|s| &**s));
+            }
         }
+        scopes.extend(self.hierarchy.scopes());
         scopes.sort_unstable();
         scopes.dedup();
+        scopes.sort_by_key(|scope| self.hierarchy.implied_count(scope));
         scopes
+    }
+
+    /// The token's scopes as this policy sees them: with every scope the `[scopes]` hierarchy
+    /// implies. Expanded once per token and policy, then kept in `cache` (the verified token's).
+    pub fn granted<'a>(&self, scopes: &'a ScopeSet, cache: &GrantedCache) -> Granted<'a> {
+        self.hierarchy.expand(scopes, cache)
     }
 
     /// Whether some tool rule (exact or glob) matches `name`: only such names become metric

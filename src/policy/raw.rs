@@ -15,11 +15,24 @@ use super::error::Problems;
 use crate::config::read_value;
 
 /// Top-level keys, in the order the documentation presents them.
-const POLICY_KEYS: [&str; 5] = ["version", "default", "mode", "tools", "methods"];
+const POLICY_KEYS: [&str; 7] = [
+    "version", "default", "mode", "scopes", "tools", "methods", "deny",
+];
 /// Keys of a `[[tools]]` entry.
-const TOOL_KEYS: [&str; 5] = ["name", "scopes", "any_of", "rate_limit", "mode"];
+const TOOL_KEYS: [&str; 7] = [
+    "name",
+    "scopes",
+    "any_of",
+    "when",
+    "require",
+    "rate_limit",
+    "mode",
+];
 /// Keys of a `[methods]` rule: a tool rule without `name`, the method being the key.
-const METHOD_KEYS: [&str; 4] = ["scopes", "any_of", "rate_limit", "mode"];
+const METHOD_KEYS: [&str; 5] = ["scopes", "any_of", "when", "rate_limit", "mode"];
+/// Keys that need `version = 2`: a version 1 file's unknown-key messages leave them out, and
+/// using one there is an error that says so (`compile.rs`).
+const VERSION_2_KEYS: [&str; 4] = ["deny", "when", "require", "scopes"];
 
 const TOOL_EXAMPLE: &str = r#"{ name = "tool", scopes = ["scope"] }"#;
 const METHOD_EXAMPLE: &str = r#"{ scopes = ["scope"] }"#;
@@ -38,6 +51,33 @@ pub(super) struct RawPolicy {
     pub mode: Option<Keyed<String>>,
     pub tools: Vec<Entry>,
     pub methods: Vec<Entry>,
+    /// `[scopes]`: each scope and the narrower scopes it implies (version 2).
+    pub hierarchy: Option<Keyed<Vec<Implies>>>,
+    /// `[[deny]]` rules in file order (version 2).
+    pub deny: Vec<Keyed<RawDeny>>,
+}
+
+/// One `[scopes]` entry: a scope and the narrower scopes it names.
+pub(super) type Implies = (Keyed<String>, Vec<Spanned<String>>);
+
+/// A `[[deny]]` rule as written.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table such as { when = 'jwt.client_id == \"bot\"', reason = \"blocked\" }"
+)]
+pub(super) struct RawDeny {
+    pub when: Spanned<String>,
+    pub reason: String,
+    pub mode: Option<String>,
+}
+
+/// A `[[tools.require]]` block: more scopes for the calls its condition matches.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRequire {
+    pub when: Spanned<String>,
+    pub scopes: Vec<Spanned<String>>,
 }
 
 /// One rule as written: a `[[tools]]` entry or one `[methods]` key.
@@ -80,6 +120,8 @@ pub(super) struct RawRule {
     pub name: Option<String>,
     pub scopes: Option<Vec<Spanned<String>>>,
     pub any_of: Option<Vec<Spanned<Vec<Spanned<String>>>>>,
+    pub when: Option<Spanned<String>>,
+    pub require: Option<Vec<Spanned<RawRequire>>>,
     pub rate_limit: Option<String>,
     pub mode: Option<String>,
 }
@@ -106,6 +148,11 @@ pub(super) fn read(source: &str, problems: &mut Problems) -> Option<RawPolicy> {
     if !root.contains_key("version") {
         problems.push(0, "version", "missing; start the file with `version = 1`");
     }
+    // Only a file that says `version = 2` is told about version 2 keys.
+    let v1 = !matches!(
+        root.get("version").map(|v| v.get_ref()),
+        Some(DeValue::Integer(n)) if n.as_str() == "2"
+    );
     let mut raw = RawPolicy::default();
     for (key, value) in root {
         let at = key.span().start;
@@ -113,15 +160,25 @@ pub(super) fn read(source: &str, problems: &mut Problems) -> Option<RawPolicy> {
             "version" => raw.version = keyed(value, at, "version", problems),
             "default" => raw.default = keyed(value, at, "default", problems),
             "mode" => raw.mode = keyed(value, at, "mode", problems),
-            "tools" => read_tools(value, problems, &mut raw.tools),
-            "methods" => read_methods(value, problems, &mut raw.methods),
-            other => problems.push(at, quote_key(other), unknown_key("", other, &POLICY_KEYS)),
+            "tools" => read_tools(value, v1, problems, &mut raw.tools),
+            "methods" => read_methods(value, v1, problems, &mut raw.methods),
+            "scopes" => raw.hierarchy = read_hierarchy(value, at, problems),
+            "deny" => read_deny(value, problems, &mut raw.deny),
+            other => {
+                let listed = listed_keys(&POLICY_KEYS, v1, true);
+                problems.push(at, quote_key(other), unknown_key("", other, &listed))
+            }
         }
     }
     Some(raw)
 }
 
-fn read_tools(value: Spanned<DeValue<'_>>, problems: &mut Problems, into: &mut Vec<Entry>) {
+fn read_tools(
+    value: Spanned<DeValue<'_>>,
+    v1: bool,
+    problems: &mut Problems,
+    into: &mut Vec<Entry>,
+) {
     let at = value.span().start;
     let DeValue::Array(array) = value.get_ref() else {
         problems.push(
@@ -137,7 +194,7 @@ fn read_tools(value: Spanned<DeValue<'_>>, problems: &mut Problems, into: &mut V
             item.clone(),
             path,
             None,
-            (&TOOL_KEYS, TOOL_EXAMPLE),
+            (&TOOL_KEYS, v1, TOOL_EXAMPLE),
             problems,
         ) {
             into.push(entry);
@@ -145,7 +202,55 @@ fn read_tools(value: Spanned<DeValue<'_>>, problems: &mut Problems, into: &mut V
     }
 }
 
-fn read_methods(value: Spanned<DeValue<'_>>, problems: &mut Problems, into: &mut Vec<Entry>) {
+fn read_hierarchy(
+    value: Spanned<DeValue<'_>>,
+    at: usize,
+    problems: &mut Problems,
+) -> Option<Keyed<Vec<Implies>>> {
+    let DeValue::Table(table) = value.into_inner() else {
+        problems.push(
+            at,
+            "scopes",
+            "expected a table: [scopes] with \"broad\" = [\"narrow\", ...]",
+        );
+        return None;
+    };
+    let mut implied = Vec::new();
+    for (key, item) in table {
+        let scope = Keyed {
+            at: key.span().start,
+            value: key.get_ref().to_string(),
+        };
+        let path = format!("scopes.{}", quote_key(&scope.value));
+        match keyed::<Vec<Spanned<String>>>(item, scope.at, &path, problems) {
+            Some(narrower) => implied.push((scope, narrower.value)),
+            None => continue,
+        }
+    }
+    Some(Keyed { at, value: implied })
+}
+
+fn read_deny(value: Spanned<DeValue<'_>>, problems: &mut Problems, into: &mut Vec<Keyed<RawDeny>>) {
+    let at = value.span().start;
+    let DeValue::Array(array) = value.get_ref() else {
+        problems.push(at, "deny", "expected an array of tables: [[deny]] entries");
+        return;
+    };
+    for (i, item) in array.iter().enumerate() {
+        let item_at = item.span().start;
+        if let Some(rule) = keyed::<RawDeny>(item.clone(), item_at, &format!("deny[{i}]"), problems)
+        {
+            into.push(rule);
+        }
+    }
+}
+
+fn read_methods(
+    value: Spanned<DeValue<'_>>,
+    v1: bool,
+    problems: &mut Problems,
+    into: &mut Vec<Entry>,
+) {
     let at = value.span().start;
     let DeValue::Table(table) = value.into_inner() else {
         problems.push(at, "methods", "expected a table: [methods]");
@@ -161,7 +266,7 @@ fn read_methods(value: Spanned<DeValue<'_>>, problems: &mut Problems, into: &mut
             item,
             path,
             Some(method),
-            (&METHOD_KEYS, METHOD_EXAMPLE),
+            (&METHOD_KEYS, v1, METHOD_EXAMPLE),
             problems,
         ) {
             into.push(entry);
@@ -174,7 +279,7 @@ fn read_entry(
     value: Spanned<DeValue<'_>>,
     path: String,
     method: Option<Keyed<String>>,
-    (allowed, example): (&[&str], &str),
+    (allowed, v1, example): (&[&str], bool, &str),
     problems: &mut Problems,
 ) -> Option<Entry> {
     let span = value.span();
@@ -193,10 +298,11 @@ fn read_entry(
             known.insert(key, value);
         } else {
             let key_path = format!("{path}.{}", quote_key(name));
+            let listed = listed_keys(allowed, v1, false);
             problems.push(
                 key.span().start,
                 key_path,
-                unknown_key(&path, name, allowed),
+                unknown_key(&path, name, &listed),
             );
         }
     }
@@ -239,6 +345,16 @@ fn keyed<T: DeserializeOwned>(
             None
         }
     }
+}
+
+/// The keys an unknown-key message lists: a version 1 file is not told about version 2 keys
+/// (`scopes` is one only at the top level).
+fn listed_keys<'k>(allowed: &[&'k str], v1: bool, top_level: bool) -> Vec<&'k str> {
+    allowed
+        .iter()
+        .copied()
+        .filter(|key| !(v1 && VERSION_2_KEYS.contains(key) && (top_level || *key != "scopes")))
+        .collect()
 }
 
 /// The message for a key the model does not have, naming the key it was likely meant to be.

@@ -161,12 +161,12 @@ scopes = ["s"]
 fn load_names_the_file_in_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("customer.toml");
-    std::fs::write(&path, "version = 2\n").unwrap();
+    std::fs::write(&path, "version = 3\n").unwrap();
     let message = Policy::load(&path).unwrap_err().to_string();
     assert_eq!(
         message,
         format!(
-            "{}:1:1: version: unsupported version 2; this scopegate reads version 1",
+            "{}:1:1: version: unsupported version 3; this scopegate reads versions 1 to 2",
             path.display()
         )
     );
@@ -266,8 +266,8 @@ fn missing_or_unsupported_version_is_rejected() {
         "p.toml:1:1: version: missing; start the file with `version = 1`"
     );
     assert_eq!(
-        error("version = 2\n"),
-        "p.toml:1:1: version: unsupported version 2; this scopegate reads version 1"
+        error("version = 3\n"),
+        "p.toml:1:1: version: unsupported version 3; this scopegate reads versions 1 to 2"
     );
 }
 
@@ -419,7 +419,7 @@ colour = "red"
 "prompts/get" = { scopes = ["p"], mode = "loud" }
 "#;
     let expected = [
-        "p.toml:1:1: version: unsupported version 3; this scopegate reads version 1",
+        "p.toml:1:1: version: unsupported version 3; this scopegate reads versions 1 to 2",
         "p.toml:2:1: default: \"allow\" is not supported; the only default is \"deny\"",
         "p.toml:3:1: owner: unknown key; expected one of: version, default, mode, tools, methods",
         "p.toml:8:1: tools[0].rate_limit: \"fast\" is not a rate such as \"10/s\", \"10/m\" or \"10/h\"",

@@ -471,28 +471,6 @@ async fn an_error_answer_is_filtered_too_and_compressed_or_partial_ones_are_refu
     assert_eq!(resumed_stream(&t).await.0, 502);
 }
 
-#[test]
-fn a_message_with_a_null_method_and_a_result_is_filtered_as_a_response() {
-    // The Python SDK (extra members allowed) reads it as a response listing every tool.
-    let policy = scopegate::policy::Policy::parse(
-        "version = 1\n[[tools]]\nname = \"read\"\nscopes = [\"r\"]\n",
-        "p.toml",
-    )
-    .unwrap();
-    let state = Arc::new(scopegate::proxy::PolicyState {
-        policy,
-        metadata_document: Bytes::new(),
-    });
-    let filter =
-        scopegate::listfilter::ListFilter::new(scopegate::policy::ScopeSet::new(["r"]), state);
-    let body = r#"{"jsonrpc":"2.0","id":1,"method":null,"result":{"tools":[{"name":"read"},{"name":"write"}]}}"#;
-    let out = filter
-        .filter_json(body.as_bytes())
-        .unwrap()
-        .expect("filtered");
-    assert!(!String::from_utf8_lossy(&out).contains("write"));
-}
-
 #[tokio::test]
 async fn an_accepted_chunked_post_keeps_its_connection() {
     let t = common::start().await;

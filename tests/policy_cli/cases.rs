@@ -160,13 +160,13 @@ expect_reason = "no_rule"
 #[test]
 fn an_invalid_policy_fails_the_test_run_with_its_problems() {
     let files = Files::new();
-    let policy = files.write("p.toml", "version = 2\n");
+    let policy = files.write("p.toml", "version = 3\n");
     let cases = files.write("c.toml", "[[cases]]\nname = \"x\"\nexpect = \"allow\"\n");
     let run = scopegate(&["policy", "test", &policy, "--cases", &cases]);
     assert_eq!(run.code, 1);
     assert!(
         run.stdout.starts_with(&format!(
-            "{policy}:1:1: error: version: unsupported version 2"
+            "{policy}:1:1: error: version: unsupported version 3"
         )),
         "{}",
         run.stdout

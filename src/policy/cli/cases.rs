@@ -11,8 +11,11 @@
 //! method = "tools/call"             # default "tools/call"
 //! tool = "get_customer_info"        # only for tools/call
 //! expect = "allow"                  # "allow", "deny" (enforced) or "would_deny" (audit mode)
+//! # claims = { tenant = "acme" }             # the token's other claims (`jwt`), version 2
+//! # arguments = { customer_id = "acme-7" }   # the call's arguments (`args`), version 2
 //! # expect_missing = ["ticket:create"]       # for a denial: exactly these scopes missing
-//! # expect_reason = "insufficient_scope"     # or "no_rule", "missing_target"
+//! # expect_reason = "insufficient_scope"     # or "no_rule", "missing_target", "condition_failed",
+//! #                                          # "denied_by_rule", "condition_error"
 //! ```
 
 use std::collections::HashSet;
@@ -23,7 +26,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::super::error::line_col;
-use super::super::{Action, Decision, Mode, Policy, ScopeSet};
+use super::super::{
+    Action, Arguments, ClaimsCache, Decision, Facts, GrantedCache, Mode, Policy, ScopeSet,
+};
 use super::{Finding, Severity};
 use crate::config::read_document;
 
@@ -42,6 +47,9 @@ struct RawCase {
     scopes: Vec<String>,
     method: Option<String>,
     tool: Option<Spanned<String>>,
+    #[serde(default)]
+    claims: serde_json::Map<String, serde_json::Value>,
+    arguments: Option<serde_json::Map<String, serde_json::Value>>,
     expect: Expect,
     expect_missing: Option<Spanned<Vec<String>>>,
     expect_reason: Option<Spanned<String>>,
@@ -66,7 +74,14 @@ impl Expect {
     }
 }
 
-const REASONS: [&str; 3] = ["no_rule", "insufficient_scope", "missing_target"];
+const REASONS: [&str; 6] = [
+    "no_rule",
+    "insufficient_scope",
+    "missing_target",
+    "condition_failed",
+    "denied_by_rule",
+    "condition_error",
+];
 
 /// A validated cases file.
 #[derive(Debug)]
@@ -85,6 +100,10 @@ pub(super) struct Case {
     scopes: ScopeSet,
     method: String,
     tool: Option<String>,
+    /// The token's claims besides its scopes.
+    claims: serde_json::Map<String, serde_json::Value>,
+    /// `params.arguments` as JSON text, as the proxy would find it in the body.
+    arguments: Option<Box<serde_json::value::RawValue>>,
     expect: Expect,
     /// Sorted.
     expect_missing: Option<Vec<String>>,
@@ -188,6 +207,10 @@ pub(super) fn read(path: &Path) -> Result<Cases, Vec<Finding>> {
             scopes: ScopeSet::new(case.scopes),
             method,
             tool: case.tool.map(Spanned::into_inner),
+            claims: case.claims,
+            arguments: case
+                .arguments
+                .and_then(|arguments| serde_json::value::to_raw_value(&arguments).ok()),
             expect: case.expect,
             expect_missing: case.expect_missing.map(|m| {
                 let mut m = m.into_inner();
@@ -326,7 +349,14 @@ fn evaluate(policy: &Policy, case: &Case) -> (String, bool) {
         method: &case.method,
         target: case.tool.as_deref(),
     };
-    match policy.decide(&case.scopes, &action) {
+    let claims_cache = ClaimsCache::default();
+    let facts = Facts {
+        claims: &case.claims,
+        claims_cache: &claims_cache,
+        arguments: Arguments::Raw(case.arguments.as_deref()),
+    };
+    let scopes = policy.granted(&case.scopes, &GrantedCache::default());
+    match policy.decide_with(&scopes, &action, &facts) {
         Decision::Allow { .. } => ("allow".to_owned(), case.expect == Expect::Allow),
         Decision::Deny(denial) => {
             let got = match denial.mode {

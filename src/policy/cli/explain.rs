@@ -6,7 +6,10 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use super::super::decide::is_protocol_method;
-use super::super::{Action, Decision, Mode, Need, Policy, Rule, ScopeSet};
+use super::super::{
+    Action, Arguments, ClaimsCache, Decision, Facts, GrantedCache, Mode, Need, Outcome, Policy,
+    Rule, ScopeSet,
+};
 use super::{Loaded, load, report_findings};
 
 /// How the deciding rule was found.
@@ -20,26 +23,62 @@ enum Found<'p> {
     Default,
 }
 
-/// Explains the decision for a token holding `scopes` (space-separated) calling `method`, with
-/// `tool` for `tools/call`. Passes when the policy loads, whatever the decision.
-pub fn explain(
-    policy_path: &Path,
-    scopes: &str,
-    method: &str,
-    tool: Option<&str>,
-    out: &mut dyn Write,
-) -> io::Result<bool> {
+/// One call to explain.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Call<'a> {
+    /// The token's scopes, space-separated.
+    pub scopes: &'a str,
+    pub method: &'a str,
+    /// The tool of a `tools/call`.
+    pub tool: Option<&'a str>,
+    /// The token's other claims, a JSON object (`jwt` in conditions).
+    pub claims: Option<&'a str>,
+    /// The call's arguments, a JSON object (`args` in conditions).
+    pub arguments: Option<&'a str>,
+}
+
+/// Explains the decision for one call. Passes when the policy loads and the claims and arguments
+/// are JSON objects, whatever the decision.
+pub fn explain(policy_path: &Path, call: &Call<'_>, out: &mut dyn Write) -> io::Result<bool> {
     let loaded = match load(policy_path) {
         Ok(loaded) => loaded,
         Err(findings) => return report_findings(&findings, out),
     };
     let policy = &loaded.policy;
-    let held = ScopeSet::new(scopes.split_whitespace());
+    let claims = match call.claims.map(serde_json::from_str::<serde_json::Value>) {
+        None => serde_json::Map::new(),
+        Some(Ok(serde_json::Value::Object(claims))) => claims,
+        Some(_) => {
+            writeln!(out, "error: --claims is not a JSON object")?;
+            return Ok(false);
+        }
+    };
+    let arguments = match call
+        .arguments
+        .map(|text| serde_json::value::RawValue::from_string(text.to_owned()))
+    {
+        None => None,
+        Some(Ok(raw)) if raw.get().trim_start().starts_with('{') => Some(raw),
+        Some(_) => {
+            writeln!(out, "error: --args is not a JSON object")?;
+            return Ok(false);
+        }
+    };
+    let (scopes, method, tool) = (call.scopes, call.method, call.tool);
+    let issued = ScopeSet::new(scopes.split_whitespace());
+    let held = policy.granted(&issued, &GrantedCache::default());
     let action = Action {
         method,
         target: tool,
     };
-    let decision = policy.decide(&held, &action);
+    let claims_cache = ClaimsCache::default();
+    let facts = Facts {
+        claims: &claims,
+        claims_cache: &claims_cache,
+        arguments: Arguments::Raw(arguments.as_deref()),
+    };
+    let decision = policy.decide_with(&held, &action, &facts);
+    let conditions = policy.condition_values(&held, &action, &facts);
     let found = find(policy, &action);
 
     let call = match tool {
@@ -52,6 +91,19 @@ pub fn explain(
     writeln!(out, "requires:  {}", requires(&found))?;
     writeln!(out, "limit:     {}", limit(&found))?;
     writeln!(out, "held:      {}", words(held.iter()))?;
+    for condition in &conditions {
+        let value = match &condition.outcome {
+            Outcome::True => "true".to_owned(),
+            Outcome::False => "false".to_owned(),
+            Outcome::Unknown => "unknown".to_owned(),
+            Outcome::Error(error) => format!("error: {error} (denies)"),
+        };
+        writeln!(
+            out,
+            "condition: {} '{}' = {value}",
+            condition.role, condition.source
+        )?;
+    }
     let (missing, mode, outcome) = match &decision {
         Decision::Allow { rule } => (
             "(none)".to_owned(),

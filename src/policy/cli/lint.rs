@@ -9,6 +9,9 @@
 
 use std::collections::BTreeSet;
 
+use toml::Spanned;
+
+use super::super::condition::Condition;
 use super::super::decide::is_protocol_method;
 use super::super::glob::Glob;
 use super::{Finding, Loaded, Severity};
@@ -44,11 +47,53 @@ pub(super) fn lint(loaded: &Loaded, known_scopes: Option<&[String]>) -> Vec<Find
     let mut findings = Vec::new();
     shadowed_globs(loaded, &mut findings);
     method_rules(loaded, &mut findings);
+    untested_claims(loaded, &mut findings);
     if let Some(known) = known_scopes {
         unknown_and_unused_scopes(loaded, known, &mut findings);
     }
     findings.sort_by_key(|finding| finding.line);
     findings
+}
+
+/// Claims every accepted token carries (the proxy refuses a token without them).
+const REQUIRED_CLAIMS: [&str; 3] = ["iss", "aud", "exp"];
+
+/// A condition that reads an optional claim without `has()` fails for a token without it, and a
+/// failed condition denies (`condition_error`): usually meant, but then say so with `has()`.
+fn untested_claims(loaded: &Loaded, findings: &mut Vec<Finding>) {
+    let raw = &loaded.raw;
+    let mut conditions: Vec<(&Spanned<String>, String)> = Vec::new();
+    for entry in raw.tools.iter().chain(&raw.methods) {
+        if let Some(when) = &entry.rule.when {
+            conditions.push((when, entry.key_path("when")));
+        }
+        for (i, block) in entry.rule.require.iter().flatten().enumerate() {
+            let path = format!("{}[{i}].when", entry.key_path("require"));
+            conditions.push((&block.get_ref().when, path));
+        }
+    }
+    for (i, deny) in raw.deny.iter().enumerate() {
+        conditions.push((&deny.value.when, format!("deny[{i}].when")));
+    }
+    for (when, path) in conditions {
+        let Ok(condition) = Condition::compile(when.get_ref()) else {
+            continue;
+        };
+        for field in condition.untested_fields("jwt") {
+            if REQUIRED_CLAIMS.contains(&field) {
+                continue;
+            }
+            findings.push(loaded.finding(
+                when.span().start,
+                Severity::Warning,
+                &path,
+                format!(
+                    "reads jwt.{field} without has(jwt.{field}): a token without that claim is \
+                     denied as a condition error; test it first, e.g. has(jwt.{field}) && …"
+                ),
+            ));
+        }
+    }
 }
 
 /// A glob is tried only when no exact name matches, and then only if no earlier glob matched.

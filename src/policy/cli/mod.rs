@@ -10,6 +10,7 @@
 mod cases;
 mod explain;
 mod lint;
+mod schema;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,7 +21,7 @@ use super::error::{Problems, line_col};
 use super::raw::{self, RawPolicy};
 use super::{Policy, PolicyError};
 
-pub use explain::explain;
+pub use explain::{Call, explain};
 
 /// Options of `scopegate policy check`.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +31,9 @@ pub struct CheckOptions {
     /// The scopes the issuer grants, when known: a rule scope outside them is reported, and so
     /// is a known scope that no rule uses.
     pub known_scopes: Option<Vec<String>>,
+    /// A saved `tools/list` answer: each condition's `args.X` is checked against the tool's
+    /// `inputSchema`.
+    pub tools: Option<PathBuf>,
 }
 
 /// Validates and lints each file, printing one `file:line:col: error|warning: message` line per
@@ -42,12 +46,27 @@ pub struct CheckOptions {
 pub fn check(paths: &[&Path], options: &CheckOptions, out: &mut dyn Write) -> io::Result<bool> {
     let (mut errors, mut warnings) = (0, 0);
     let (files, mut findings) = expand(paths);
+    let schemas = match options.tools.as_deref().map(schema::read) {
+        None => None,
+        Some(Ok(schemas)) => Some(schemas),
+        Some(Err(finding)) => {
+            findings.push(finding);
+            None
+        }
+    };
     for path in &files {
         findings.extend(if is_cases_file(path) {
             cases::check(path)
         } else {
             match load(path) {
-                Ok(loaded) => lint::lint(&loaded, options.known_scopes.as_deref()),
+                Ok(loaded) => {
+                    let mut found = lint::lint(&loaded, options.known_scopes.as_deref());
+                    if let Some(schemas) = &schemas {
+                        found.extend(schema::check(&loaded, schemas));
+                        found.sort_by_key(|finding| finding.line);
+                    }
+                    found
+                }
                 Err(findings) => findings,
             }
         });
