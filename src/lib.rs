@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod denial;
 mod der;
 pub mod error;
 pub mod http_checks;

@@ -19,7 +19,7 @@ use crate::audit::Ctx;
 use crate::auth::{Authenticator, Principal};
 use crate::client::HttpClient;
 use crate::config::Config;
-use crate::error::{Denied, ErrorId, ProxyError};
+use crate::error::ProxyError;
 use crate::http_checks::{
     MCP_SESSION_ID, check_mcp_headers, check_media_type, check_singletons, declared_length,
     discard_rest, read_body, refuse_body,
@@ -29,9 +29,7 @@ use crate::mcp::{self, InspectLimits, Inspection, MessageKind, RequestId};
 use crate::mcp_params::ParamHeaders;
 use crate::metadata;
 use crate::metrics::Metrics;
-use crate::policy::{
-    Action, Arguments, Decision, Denial, DenyReason, Facts, Mode, Policy, RateLimit, RuleRef,
-};
+use crate::policy::{Action, Arguments, Decision, Facts, Mode, Policy, RateLimit, RuleRef};
 use crate::ratelimit::RateLimiter;
 use crate::session::{Binding, Kind, Sessions};
 use crate::tasks;
@@ -463,7 +461,7 @@ impl Proxy {
                         .id
                         .as_ref()
                         .and_then(|id| serde_json::to_value(id).ok());
-                    return Err(ProxyError::Forbidden(Box::new(denied(
+                    return Err(ProxyError::Forbidden(Box::new(crate::denial::denied(
                         id, &action, &denial, principal,
                     ))));
                 }
@@ -568,77 +566,7 @@ fn policy_state(resource: &str, authorization_servers: &[String], policy: Policy
     }
 }
 
-fn denied(id: ErrorId, action: &Action<'_>, denial: &Denial<'_>, principal: &Principal) -> Denied {
-    let what = match action.target {
-        Some(target) => format!("{} {target:?}", action.method),
-        None => action.method.to_string(),
-    };
-    let message = match denial.reason {
-        DenyReason::InsufficientScope => format!(
-            "{what} requires scope {}; missing {}",
-            denial.required.join(" "),
-            denial.missing.join(" ")
-        ),
-        DenyReason::NoRule => format!("{what} is not allowed by policy"),
-        DenyReason::MissingTarget => format!("{what} names no target"),
-        DenyReason::ConditionFailed => {
-            format!("{what} is not allowed for this call: a condition of its rule does not hold")
-        }
-        DenyReason::DeniedByRule => format!(
-            "{what} is denied: {}",
-            denial.note.as_deref().unwrap_or("denied by policy")
-        ),
-        DenyReason::ConditionError => {
-            format!("{what} is not allowed: a policy condition could not be evaluated")
-        }
-    };
-    let challenge_scopes = if denial.reason == DenyReason::InsufficientScope {
-        let mut scopes: Vec<String> = denial.required.iter().map(|s| s.to_string()).collect();
-        for held in &principal.scopes {
-            if is_scope_token(held) && !scopes.contains(held) {
-                scopes.push(held.clone());
-            }
-        }
-        scopes
-    } else {
-        Vec::new()
-    };
-    Denied {
-        id,
-        message,
-        reason: denial.reason.label(),
-        method: action.method.to_string(),
-        target: action.target.map(str::to_string),
-        missing: denial.missing.iter().map(|s| s.to_string()).collect(),
-        detail: (denial.reason == DenyReason::DeniedByRule)
-            .then(|| denial.note.as_deref().unwrap_or_default().to_string()),
-        condition: denial.audited_condition(),
-        challenge_scopes,
-    }
-}
-
-/// RFC 6749 §3.3 scope-token characters: a token's scope that is not one never reaches a header.
-fn is_scope_token(scope: &str) -> bool {
-    !scope.is_empty()
-        && scope
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
-}
-
 /// The session the request belongs to, for the audit line.
 pub(crate) fn session_id(headers: &HeaderMap) -> Option<&HeaderValue> {
     headers.get(&MCP_SESSION_ID)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scope_tokens_exclude_quotes_and_spaces() {
-        assert!(is_scope_token("customer:read"));
-        assert!(!is_scope_token("a\"b"));
-        assert!(!is_scope_token("a b"));
-        assert!(!is_scope_token(""));
-    }
 }

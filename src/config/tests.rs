@@ -1,4 +1,5 @@
 use super::*;
+use jsonwebtoken::Algorithm;
 
 const MINIMAL: &str = r#"
 [listen]
