@@ -67,7 +67,9 @@ fn media(headers: &HeaderMap) -> Media {
     if essence.eq_ignore_ascii_case("text/event-stream") {
         Media::EventStream
     } else if essence.eq_ignore_ascii_case("application/json")
-        || essence.to_ascii_lowercase().ends_with("+json")
+        || essence
+            .get(essence.len().saturating_sub(5)..)
+            .is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json"))
     {
         Media::Json
     } else {

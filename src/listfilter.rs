@@ -257,11 +257,18 @@ impl ListFilter {
                 None => data,
             }
         };
-        // Valid JSON holds these only inside strings, where their escapes mean the same.
-        let data = data
-            .replace('\u{85}', "\\u0085")
-            .replace('\u{2028}', "\\u2028")
-            .replace('\u{2029}', "\\u2029");
+        // Valid JSON holds these only inside strings, where their escapes mean the same. Rare:
+        // copied only when present.
+        let escaped;
+        let data = if data.contains(['\u{85}', '\u{2028}', '\u{2029}']) {
+            escaped = data
+                .replace('\u{85}', "\\u0085")
+                .replace('\u{2028}', "\\u2028")
+                .replace('\u{2029}', "\\u2029");
+            escaped.as_str()
+        } else {
+            data
+        };
         for line in data.split('\n') {
             out.extend_from_slice(b"data: ");
             out.extend_from_slice(line.as_bytes());

@@ -242,3 +242,14 @@ fn a_message_with_a_null_method_and_a_result_is_filtered_as_a_response() {
         .expect("filtered");
     assert!(!String::from_utf8_lossy(&out).contains("write"));
 }
+
+#[tokio::test]
+async fn a_line_separator_inside_a_json_string_goes_out_escaped() {
+    // Python's splitlines would end the data line there; the escape means the same to JSON.
+    let stream = "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"text\":\"a\u{2028}b\"}}\n\n";
+    let out = through_sse(vec![stream.as_bytes()], 1 << 20).await;
+    assert_eq!(
+        out,
+        "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"text\":\"a\\u2028b\"}}\n\n"
+    );
+}

@@ -5,7 +5,7 @@
 //! `_other`). Every label value known at start-up is present at 0 from the first scrape, so a
 //! dashboard's rate() has a series before the first event.
 
-use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounterVec, Registry, TextEncoder};
 
 use super::config::AdapterConfig;
 
@@ -42,11 +42,7 @@ impl Metrics {
     pub fn new(config: &AdapterConfig) -> Metrics {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("unique metric");
-            metric
+            crate::metrics::counter_vec(&registry, name, help, labels)
         };
         let metrics = Metrics {
             requests: counter(

@@ -2,22 +2,22 @@ use super::*;
 
 const CUSTOMER_SERVICE: &str = include_str!("../../policies/customer-service.toml");
 
-fn policy(source: &str) -> Policy {
+pub(super) fn policy(source: &str) -> Policy {
     Policy::parse(source, "test.toml").unwrap_or_else(|e| panic!("policy should load:\n{e}"))
 }
 
-fn error(source: &str) -> String {
+pub(super) fn error(source: &str) -> String {
     match Policy::parse(source, "p.toml") {
         Ok(_) => panic!("policy should be refused:\n{source}"),
         Err(e) => e.to_string(),
     }
 }
 
-fn scopes(list: &[&str]) -> ScopeSet {
+pub(super) fn scopes(list: &[&str]) -> ScopeSet {
     ScopeSet::new(list.iter().copied())
 }
 
-fn call(tool: &str) -> Action<'_> {
+pub(super) fn call(tool: &str) -> Action<'_> {
     Action {
         method: "tools/call",
         target: Some(tool),

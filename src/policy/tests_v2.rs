@@ -5,27 +5,8 @@ use super::*;
 use serde_json::json;
 use serde_json::value::RawValue;
 
-fn policy(source: &str) -> Policy {
-    Policy::parse(source, "test.toml").unwrap_or_else(|e| panic!("policy should load:\n{e}"))
-}
-
-fn error(source: &str) -> String {
-    match Policy::parse(source, "p.toml") {
-        Ok(_) => panic!("policy should be refused:\n{source}"),
-        Err(e) => e.to_string(),
-    }
-}
-
-fn scopes(list: &[&str]) -> ScopeSet {
-    ScopeSet::new(list.iter().copied())
-}
-
-fn call(tool: &str) -> Action<'_> {
-    Action {
-        method: "tools/call",
-        target: Some(tool),
-    }
-}
+// The version 1 tests' helpers: loading, refusing, scopes and a tool call.
+use super::tests::{call, error, policy, scopes};
 
 /// Claims and arguments for one decision.
 struct Input {
