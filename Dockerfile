@@ -7,19 +7,29 @@
 # Build stage: the Rust toolchain, on the same Debian release as the runtime image (glibc).
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
-# Dependencies first, against an empty crate: this layer is rebuilt only when the manifest or the
-# lockfile change, not on every source edit.
+# Dependencies first, against empty crates: this layer is rebuilt only when a manifest or the
+# lockfile change, not on every source edit. Cargo reads every workspace member's manifest (and
+# the benchmark targets the bench manifest names) even when building one package, so those come
+# as manifests and empty files; only the proxy's own sources follow, and only the `scopegate`
+# package is built, without the adapter and the demo.
 COPY Cargo.toml Cargo.lock ./
-# The manifest names the benchmark and example targets; cargo reads them even when not building them.
-COPY benches ./benches
-COPY bench/upstream.rs bench/sse_client.rs ./bench/
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
-    && cargo build --release --locked --no-default-features \
-    && rm -rf src
+COPY crates/core/Cargo.toml ./crates/core/
+COPY crates/adapter/Cargo.toml ./crates/adapter/
+COPY crates/testkit/Cargo.toml ./crates/testkit/
+COPY crates/bench/Cargo.toml ./crates/bench/
+RUN mkdir -p src crates/core/src crates/adapter/src crates/testkit/src crates/bench/src crates/bench/benches \
+    && echo 'fn main() {}' > src/main.rs \
+    && touch src/lib.rs crates/core/src/lib.rs crates/adapter/src/lib.rs crates/testkit/src/lib.rs \
+        crates/bench/src/lib.rs crates/bench/benches/auth.rs crates/bench/benches/inspect.rs \
+        crates/bench/benches/policy.rs \
+    && cargo build --release --locked -p scopegate --no-default-features \
+    && rm -rf src crates/core/src
 COPY src ./src
+COPY crates/core/src ./crates/core/src
 COPY policies ./policies
-# touch: the sources are older than the empty crate's build, and cargo compares times.
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked --no-default-features
+# touch: the sources are older than the empty crates' build, and cargo compares times.
+RUN touch src/main.rs src/lib.rs crates/core/src/lib.rs \
+    && cargo build --release --locked -p scopegate --no-default-features
 
 # Runtime: distroless "cc" (glibc and libgcc_s, which the binary links; CA roots; no shell, no
 # package manager), its nonroot user by number so that runAsNonRoot can verify it. The root

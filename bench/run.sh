@@ -61,7 +61,8 @@ case "$HAPROXY_VERSION" in
 esac
 
 say "building scopegate, the upstream and the SSE client ($PROFILE)"
-cargo build -q --profile "$PROFILE" --bin scopegate --example bench-upstream --example bench-sse
+cargo build -q --profile "$PROFILE" -p scopegate --bin scopegate
+cargo build -q --profile "$PROFILE" -p scopegate-bench --example bench-upstream --example bench-sse
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 OUT=$TARGET_DIR/$([[ $PROFILE == dev ]] && echo debug || echo release)
 SCOPEGATE=$OUT/scopegate

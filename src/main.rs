@@ -48,6 +48,7 @@ enum Command {
         #[arg(long)]
         endpoints_file: Option<PathBuf>,
     },
+    #[cfg(feature = "adapter")]
     /// Run the companion adapter: an OpenAI-compatible endpoint routed to model providers, with
     /// MCP tools called through scopegate.
     Adapter {
@@ -118,10 +119,10 @@ fn main() -> ExitCode {
         Command::Run {
             config,
             check_config: true,
-        } => report(scopegate::check_config(&config).map(|summary| println!("{summary}"))),
-        Command::Run { config, .. } => {
-            report(logged(json, "info", || on_runtime(scopegate::run(&config))))
-        }
+        } => report(scopegate_core::check_config(&config).map(|summary| println!("{summary}"))),
+        Command::Run { config, .. } => report(logged(json, "info", || {
+            on_runtime(scopegate_core::run(&config))
+        })),
         #[cfg(feature = "demo")]
         Command::Demo {
             serve,
@@ -132,8 +133,9 @@ fn main() -> ExitCode {
                 on_runtime(scopegate::demo::run(serve, endpoints_file.as_deref()))
             }))
         }
+        #[cfg(feature = "adapter")]
         Command::Adapter { config } => report(logged(json, "info", || {
-            on_runtime(scopegate::adapter::run(&config))
+            on_runtime(scopegate_adapter::run(&config))
         })),
     }
 }
@@ -145,7 +147,7 @@ fn logged(
     default_level: &str,
     command: impl FnOnce() -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let _logs = scopegate::logging::init(json, default_level);
+    let _logs = scopegate_core::logging::init(json, default_level);
     command()
 }
 
@@ -171,7 +173,7 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 }
 
 fn policy(command: PolicyCommand) -> ExitCode {
-    use scopegate::policy::cli;
+    use scopegate_core::policy::cli;
     let mut out = std::io::stdout().lock();
     let result = match command {
         PolicyCommand::Check {

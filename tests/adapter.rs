@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use scopegate::adapter::config::OAuthConfig;
-use scopegate::adapter::mcp_client::{CallOutcome, McpClient};
-use scopegate::adapter::token::TokenManager;
-use scopegate::demo::issuer::DEMO_CLIENT_SECRET;
-use scopegate::demo::scripted_model::ScriptedModel;
-use scopegate::demo::system::DemoSystem;
-use scopegate::sse::Decoder;
+use scopegate_adapter::config::OAuthConfig;
+use scopegate_adapter::mcp_client::{CallOutcome, McpClient};
+use scopegate_adapter::token::TokenManager;
+use scopegate_core::sse::Decoder;
+use scopegate_testkit::issuer::DEMO_CLIENT_SECRET;
+use scopegate_testkit::scripted_model::ScriptedModel;
+use scopegate_testkit::system::DemoSystem;
 use serde_json::json;
 
 fn client_for(system: &DemoSystem, client_id: &str) -> (McpClient, Arc<TokenManager>) {
@@ -23,7 +23,8 @@ fn client_for(system: &DemoSystem, client_id: &str) -> (McpClient, Arc<TokenMana
         resource: Some(system.resource.clone()),
         ca_file: None,
     };
-    let http = scopegate::client::build(Some(&system.certs.ca), Duration::from_secs(5)).unwrap();
+    let http =
+        scopegate_core::client::build(Some(&system.certs.ca), Duration::from_secs(5)).unwrap();
     let tokens = Arc::new(TokenManager::new(oauth, http.clone()));
     let mcp = McpClient::new(
         system.mcp_url.parse().unwrap(),

@@ -42,7 +42,7 @@ pub struct Refusal {
 pub fn invalid_token(t: &TestSystem, description: &str) -> String {
     format!(
         "Bearer resource_metadata=\"{}\", error=\"invalid_token\", error_description=\"{description}\"",
-        scopegate::metadata::url_for(&t.system.resource)
+        scopegate_core::metadata::url_for(&t.system.resource)
     )
 }
 

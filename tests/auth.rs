@@ -4,7 +4,7 @@ mod common;
 
 use common::{Options, TestSystem, header, read, session_call};
 use jsonwebtoken::Algorithm;
-use scopegate::demo::issuer::KeyChoice;
+use scopegate_testkit::issuer::KeyChoice;
 use serde_json::json;
 
 /// Sends an allowed tool call with `token` and returns status, challenge and body.
@@ -35,7 +35,7 @@ async fn assert_invalid_token(t: &TestSystem, token: &str, reason_text: &str) {
     let before = t.upstream_requests();
     let (status, challenge, body) = attempt(t, Some(token)).await;
     assert_eq!(status, 401, "{reason_text}: {body}");
-    let metadata = scopegate::metadata::url_for(&t.system.resource);
+    let metadata = scopegate_core::metadata::url_for(&t.system.resource);
     assert!(
         challenge.starts_with(&format!(
             "Bearer resource_metadata=\"{metadata}\", error=\"invalid_token\", error_description=\""
@@ -66,7 +66,7 @@ async fn missing_token_gets_a_bare_challenge() {
         challenge,
         format!(
             "Bearer resource_metadata=\"{}\"",
-            scopegate::metadata::url_for(&t.system.resource)
+            scopegate_core::metadata::url_for(&t.system.resource)
         )
     );
     assert_eq!(body["error"]["data"]["reason"], "missing_token");

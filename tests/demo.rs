@@ -61,8 +61,8 @@ async fn demo_serve_prints_a_session_that_works_and_removes_its_private_files_on
     use std::os::unix::fs::PermissionsExt as _;
     use std::time::{Duration, Instant};
 
-    use scopegate::demo::issuer::IssuerConfig;
     use scopegate::demo::walkthrough::{self, Endpoints, WALKTHROUGH_CLIENT};
+    use scopegate_testkit::issuer::IssuerConfig;
 
     let scratch = tempfile::tempdir().expect("temp dir");
     let endpoints_file = scratch.path().join("endpoints.json");

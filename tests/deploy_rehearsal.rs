@@ -22,10 +22,10 @@ use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use scopegate::config::Config;
-use scopegate::demo::certs::DevCa;
-use scopegate::demo::issuer::{Issuer, IssuerConfig};
-use scopegate::demo::sample_server::{SampleServer, SampleServerOptions};
+use scopegate_core::config::Config;
+use scopegate_testkit::certs::DevCa;
+use scopegate_testkit::issuer::{Issuer, IssuerConfig};
+use scopegate_testkit::sample_server::{SampleServer, SampleServerOptions};
 use serde_json::{Value, json};
 
 fn shipped(relative: &str) -> PathBuf {
@@ -140,7 +140,7 @@ async fn shipped_config_and_policy_allow_and_deny_through_the_proxy() {
     let config_file = dir.path().join("config.toml");
     std::fs::write(&config_file, toml::to_string(&table).expect("TOML")).expect("write config");
     let config = Config::load(&config_file).unwrap_or_else(|e| panic!("{e}"));
-    let proxy = scopegate::server::start(&config)
+    let proxy = scopegate_core::server::start(&config)
         .await
         .expect("proxy starts");
     let url = format!("https://localhost:{}{}", proxy.addr.port(), config.mcp.path);

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Options, TestSystem, eventually, header, read};
-use scopegate::demo::sample_server::{SampleServer, SampleServerOptions};
+use scopegate_testkit::sample_server::{SampleServer, SampleServerOptions};
 use serde_json::{Value, json};
 
 const ALL_SCOPES: [&str; 3] = ["customer:read", "ticket:create", "account:calculate"];
@@ -357,11 +357,12 @@ fn tls_connector(t: &TestSystem, alpn: Vec<Vec<u8>>) -> tokio_rustls::TlsConnect
     for cert in rustls_pki_types::CertificateDer::pem_file_iter(&t.system.certs.ca).unwrap() {
         roots.add(cert.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(scopegate::tls::crypto_provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config =
+        rustls::ClientConfig::builder_with_provider(scopegate_core::tls::crypto_provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     let mut config = config;
     config.alpn_protocols = alpn;
     tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
@@ -487,7 +488,7 @@ async fn garbage_from_the_idp_keeps_the_last_good_keys() {
     let unknown = t.system.issuer.mint_with(
         json!({ "alg": "ES256", "kid": "not-there" }),
         t.system.issuer.claims_for("tester", &[]),
-        scopegate::demo::issuer::KeyChoice::Default,
+        scopegate_testkit::issuer::KeyChoice::Default,
     );
     let response = t.post(Some(&unknown), "{}").send().await.unwrap();
     assert_eq!(response.status(), 401);

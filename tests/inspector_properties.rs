@@ -3,7 +3,7 @@
 //! duplicate key, at any depth and however escaped, it refuses.
 
 use proptest::prelude::*;
-use scopegate::mcp::{InspectError, InspectLimits, Inspection, RequestId, inspect};
+use scopegate_core::mcp::{InspectError, InspectLimits, Inspection, RequestId, inspect};
 use serde_json::{Value, json};
 
 const METHODS: [&str; 8] = [

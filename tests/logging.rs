@@ -64,7 +64,7 @@ fn text_logs_to_a_pipe_carry_no_colour_codes() {
     assert!(!output.status.success(), "{stderr}");
     // The lines are there, with their level and fields, as plain text.
     assert!(
-        stderr.contains(" WARN scopegate::server: listening WITHOUT TLS"),
+        stderr.contains(" WARN scopegate_core::server: listening WITHOUT TLS"),
         "{stderr}"
     );
     assert!(stderr.contains("address=127.0.0.1:"), "{stderr}");

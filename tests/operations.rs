@@ -386,7 +386,7 @@ async fn renewed_certificate_serves_new_handshakes_and_a_broken_pair_is_refused(
     .await;
     let files = t.system.certs.clone();
     // A broken pair: the new certificate with the old key.
-    let renewed_ca = scopegate::demo::certs::DevCa::generate().unwrap();
+    let renewed_ca = scopegate_testkit::certs::DevCa::generate().unwrap();
     let (cert, key) = renewed_ca.server_cert().unwrap();
     std::fs::write(&files.cert, &cert).unwrap();
     assert!(

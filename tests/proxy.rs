@@ -67,7 +67,7 @@ async fn insufficient_scope_names_needed_and_held_scopes_and_echoes_the_id() {
     assert!(
         challenge.contains(&format!(
             "resource_metadata=\"{}\"",
-            scopegate::metadata::url_for(&t.system.resource)
+            scopegate_core::metadata::url_for(&t.system.resource)
         )),
         "{challenge}"
     );

@@ -150,9 +150,9 @@ fn named_paths(readme: &str) -> Vec<String> {
         "policies/",
         "deploy/",
         "src/",
+        "crates/",
         "tests/",
         "bench/",
-        "benches/",
         "fuzz/",
         ".ci/",
     ];

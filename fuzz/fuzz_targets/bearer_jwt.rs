@@ -6,7 +6,7 @@
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use scopegate::auth::AuthSettings;
+use scopegate_core::auth::AuthSettings;
 
 fuzz_target!(|data: &[u8]| {
     let mut headers = HeaderMap::new();
@@ -20,5 +20,5 @@ fuzz_target!(|data: &[u8]| {
         "https://idp.example.com",
         vec!["https://mcp.example.com/mcp".into()],
     );
-    let _ = scopegate::auth::fuzz_unverified(&headers, &settings);
+    let _ = scopegate_core::auth::fuzz_unverified(&headers, &settings);
 });

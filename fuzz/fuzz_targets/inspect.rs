@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scopegate::mcp::{InspectLimits, inspect};
+use scopegate_core::mcp::{InspectLimits, inspect};
 
 fuzz_target!(|body: &[u8]| {
     if let Ok(inspection) = inspect(body, &InspectLimits::default()) {

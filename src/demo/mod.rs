@@ -3,24 +3,16 @@
 //! then the scenarios, played by real clients. The issuer and sample server also serve the
 //! integration tests as their real peers. None of it is meant for production.
 
-pub mod certs;
-pub mod issuer;
-pub mod private_dir;
-pub mod process;
-pub mod sample_server;
 pub mod scenarios;
-pub mod scripted_model;
-mod serve;
-pub mod system;
 pub mod walkthrough;
 
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
-use issuer::IssuerConfig;
-use private_dir::PrivateDir;
-use system::DemoSystem;
+use scopegate_testkit::issuer::IssuerConfig;
+use scopegate_testkit::private_dir::PrivateDir;
+use scopegate_testkit::system::DemoSystem;
 use walkthrough::Endpoints;
 
 /// Runs the demo; with `serve`, keeps everything up until Ctrl-C or SIGTERM and prints how to
@@ -32,7 +24,7 @@ pub async fn run(serve: bool, endpoints_file: Option<&Path>) -> anyhow::Result<(
     tokio::select! {
         result = run_in(dir.path(), serve, endpoints_file) => result,
         // Returning drops `dir`, which removes the files; the servers go with the process.
-        signal = crate::shutdown_signal() => signal,
+        signal = scopegate_core::shutdown_signal() => signal,
     }
 }
 
@@ -58,9 +50,9 @@ async fn run_in(dir: &Path, serve: bool, endpoints_file: Option<&Path>) -> anyho
         ca_file: system.certs.ca.clone(),
         token_url: system.issuer.token_url().to_owned(),
         resource: system.resource.clone(),
-        client_secret: issuer::DEMO_CLIENT_SECRET.to_owned(),
+        client_secret: scopegate_testkit::issuer::DEMO_CLIENT_SECRET.to_owned(),
         metrics_url: format!("{}/metrics", system.admin_url),
-        metadata_url: crate::metadata::url_for(&system.resource),
+        metadata_url: scopegate_core::metadata::url_for(&system.resource),
         config_file: system.config_file.clone(),
     };
     if serve {

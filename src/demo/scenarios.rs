@@ -10,10 +10,10 @@ use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
-use super::scripted_model::ScriptedModel;
-use super::system::DemoSystem;
-use crate::adapter;
-use crate::client::{self, HttpClient};
+use scopegate_adapter as adapter;
+use scopegate_core::client::{self, HttpClient};
+use scopegate_testkit::scripted_model::ScriptedModel;
+use scopegate_testkit::system::DemoSystem;
 
 /// One scenario's result, as the table shows it.
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ impl DemoClient<'_> {
     async fn token(&self, client_id: &str) -> anyhow::Result<String> {
         let form = format!(
             "grant_type=client_credentials&client_id={client_id}&client_secret={secret}&resource={resource}",
-            secret = super::issuer::DEMO_CLIENT_SECRET,
+            secret = scopegate_testkit::issuer::DEMO_CLIENT_SECRET,
             resource = form_encode(&self.system.resource),
         );
         let request = Request::post(self.system.issuer.token_url())
@@ -411,7 +411,7 @@ fn parse_body(headers: &http::HeaderMap, bytes: &[u8]) -> (Value, Vec<Value>) {
             Vec::new(),
         );
     }
-    let mut decoder = crate::sse::Decoder::new(bytes.len().max(1));
+    let mut decoder = scopegate_core::sse::Decoder::new(bytes.len().max(1));
     decoder.push(bytes);
     let mut events = Vec::new();
     while let Ok(Some(event)) = decoder.next_event() {

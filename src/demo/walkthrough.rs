@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::issuer::{DEMO_CLIENT_SECRET, DemoClient};
+use scopegate_testkit::issuer::{DEMO_CLIENT_SECRET, DemoClient};
 
 /// The MCP protocol version the printed requests speak.
 pub const PROTOCOL_VERSION: &str = "2025-06-18";

@@ -335,7 +335,7 @@ async fn bodies_two_parsers_could_read_differently_are_refused() {
 async fn escapes_are_resolved_before_authorization_and_odd_names_match_no_rule() {
     let t = common::start().await;
     let token = t.token(&["customer:read"]);
-    let metadata = scopegate::metadata::url_for(&t.system.resource);
+    let metadata = scopegate_core::metadata::url_for(&t.system.resource);
     let step_up = |tool: &str| Refusal {
         status: 403,
         challenge: format!(

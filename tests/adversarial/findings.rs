@@ -348,7 +348,7 @@ async fn a_refusal_before_the_body_announces_that_the_connection_closes() {
 #[tokio::test]
 async fn every_answer_outside_the_mcp_endpoint_has_a_request_id_and_metadata_takes_head() {
     let t = common::start().await;
-    let metadata = scopegate::metadata::url_for(&t.system.resource);
+    let metadata = scopegate_core::metadata::url_for(&t.system.resource);
     let get = t.http.get(&metadata).send().await.unwrap();
     assert_eq!(get.status(), 200);
     assert!(!header(get.headers(), "x-request-id").is_empty());

@@ -33,7 +33,7 @@ async fn authorization_header_smuggling_is_refused() {
         status: 401,
         challenge: format!(
             "Bearer resource_metadata=\"{}\"",
-            scopegate::metadata::url_for(&t.system.resource)
+            scopegate_core::metadata::url_for(&t.system.resource)
         ),
         reason: "missing_token".into(),
     };

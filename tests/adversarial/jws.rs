@@ -3,7 +3,7 @@
 //! Wycheproof-style structural damage. Every one is a 401 `invalid_token`.
 
 use jsonwebtoken::Algorithm;
-use scopegate::demo::issuer::KeyChoice;
+use scopegate_testkit::issuer::KeyChoice;
 use serde_json::{Value, json};
 
 use crate::common::{self, TestSystem};

@@ -20,11 +20,12 @@ pub async fn raw_tls(t: &TestSystem) -> tokio_rustls::client::TlsStream<tokio::n
     let ca = CertificateDer::from_pem_file(&t.system.certs.ca).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca).unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(scopegate::tls::crypto_provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config =
+        rustls::ClientConfig::builder_with_provider(scopegate_core::tls::crypto_provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let addr = t.system.proxy.as_ref().expect("in-process proxy").addr;
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();

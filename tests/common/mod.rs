@@ -8,10 +8,10 @@ use rmcp::ServiceExt;
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use scopegate::demo::system::{DemoSystem, SystemOptions};
+use scopegate_testkit::system::{DemoSystem, SystemOptions};
 use serde_json::{Value, json};
 
-pub use scopegate::demo::system::SystemOptions as Options;
+pub use scopegate_testkit::system::SystemOptions as Options;
 
 pub struct TestSystem {
     pub system: DemoSystem,
@@ -194,7 +194,7 @@ pub async fn eventually(within: std::time::Duration, mut check: impl AsyncFnMut(
 /// Options for a system whose sample server has the `slow_count` tool, allowed to any token.
 pub fn slow_tool_options() -> SystemOptions {
     SystemOptions {
-        upstream: scopegate::demo::sample_server::SampleServerOptions {
+        upstream: scopegate_testkit::sample_server::SampleServerOptions {
             slow_tools: true,
             ..Default::default()
         },

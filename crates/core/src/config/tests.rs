@@ -1,0 +1,294 @@
+use super::*;
+use jsonwebtoken::Algorithm;
+
+const MINIMAL: &str = r#"
+[listen]
+address = "127.0.0.1:8443"
+[listen.tls]
+cert = "tls/tls.crt"
+key = "tls/tls.key"
+
+[upstream]
+url = "http://127.0.0.1:8000/mcp"
+
+[mcp]
+resource = "https://mcp.example.com/mcp"
+
+[auth]
+issuer = "https://idp.example.com/realms/mcp"
+audiences = ["https://mcp.example.com/mcp"]
+
+[policy]
+file = "policy.toml"
+"#;
+
+fn parse(source: &str) -> Result<Config, ConfigError> {
+    Config::parse(source, Path::new("/etc/scopegate/config.toml"))
+}
+
+#[test]
+fn minimal_config_takes_the_documented_defaults() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.mcp.path, "/mcp");
+    assert_eq!(config.mcp.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+    assert_eq!(config.auth.leeway, DEFAULT_LEEWAY);
+    assert_eq!(
+        config.auth.algorithms,
+        vec![Algorithm::RS256, Algorithm::ES256]
+    );
+    assert_eq!(config.auth.scope_claim, "scope");
+    assert_eq!(
+        config.authorization_servers,
+        vec!["https://idp.example.com/realms/mcp"]
+    );
+    assert!(!config.upstream.forward_token);
+    assert_eq!(config.upstream.identity_headers.len(), 2);
+    assert_eq!(config.admin_address, DEFAULT_ADMIN_ADDRESS.parse().unwrap());
+}
+
+#[test]
+fn relative_paths_are_taken_from_the_config_directory() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.policy_file, Path::new("/etc/scopegate/policy.toml"));
+    let tls = config.listen.tls.unwrap();
+    assert_eq!(tls.cert, Path::new("/etc/scopegate/tls/tls.crt"));
+}
+
+#[test]
+fn unknown_key_names_file_line_and_key() {
+    let source = MINIMAL.replace("[mcp]\n", "[mcp]\nresorce = \"x\"\n");
+    let error = parse(&source).unwrap_err().to_string();
+    assert!(
+        error.starts_with("/etc/scopegate/config.toml:12:1:"),
+        "{error}"
+    );
+    assert!(
+        error.ends_with("mcp.resorce: unknown key; did you mean `mcp.resource`?"),
+        "{error}"
+    );
+}
+
+#[test]
+fn type_errors_unknown_keys_and_bad_values_are_all_reported_at_once() {
+    let source = MINIMAL
+        .replace(
+            "audiences = [\"https://mcp.example.com/mcp\"]",
+            "audiences = [\"https://mcp.example.com/mcp\"]\nleeway = 30\nleewy = \"1m\"",
+        )
+        .replace("[mcp]\n", "[mcp]\nmax_sessions = \"many\"\n")
+        .replace("http://127.0.0.1:8000/mcp", "ftp://host/mcp");
+    let error = parse(&source).unwrap_err();
+    let file = "/etc/scopegate/config.toml";
+    assert_eq!(
+        error.problems,
+        [
+            format!(
+                "{file}:18:10: auth.leeway: invalid type: integer `30`, expected a string; write durations as strings, e.g. \"30s\""
+            ),
+            format!("{file}:19:1: auth.leewy: unknown key; did you mean `auth.leeway`?"),
+            format!("{file}:12:16: mcp.max_sessions: invalid type: string \"many\", expected u64"),
+            format!("{file}:9:7: upstream.url: must be an absolute http:// or https:// URL"),
+        ],
+        "{error}"
+    );
+}
+
+#[test]
+fn a_missing_key_is_reported_beside_the_other_problems_of_its_file() {
+    let source = MINIMAL
+        .replace(
+            "issuer = \"https://idp.example.com/realms/mcp\"\n",
+            "leeway = 30\n",
+        )
+        .replace("[policy]\n", "[policy]\nwatch_interval = 2\n");
+    let error = parse(&source).unwrap_err();
+    let file = "/etc/scopegate/config.toml";
+    assert_eq!(
+        error.problems,
+        [
+            format!(
+                "{file}:15:10: auth.leeway: invalid type: integer `30`, expected a string; write durations as strings, e.g. \"30s\""
+            ),
+            format!("{file}:14:1: auth.issuer: missing"),
+            format!(
+                "{file}:19:18: policy.watch_interval: invalid type: integer `2`, expected a string; write durations as strings, e.g. \"30s\""
+            ),
+        ],
+        "{error}"
+    );
+}
+
+#[test]
+fn every_semantic_problem_is_reported_with_its_line() {
+    let source = MINIMAL
+        .replace("\"127.0.0.1:8443\"", "\"nowhere\"")
+        .replace("audiences = [\"https://mcp.example.com/mcp\"]", "audiences = [\"https://mcp.example.com/mcp\"]\nalgorithms = [\"HS256\", \"RS256\"]\nleeway = \"30\"");
+    let error = parse(&source).unwrap_err();
+    assert_eq!(error.problems.len(), 3, "{error}");
+    assert!(
+        error.problems[0].starts_with("/etc/scopegate/config.toml:3:11: listen.address:"),
+        "{error}"
+    );
+    assert!(
+        error.problems[1].contains(":17:15: auth.algorithms: \"HS256\" is refused"),
+        "{error}"
+    );
+    assert!(
+        error.problems[2].contains(":18:10: auth.leeway: \"30\" needs a unit"),
+        "{error}"
+    );
+}
+
+#[test]
+fn tls_is_required_unless_plaintext_is_asked_for() {
+    let without_tls = MINIMAL.replace(
+        "[listen.tls]\ncert = \"tls/tls.crt\"\nkey = \"tls/tls.key\"\n",
+        "",
+    );
+    let error = parse(&without_tls).unwrap_err().to_string();
+    assert!(error.contains("listen.tls: missing"), "{error}");
+    let plaintext = without_tls.replace("[listen]\n", "[listen]\ninsecure_plaintext = true\n");
+    assert!(parse(&plaintext).unwrap().listen.tls.is_none());
+}
+
+#[test]
+fn identity_headers_cannot_name_proxy_managed_headers() {
+    let source = MINIMAL.replace(
+        "[upstream]\nurl = \"http://127.0.0.1:8000/mcp\"\n",
+        "[upstream]\nurl = \"http://127.0.0.1:8000/mcp\"\nidentity_headers = { sub = \"Authorization\" }\n",
+    );
+    let error = parse(&source).unwrap_err().to_string();
+    assert!(error.contains("upstream.identity_headers.sub"), "{error}");
+    for name in [
+        "mcp_session_id",
+        "x-forwarded-for",
+        "X_Forwarded_Host",
+        "forwarded",
+        "x_user",
+    ] {
+        let source = MINIMAL.replace(
+            "[upstream]\nurl = \"http://127.0.0.1:8000/mcp\"\n",
+            &format!(
+                "[upstream]\nurl = \"http://127.0.0.1:8000/mcp\"\nidentity_headers = {{ sub = \"{name}\" }}\n"
+            ),
+        );
+        let error = parse(&source).unwrap_err().to_string();
+        assert!(
+            error.contains("upstream.identity_headers.sub"),
+            "{name}: {error}"
+        );
+    }
+}
+
+#[test]
+fn upstream_must_be_an_http_url() {
+    let source = MINIMAL.replace("http://127.0.0.1:8000/mcp", "ftp://host/mcp");
+    let error = parse(&source).unwrap_err().to_string();
+    assert!(
+        error.contains("upstream.url: must be an absolute http"),
+        "{error}"
+    );
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn environment_overrides_set_nested_keys() {
+    let overrides = env(&[
+        ("SCOPEGATE_AUTH_ISSUER", "https://other.example.com"),
+        ("SCOPEGATE_AUTH_JWKS_MAX_STALE", "1h"),
+        ("SCOPEGATE_UPSTREAM_FORWARD_TOKEN", "true"),
+        ("SCOPEGATE_AUTH_ALGORITHMS", "ES256,EdDSA"),
+        ("SCOPEGATE_LISTEN_TLS_CERT", "/run/tls/cert.pem"),
+    ]);
+    let config =
+        Config::parse_with_overrides(MINIMAL, Path::new("/etc/scopegate/config.toml"), &overrides)
+            .unwrap();
+    assert_eq!(config.auth.issuer, "https://other.example.com");
+    assert_eq!(config.auth.jwks.max_stale, Duration::from_secs(3600));
+    assert!(config.upstream.forward_token);
+    assert_eq!(
+        config.auth.algorithms,
+        vec![Algorithm::ES256, Algorithm::EdDSA]
+    );
+    assert_eq!(
+        config.listen.tls.unwrap().cert,
+        Path::new("/run/tls/cert.pem")
+    );
+}
+
+#[test]
+fn bad_override_names_its_variable() {
+    let overrides = env(&[("SCOPEGATE_AUTH_LEEWAY", "soon")]);
+    let error =
+        Config::parse_with_overrides(MINIMAL, Path::new("/etc/scopegate/config.toml"), &overrides)
+            .unwrap_err()
+            .to_string();
+    assert!(
+        error.contains(
+            "(with SCOPEGATE_* overrides): auth.leeway: \"soon\" does not start with a number"
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn every_documented_key_can_be_overridden() {
+    // Each key of the example config, as an override variable, must reach the config.
+    let example = include_str!("../../../../deploy/config.example.toml");
+    let table: toml::Table = example.parse().unwrap();
+    fn keys(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+        for (key, value) in table {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value {
+                toml::Value::Table(inner) if path != "upstream.identity_headers" => {
+                    keys(&path, inner, out)
+                }
+                _ => out.push(path),
+            }
+        }
+    }
+    let mut found = Vec::new();
+    keys("", &table, &mut found);
+    for key in found {
+        assert!(
+            overrides::KEYS.iter().any(|(k, _)| *k == key),
+            "{key} has no environment override"
+        );
+    }
+}
+
+#[test]
+fn the_runtime_shape_is_per_core_unless_work_stealing_is_asked_for() {
+    assert_eq!(
+        parse(MINIMAL).unwrap().listen.runtime,
+        RuntimeShape::PerCore
+    );
+    let stealing = MINIMAL.replace(
+        "address = \"127.0.0.1:8443\"",
+        "address = \"127.0.0.1:8443\"\nruntime = \"work-stealing\"",
+    );
+    assert_eq!(
+        parse(&stealing).unwrap().listen.runtime,
+        RuntimeShape::WorkStealing
+    );
+    let error = parse(&MINIMAL.replace(
+        "address = \"127.0.0.1:8443\"",
+        "address = \"127.0.0.1:8443\"\nruntime = \"fast\"",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains(":4:11: listen.runtime: must be \"work-stealing\" or \"per-core\""),
+        "{error}"
+    );
+}

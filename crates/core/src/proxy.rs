@@ -1,0 +1,563 @@
+//! The request path: route, authenticate, inspect, authorize, forward, in that order, in one
+//! function that reads top to bottom. Each step's work lives in its own module; this one owns
+//! their order and the per-request context that the audit line is written from.
+
+use crate::error::error_chain;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::request::Parts;
+use http::{Method, Request, Response, Version};
+use http_body_util::Either;
+use hyper::body::{Body as _, Incoming};
+
+use crate::answer::{self, Answer};
+use crate::audit::Ctx;
+use crate::auth::{Authenticator, Principal};
+use crate::client::HttpClient;
+use crate::config::Config;
+use crate::error::ProxyError;
+use crate::http_checks::{
+    check_mcp_headers, check_media_type, check_singletons, declared_length, discard_rest,
+    read_body, refuse_body,
+};
+use crate::listfilter::{LIST_METHODS, ListFilter};
+use crate::mcp::headers::session_id;
+use crate::mcp::{self, InspectLimits, Inspection, MessageKind, RequestId};
+use crate::mcp_params::ParamHeaders;
+use crate::metadata;
+use crate::metrics::Metrics;
+use crate::policy::{
+    Action, Arguments, Decision, Facts, Mode, Policy, PolicyState, RateLimit, RuleRef,
+};
+use crate::ratelimit::RateLimiter;
+use crate::session::{Binding, Kind, Sessions};
+use crate::tasks;
+use crate::upstream::{self, EndOnError, Peer, Target};
+use tokio::sync::Semaphore;
+
+pub use crate::answer::{ProxyBody, Upstream, full};
+
+/// The longest a refused request's body is waited for before the answer goes out regardless.
+const DRAIN_WINDOW: Duration = Duration::from_secs(1);
+/// Refused bodies read at once, at most.
+const MAX_DRAINS: usize = 64;
+
+/// Everything a request needs, built once at start-up and shared by all connections.
+pub struct Proxy {
+    mcp_path: String,
+    resource: String,
+    authorization_servers: Vec<String>,
+    metadata_url: String,
+    metadata_paths: Vec<String>,
+    allowed_origins: Vec<String>,
+    max_body_bytes: usize,
+    inspect_limits: InspectLimits,
+    response_timeout: Duration,
+    auth: Authenticator,
+    policy: ArcSwap<PolicyState>,
+    limiter: RateLimiter,
+    sessions: Option<Sessions>,
+    /// The `x-mcp-header` marks of the tools seen listed, which `Mcp-Param-*` headers must match.
+    param_headers: Arc<ParamHeaders>,
+    filter_lists: bool,
+    max_list_bytes: usize,
+    in_flight: Semaphore,
+    body_read_timeout: Duration,
+    /// How long a request the proxy answers itself may take to finish sending its body.
+    drain_window: Duration,
+    /// Bounds the refused bodies being read at once; apart from the in-flight limit, so that
+    /// refused requests never take slots from accepted ones.
+    draining: Semaphore,
+    /// The upstream connection pools: one per per-core worker, else one.
+    clients: Vec<HttpClient>,
+    target: Target,
+    metrics: Arc<Metrics>,
+}
+
+impl Proxy {
+    /// `clients` reach the upstream, one per worker (at least one); `auth_client` the IdP (each
+    /// may trust its own extra CA).
+    pub fn new(
+        config: &Config,
+        policy: Policy,
+        clients: Vec<HttpClient>,
+        auth_client: HttpClient,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Proxy> {
+        metrics.policy_loaded(&policy);
+        let auth = Authenticator::with_token_cache(
+            config.auth.clone(),
+            auth_client,
+            config.token_cache_entries,
+        );
+        let state = policy_state(&config.mcp.resource, &config.authorization_servers, policy);
+        Ok(Proxy {
+            mcp_path: config.mcp.path.clone(),
+            resource: config.mcp.resource.clone(),
+            authorization_servers: config.authorization_servers.clone(),
+            metadata_url: metadata::url_for(&config.mcp.resource),
+            metadata_paths: metadata::paths(&config.mcp.resource, &config.mcp.path),
+            allowed_origins: config.listen.allowed_origins.clone(),
+            max_body_bytes: config.mcp.max_body_bytes,
+            inspect_limits: InspectLimits::default(),
+            response_timeout: config.upstream.response_timeout,
+            auth,
+            policy: ArcSwap::from_pointee(state),
+            limiter: RateLimiter::new(),
+            sessions: config
+                .mcp
+                .bind_sessions
+                .then(|| Sessions::new(config.mcp.max_sessions, config.mcp.session_idle)),
+            param_headers: Arc::default(),
+            filter_lists: config.mcp.filter_lists,
+            max_list_bytes: config.mcp.max_list_bytes,
+            in_flight: Semaphore::new(config.limits.max_requests),
+            body_read_timeout: config.limits.body_read_timeout,
+            drain_window: config.limits.body_read_timeout.min(DRAIN_WINDOW),
+            draining: Semaphore::new(MAX_DRAINS),
+            clients,
+            target: Target::new(&config.upstream)?,
+            metrics,
+        })
+    }
+
+    /// Swaps in a new policy; requests in flight finish under the one they started with.
+    pub fn replace_policy(&self, policy: Policy) {
+        self.metrics.policy_loaded(&policy);
+        let state = policy_state(&self.resource, &self.authorization_servers, policy);
+        self.policy.store(Arc::new(state));
+    }
+
+    /// This worker's upstream pool.
+    fn client(&self) -> &HttpClient {
+        &self.clients[crate::workers::index() % self.clients.len()]
+    }
+
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.auth
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The policy now in force.
+    pub fn policy(&self) -> arc_swap::Guard<Arc<PolicyState>> {
+        self.policy.load()
+    }
+
+    /// The response to a request on a connection past the connection limit.
+    pub fn overloaded(&self) -> Response<ProxyBody> {
+        ProxyError::Overloaded
+            .into_response(&self.metadata_url)
+            .map(full)
+    }
+
+    /// Serves one request. Never fails: every error becomes its response here.
+    pub async fn handle(&self, request: Request<Incoming>, peer: Peer) -> Response<ProxyBody> {
+        let (parts, mut body) = request.into_parts();
+        let drain = self.wants_drain(&parts.version, &parts.headers);
+        let version = parts.version;
+        // hyper's `is_end_stream` stays false for a chunked body read to its end.
+        let mut body_read = false;
+        let path = parts.uri.path();
+        let mut response = if path == self.mcp_path {
+            let mut ctx = Ctx::start(&parts.headers, &parts.method);
+            let result = self
+                .mcp(parts, &mut body, &mut body_read, peer, &mut ctx)
+                .await;
+            let response = self.respond(result, &mut ctx);
+            ctx.finish(response.status(), &self.metrics);
+            response
+        } else if self.metadata_paths.iter().any(|p| p == path) {
+            let result = self.metadata(&parts.method);
+            self.respond(result, &mut Ctx::untracked(&parts.headers))
+        } else {
+            self.respond(
+                Err(ProxyError::NotFound),
+                &mut Ctx::untracked(&parts.headers),
+            )
+        };
+        if version < Version::HTTP_2 && !body_read && !body.is_end_stream() {
+            // Answered before the body was read: hyper will not reuse the connection, so say so
+            // (RFC 9112 §9.6), or a pooled or pipelining client sends its next request into a
+            // connection that is being closed and loses it.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if drain && matches!(response.body(), Either::Right(Either::Left(_))) {
+            // Past the bound, the stream is reset after the answer instead.
+            if let Ok(_draining) = self.draining.try_acquire() {
+                discard_rest(&mut body, self.max_body_bytes, self.drain_window).await;
+            }
+        }
+        response
+    }
+
+    /// Whether the rest of a request body is read before the proxy's own answer goes out: over
+    /// HTTP/2 only (an HTTP/1.1 connection is simply not reused), never when the client waits
+    /// for `100 Continue` (reading would ask it to upload), nor for a declared length past the
+    /// limit (the drain could not finish).
+    fn wants_drain(&self, version: &Version, headers: &HeaderMap) -> bool {
+        *version == Version::HTTP_2
+            && !headers.contains_key(header::EXPECT)
+            && declared_length(headers).is_none_or(|len| len <= self.max_body_bytes as u64)
+    }
+
+    fn respond(
+        &self,
+        result: Result<Response<ProxyBody>, ProxyError>,
+        ctx: &mut Ctx,
+    ) -> Response<ProxyBody> {
+        let mut response = match result {
+            Ok(response) => response,
+            Err(error) => {
+                ctx.failed(&error);
+                error.into_response(&self.metadata_url).map(full)
+            }
+        };
+        if let Some(id) = ctx.request_id() {
+            response
+                .headers_mut()
+                .insert(crate::audit::X_REQUEST_ID.clone(), id.clone());
+        }
+        response
+    }
+
+    /// The RFC 9728 document, on GET and HEAD (RFC 9110 §9.1: HEAD wherever GET is served).
+    fn metadata(&self, method: &Method) -> Result<Response<ProxyBody>, ProxyError> {
+        if method != Method::GET && method != Method::HEAD {
+            return Err(ProxyError::MethodNotAllowed { allow: "GET, HEAD" });
+        }
+        let document = self.policy.load().metadata_document.clone();
+        let length = HeaderValue::from(document.len());
+        let body = if method == Method::HEAD {
+            Bytes::new()
+        } else {
+            document
+        };
+        let mut response = Response::new(full(body));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::CONTENT_LENGTH, length);
+        Ok(response)
+    }
+
+    /// The MCP endpoint: POST carries JSON-RPC, GET opens the server's event stream, DELETE ends a
+    /// session.
+    ///
+    /// The body stays with the caller, which reads the rest of a refused one (`discard_rest`).
+    async fn mcp(
+        &self,
+        mut parts: Parts,
+        body: &mut Incoming,
+        body_read: &mut bool,
+        peer: Peer,
+        ctx: &mut Ctx,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        // Held until the response head: a request past the limit is refused at once, never
+        // queued (a queue would only turn overload into timeouts).
+        let _in_flight = self
+            .in_flight
+            .try_acquire()
+            .map_err(|_| ProxyError::Overloaded)?;
+        if !matches!(parts.method, Method::POST | Method::GET | Method::DELETE) {
+            return Err(ProxyError::MethodNotAllowed {
+                allow: "GET, POST, DELETE",
+            });
+        }
+        // Before the token: a browser page on a foreign origin learns nothing, not even whether
+        // a token would have worked (DNS-rebinding defence).
+        self.check_origin(&parts.headers)?;
+        upstream::strip_connection_options(&mut parts.headers);
+        check_singletons(&parts.headers)?;
+
+        // Authenticate before reading the body, so a caller without a valid token costs no
+        // buffering and no parsing.
+        let principal = self
+            .auth
+            .authenticate(&parts.headers)
+            .await
+            .map_err(ProxyError::Unauthenticated)?;
+        ctx.authenticated(&principal);
+
+        // A session is its creator's: another principal's request for it is told it does not
+        // exist, before its body costs anything.
+        // One session id (checked above): with two, the proxy and the upstream could each act
+        // on another one.
+        let session_header = session_id(&parts.headers).cloned();
+        let session = match &session_header {
+            Some(value) => Some(value.to_str().map_err(|_| ProxyError::SessionNotFound)?),
+            None => None,
+        };
+        if let Some(sessions) = &self.sessions
+            && sessions.check(Kind::Session, session, &principal).await == Binding::Foreign
+        {
+            return Err(ProxyError::SessionNotFound);
+        }
+
+        let body = if parts.method == Method::POST {
+            check_media_type(&parts.headers)?;
+            let read = read_body(body, &parts.headers, self.max_body_bytes);
+            let bytes = tokio::time::timeout(self.body_read_timeout, read)
+                .await
+                .map_err(|_| ProxyError::BodyTimeout)??;
+            *body_read = true;
+            bytes
+        } else {
+            // GET and DELETE carry no body; one that does would reach the upstream unchecked.
+            refuse_body(&parts.headers)?;
+            Bytes::new()
+        };
+
+        let (error_id, asks_for_list, binds_tasks) = if parts.method == Method::POST {
+            let inspection = mcp::inspect(&body, &self.inspect_limits)
+                .map_err(|error| ProxyError::Malformed { error })?;
+            check_mcp_headers(&parts.headers, &inspection, &body, &self.param_headers)?;
+            // Like a session: another principal's task is unknown to this one, whatever the
+            // policy would say, and costs it no rate-limit token.
+            if let Some(sessions) = &self.sessions {
+                tasks::check(sessions, &inspection, &principal).await?;
+            }
+            // Every POST is decided on its own, so each retry of an "input required" call
+            // (2026-07-28 multi round-trip) is authorized again, arguments and all.
+            self.authorize(&principal, &inspection, ctx).await?;
+            let error_id = inspection
+                .first_id()
+                .and_then(|id| serde_json::to_value(id).ok());
+            let asks_for_list = inspection.messages.iter().any(|message| {
+                message.kind == MessageKind::Request
+                    && message
+                        .method
+                        .as_deref()
+                        .is_some_and(|m| LIST_METHODS.contains(&m))
+            });
+            (
+                error_id,
+                asks_for_list,
+                self.sessions.is_some() && tasks::may_create(&inspection),
+            )
+        } else {
+            ctx.allowed_without_body();
+            (None, false, false)
+        };
+
+        let creates_session = session.is_none();
+        let ends_session = parts.method == Method::DELETE;
+        // Every answer is filtered, not only those to list requests: a GET stream resumed with
+        // `Last-Event-ID` replays earlier answers, and SDK servers route answers by id, so one
+        // POST's listing can come back on another's stream.
+        let answer = Answer {
+            error_id,
+            list_filter: self.list_filter(&principal),
+            asks_for_list,
+            binds_tasks,
+        };
+        let response = self
+            .forward(parts, body, &principal, peer, answer, ctx)
+            .await?;
+        if let Some(sessions) = &self.sessions {
+            let issued = session_id(response.headers()).and_then(|v| v.to_str().ok());
+            match (issued, session) {
+                (Some(issued), _) if creates_session => {
+                    sessions.bind(Kind::Session, issued, &principal).await
+                }
+                (_, Some(ended)) if ends_session && response.status().is_success() => {
+                    sessions.release(Kind::Session, ended).await
+                }
+                _ => {}
+            }
+        }
+        Ok(response)
+    }
+
+    /// A filter for the listings an answer may carry, when listings are filtered.
+    fn list_filter(&self, principal: &Arc<Principal>) -> Option<ListFilter> {
+        self.filter_lists.then(|| {
+            ListFilter::new(Arc::clone(principal), self.policy.load_full())
+                .learning(self.param_headers.clone())
+        })
+    }
+
+    fn check_origin(&self, headers: &HeaderMap) -> Result<(), ProxyError> {
+        let mut origins = headers.get_all(header::ORIGIN).iter();
+        let Some(origin) = origins.next() else {
+            return Ok(());
+        };
+        let text = origin.to_str().unwrap_or("");
+        let allowed = origins.next().is_none()
+            && self
+                .allowed_origins
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(text.trim_end_matches('/')));
+        if allowed {
+            Ok(())
+        } else {
+            Err(ProxyError::OriginNotAllowed(
+                text.chars().take(64).collect(),
+            ))
+        }
+    }
+
+    /// Every message of the body is decided; one denial refuses the whole body, since the
+    /// upstream would run every element of a batch. Rate limits are counted only once the whole
+    /// body is allowed, so a refused batch costs its caller nothing.
+    async fn authorize(
+        &self,
+        principal: &Principal,
+        inspection: &Inspection<'_>,
+        ctx: &mut Ctx,
+    ) -> Result<(), ProxyError> {
+        let state = self.policy.load();
+        let scopes = state
+            .policy
+            .granted(&principal.granted, &principal.granted_cache);
+        let mut limited: Vec<(RuleRef<'_>, RateLimit, Option<&RequestId<'_>>)> = Vec::new();
+        for message in &inspection.messages {
+            // A response answers the server's own request (sampling, elicitation): nothing to
+            // authorize beyond the token.
+            let (MessageKind::Request | MessageKind::Notification, Some(method)) =
+                (message.kind, message.method.as_deref())
+            else {
+                continue;
+            };
+            let action = Action {
+                method,
+                target: message.target.as_deref(),
+            };
+            let facts = Facts {
+                claims: &principal.claims,
+                claims_cache: &principal.claims_cache,
+                arguments: Arguments::Raw(message.arguments),
+            };
+            match state.policy.decide_with(&scopes, &action, &facts) {
+                Decision::Allow { rule } => {
+                    ctx.saw(method, action.target, rule.map(|r| r.name));
+                    if let Some(rule) = rule
+                        && let Some(limit) = rule.rate_limit
+                    {
+                        limited.push((rule, limit, message.id.as_ref()));
+                    }
+                }
+                Decision::Deny(denial) => {
+                    ctx.saw(method, action.target, denial.rule.map(|r| r.name));
+                    if denial.mode == Mode::Audit {
+                        ctx.would_deny(&denial);
+                        continue;
+                    }
+                    let id = message
+                        .id
+                        .as_ref()
+                        .and_then(|id| serde_json::to_value(id).ok());
+                    return Err(ProxyError::Forbidden(Box::new(crate::denial::denied(
+                        id, &action, &denial, principal,
+                    ))));
+                }
+            }
+        }
+        if limited.is_empty() {
+            ctx.allowed();
+            return Ok(());
+        }
+        let subject = principal
+            .subject
+            .as_deref()
+            .or(principal.client_id.as_deref())
+            .unwrap_or("");
+        // Enforced limits are taken all or none, so that a batch refused for one call costs its
+        // caller nothing for the others; shadowed ones only report what they would have done.
+        let (enforced, shadowed): (Vec<_>, Vec<_>) = limited
+            .into_iter()
+            .partition(|(rule, ..)| rule.mode != Mode::Audit);
+        let wants: Vec<(&str, RateLimit, u32)> = enforced
+            .iter()
+            .map(|(rule, limit, _)| (rule.name, *limit, 1))
+            .collect();
+        if let Err((index, retry_after)) = self.limiter.take_all(subject, &wants).await {
+            let (rule, _, id) = &enforced[index];
+            return Err(ProxyError::RateLimited {
+                id: id.and_then(|id| serde_json::to_value(id).ok()),
+                rule: rule.name.to_string(),
+                retry_after,
+            });
+        }
+        for (rule, limit, _) in shadowed {
+            if self.limiter.take(subject, rule.name, limit).await.is_err() {
+                ctx.would_rate_limit();
+            }
+        }
+        ctx.allowed();
+        Ok(())
+    }
+
+    async fn forward(
+        &self,
+        parts: Parts,
+        body: Bytes,
+        principal: &Principal,
+        peer: Peer,
+        answer: Answer,
+        ctx: &mut Ctx,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let error_id = answer.error_id.clone();
+        let mut request = self.target.request(
+            parts.method,
+            &parts.uri,
+            parts.headers,
+            body,
+            principal,
+            peer,
+        );
+        if answer.list_filter.is_some() || answer.binds_tasks {
+            // A listing is filtered, and a task handle read, so either must arrive readable.
+            request.headers_mut().insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
+        }
+        let started = Instant::now();
+        let response =
+            match tokio::time::timeout(self.response_timeout, self.client().request(request)).await
+            {
+                Ok(Ok(response)) => response,
+                Ok(Err(error)) => {
+                    tracing::warn!(error = %error_chain(&error), "upstream request failed");
+                    return Err(ProxyError::UpstreamUnreachable { id: error_id });
+                }
+                Err(_) => return Err(ProxyError::UpstreamTimeout { id: error_id }),
+            };
+        ctx.upstream_answered(response.status(), started.elapsed());
+        let (mut parts, body) = response.into_parts();
+        upstream::rewrite_response_headers(&mut parts.headers);
+        let limits = answer::Limits {
+            max_bytes: self.max_list_bytes,
+            read_timeout: self.response_timeout,
+        };
+        answer::deliver(
+            parts,
+            EndOnError::new(body),
+            answer,
+            &limits,
+            self.sessions.as_ref(),
+            principal,
+        )
+        .await
+    }
+}
+
+fn policy_state(resource: &str, authorization_servers: &[String], policy: Policy) -> PolicyState {
+    let metadata_document =
+        metadata::document(resource, authorization_servers, policy.scopes_supported());
+    PolicyState {
+        policy,
+        metadata_document,
+    }
+}

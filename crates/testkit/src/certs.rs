@@ -1,0 +1,72 @@
+//! Development certificates: a throw-away CA and server certificates it signs, so the demo and
+//! the tests run the proxy on real TLS with a client that verifies it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+
+/// A CA that lives as long as this value.
+pub struct DevCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+/// PEM files written for one server certificate.
+#[derive(Debug, Clone)]
+pub struct CertFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl DevCa {
+    pub fn generate() -> anyhow::Result<DevCa> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "scopegate development CA");
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate()?)?;
+        Ok(DevCa { issuer })
+    }
+
+    pub fn ca_pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A server certificate for `localhost` and `127.0.0.1`, as (certificate PEM, key PEM).
+    pub fn server_cert(&self) -> anyhow::Result<(String, String)> {
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// Writes `ca.crt`, `tls.crt` and `tls.key` into `dir`, readable by their owner alone.
+    pub fn write_server_files(&self, dir: &Path) -> anyhow::Result<CertFiles> {
+        let (cert, key) = self.server_cert()?;
+        let files = CertFiles {
+            ca: dir.join("ca.crt"),
+            cert: dir.join("tls.crt"),
+            key: dir.join("tls.key"),
+        };
+        for (path, text) in [
+            (&files.ca, self.ca_pem()),
+            (&files.cert, cert),
+            (&files.key, key),
+        ] {
+            crate::private_dir::write_private(path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(files)
+    }
+}
