@@ -44,8 +44,9 @@ pub enum ProxyError {
     BodyRead,
     #[error("{error}")]
     Malformed { error: InspectError },
-    #[error("{0}")]
-    HeaderMismatch(&'static str),
+    /// `id` is the request's own, which the error answer must repeat.
+    #[error("{why}")]
+    HeaderMismatch { why: &'static str, id: ErrorId },
     /// A header that may appear once appears again (RFC 9110 §5.3): the proxy and the upstream
     /// could each read another copy.
     #[error("the {0} header appears more than once (a spelling with `_` counts as a copy)")]
@@ -124,7 +125,7 @@ impl ProxyError {
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::BodyRead => "body_read",
             ProxyError::Malformed { error } => error.reason(),
-            ProxyError::HeaderMismatch(_) => "header_mismatch",
+            ProxyError::HeaderMismatch { .. } => "header_mismatch",
             ProxyError::RepeatedHeader(_) => "repeated_header",
             ProxyError::SessionNotFound => "session_not_found",
             ProxyError::TaskNotFound { .. } => "task_not_found",
@@ -190,9 +191,9 @@ impl ProxyError {
                     json!({ "reason": error.reason() }),
                 )
             }
-            ProxyError::HeaderMismatch(_) => rpc(
+            ProxyError::HeaderMismatch { id, .. } => rpc(
                 StatusCode::BAD_REQUEST,
-                None,
+                id.clone(),
                 code::HEADER_MISMATCH,
                 &description,
                 json!({ "reason": "header_mismatch" }),

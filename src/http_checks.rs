@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::{Body as _, Incoming};
 
 use crate::error::ProxyError;
-use crate::mcp::{Inspection, MessageKind};
+use crate::mcp::{Inspection, Message, MessageKind};
 use crate::mcp_params::{Disagreement, ParamHeaders};
 
 pub static MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
@@ -204,6 +204,13 @@ pub fn check_mcp_headers(
     body: &[u8],
     known: &ParamHeaders,
 ) -> Result<(), ProxyError> {
+    // The refusal repeats the request's id, as every JSON-RPC error answer must.
+    let mismatch = |why| ProxyError::HeaderMismatch {
+        why,
+        id: inspection
+            .first_id()
+            .and_then(|id| serde_json::to_value(id).ok()),
+    };
     let method = single(headers, &MCP_METHOD)?;
     let name = single(headers, &MCP_NAME)?;
     let version = single(headers, &MCP_PROTOCOL_VERSION)?;
@@ -214,15 +221,13 @@ pub fn check_mcp_headers(
         };
         match version {
             Some(header) if header.as_bytes() != said.as_bytes() => {
-                return Err(ProxyError::HeaderMismatch(
+                return Err(mismatch(
                     "MCP-Protocol-Version header does not match the body's protocol version",
                 ));
             }
             Some(_) => {}
             None if is_stateless(said.as_bytes()) => {
-                return Err(ProxyError::HeaderMismatch(
-                    "MCP-Protocol-Version header is required",
-                ));
+                return Err(mismatch("MCP-Protocol-Version header is required"));
             }
             None => {}
         }
@@ -232,29 +237,29 @@ pub fn check_mcp_headers(
         return Ok(());
     }
     let [message] = inspection.messages.as_slice() else {
-        return Err(ProxyError::HeaderMismatch(
+        return Err(mismatch(
             "Mcp-Method/Mcp-Name headers require a single JSON-RPC message",
         ));
     };
     match method {
         Some(method) if Some(method.as_bytes()) != message.method.as_deref().map(str::as_bytes) => {
-            return Err(ProxyError::HeaderMismatch(
+            return Err(mismatch(
                 "Mcp-Method header does not match the body's method",
             ));
         }
         None if stateless && message.kind == MessageKind::Request => {
-            return Err(ProxyError::HeaderMismatch("Mcp-Method header is required"));
+            return Err(mismatch("Mcp-Method header is required"));
         }
         _ => {}
     }
     match name {
         Some(name) => {
-            let name = decoded(name).ok_or(ProxyError::HeaderMismatch(
-                "Mcp-Name header is neither visible ASCII nor =?base64?…?=",
-            ))?;
-            if Some(&*name) != message.target.as_deref().map(str::as_bytes) {
-                return Err(ProxyError::HeaderMismatch(
-                    "Mcp-Name header does not match the body's tool or resource",
+            let name = decoded(name).ok_or_else(|| {
+                mismatch("Mcp-Name header is neither visible ASCII nor =?base64?…?=")
+            })?;
+            if Some(&*name) != named(message).map(str::as_bytes) {
+                return Err(mismatch(
+                    "Mcp-Name header does not match the body's tool, resource or task",
                 ));
             }
         }
@@ -264,7 +269,7 @@ pub fn check_mcp_headers(
                 Some("tools/call" | "prompts/get" | "resources/read")
             ) =>
         {
-            return Err(ProxyError::HeaderMismatch("Mcp-Name header is required"));
+            return Err(mismatch("Mcp-Name header is required"));
         }
         None => {}
     }
@@ -274,7 +279,7 @@ pub fn check_mcp_headers(
         && let Some(tool) = message.target.as_deref()
     {
         known.check(headers, tool, body).map_err(|why| {
-            ProxyError::HeaderMismatch(match why {
+            mismatch(match why {
                 Disagreement::Missing => {
                     "an Mcp-Param header and the argument it mirrors are not both present"
                 }
@@ -286,6 +291,15 @@ pub fn check_mcp_headers(
         })?;
     }
     Ok(())
+}
+
+/// What `Mcp-Name` repeats: the tool, prompt or resource a request acts on, or for `tasks/get`,
+/// `tasks/update` and `tasks/cancel` (tasks extension) the `taskId`.
+fn named<'m>(message: &'m Message<'_>) -> Option<&'m str> {
+    match message.method.as_deref() {
+        Some("tasks/get" | "tasks/update" | "tasks/cancel") => message.task.as_deref(),
+        _ => message.target.as_deref(),
+    }
 }
 
 /// Whether a protocol version is 2026-07-28 or later.
@@ -445,7 +459,7 @@ mod agreement_tests {
         let inspection = inspect(body.as_bytes(), &InspectLimits::default()).unwrap();
         match check_mcp_headers(&map, &inspection, body.as_bytes(), &ParamHeaders::default()) {
             Ok(()) => Ok(()),
-            Err(ProxyError::HeaderMismatch(why)) => Err(why),
+            Err(ProxyError::HeaderMismatch { why, .. }) => Err(why),
             Err(other) => panic!("{other:?}"),
         }
     }

@@ -87,7 +87,7 @@ fn every_proxy_error() -> Vec<ProxyError> {
         ProxyError::UnsupportedMediaType("m"),
         ProxyError::BodyTooLarge { limit: 1 },
         ProxyError::BodyRead,
-        ProxyError::HeaderMismatch("h"),
+        ProxyError::HeaderMismatch { why: "h", id: None },
         ProxyError::RepeatedHeader(http::header::HOST),
         ProxyError::SessionNotFound,
         ProxyError::TaskNotFound { id: None },
@@ -115,7 +115,7 @@ fn every_proxy_error() -> Vec<ProxyError> {
             | ProxyError::UnsupportedMediaType(_)
             | ProxyError::BodyTooLarge { .. }
             | ProxyError::BodyRead
-            | ProxyError::HeaderMismatch(_)
+            | ProxyError::HeaderMismatch { .. }
             | ProxyError::RepeatedHeader(_)
             | ProxyError::SessionNotFound
             | ProxyError::TaskNotFound { .. }

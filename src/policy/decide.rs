@@ -9,8 +9,11 @@ use super::{Action, Mode, Need, Policy, RateLimit, Rule};
 /// Methods that need only a valid token unless a `[methods]` rule names them: the session
 /// handshake (`initialize`, or 2026-07-28's `server/discover`), keep-alive, listings and the
 /// change-notification stream (`subscriptions/listen`, which carries no data of its own).
-/// Listings reveal names only; calling still needs a rule.
-const PROTOCOL_METHODS: [&str; 8] = [
+/// Listings reveal names only; calling still needs a rule. The methods that act on one task handle
+/// are here too: the call that created the task was authorized, and the handle is bound to its
+/// creator like a session (`tasks.rs`), so another principal's is unknown to them. `tasks/list`
+/// names no handle and is not.
+const PROTOCOL_METHODS: [&str; 12] = [
     "initialize",
     "server/discover",
     "subscriptions/listen",
@@ -19,6 +22,10 @@ const PROTOCOL_METHODS: [&str; 8] = [
     "prompts/list",
     "resources/list",
     "resources/templates/list",
+    "tasks/get",
+    "tasks/update",
+    "tasks/cancel",
+    "tasks/result",
 ];
 
 /// Notifications carry no result, so every `notifications/…` method is a protocol method.
