@@ -3,6 +3,7 @@
 // requirements each scenario states. It is scopegate's upstream in the proxied run.
 //
 // Usage: node conformance_server.mjs [port]; prints "listening http://127.0.0.1:PORT/mcp" on stderr.
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import {
     McpServer,
@@ -15,6 +16,7 @@ import {
     localhostAllowedOrigins,
     originValidationResponse,
     MissingRequiredClientCapabilityError,
+    ProtocolError,
 } from '@modelcontextprotocol/server';
 import * as z from 'zod/v4';
 
@@ -50,6 +52,42 @@ const SCHEMA_2020_12 = {
     then: { required: ['phone'] },
     else: { required: ['email'] },
     additionalProperties: false,
+};
+
+// Multi round-trip ("input required", 2026-07-28) helpers: what a round asks the client for, and
+// the requestState a later round gets back, signed so that a tampered one is refused.
+const STATE_KEY = 'conformance-server-state-key';
+const elicit = (message, properties) => ({
+    method: 'elicitation/create',
+    params: {
+        message,
+        requestedSchema: { type: 'object', properties, required: Object.keys(properties) },
+    },
+});
+const sample = (prompt, maxTokens) => ({
+    method: 'sampling/createMessage',
+    params: { messages: [{ role: 'user', content: { type: 'text', text: prompt } }], maxTokens },
+});
+const ROOTS = { method: 'roots/list', params: {} };
+const inputRequired = (inputRequests, requestState) => ({
+    resultType: 'input_required',
+    ...(inputRequests ? { inputRequests } : {}),
+    ...(requestState ? { requestState } : {}),
+});
+const mac = (payload) => createHmac('sha256', STATE_KEY).update(payload).digest('base64url');
+const sign = (state) => {
+    const payload = Buffer.from(JSON.stringify(state)).toString('base64url');
+    return `${payload}.${mac(payload)}`;
+};
+/** The state a client echoed, or undefined when it is missing or was not signed here. */
+const verify = (token) => {
+    if (typeof token !== 'string') return undefined;
+    const [payload, tag] = token.split('.');
+    if (!payload || !tag) return undefined;
+    const expected = Buffer.from(mac(payload));
+    const given = Buffer.from(tag);
+    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return undefined;
+    return JSON.parse(Buffer.from(payload, 'base64url').toString());
 };
 
 let handler;
@@ -164,6 +202,82 @@ function build() {
         }),
     );
 
+    const responses = (ctx) => ctx.mcpReq.inputResponses ?? {};
+    const state = (ctx) => ctx.mcpReq.requestState();
+    tool('test_input_required_result_elicitation', 'Asks for a name first', async (_a, ctx) => {
+        const answer = responses(ctx).user_name;
+        if (!answer) return inputRequired({ user_name: elicit('What is your name?', { name: { type: 'string' } }) });
+        return text(`Hello, ${answer.content?.name ?? 'stranger'}!`);
+    });
+    tool('test_input_required_result_sampling', 'Asks the client model first', async (_a, ctx) => {
+        const answer = responses(ctx).capital_question;
+        if (!answer) return inputRequired({ capital_question: sample('What is the capital of France?', 100) });
+        return text(`The model said: ${answer.content?.text ?? JSON.stringify(answer)}`);
+    });
+    tool('test_input_required_result_list_roots', 'Asks for the client roots first', async (_a, ctx) => {
+        const answer = responses(ctx).client_roots;
+        if (!answer) return inputRequired({ client_roots: ROOTS });
+        return text(`Roots: ${(answer.roots ?? []).map((root) => root.uri).join(', ')}`);
+    });
+    tool('test_input_required_result_request_state', 'Round-trips a request state', async (_a, ctx) => {
+        const answer = responses(ctx).confirm;
+        if (!answer) {
+            return inputRequired(
+                { confirm: elicit('Please confirm', { ok: { type: 'boolean' } }) },
+                sign({ round: 1 }),
+            );
+        }
+        return verify(state(ctx))?.round === 1 ? text('state-ok') : text('state-missing');
+    });
+    tool('test_input_required_result_multiple_inputs', 'Asks for three inputs at once', async (_a, ctx) => {
+        const got = responses(ctx);
+        if (!(got.user_name && got.greeting && got.client_roots)) {
+            return inputRequired(
+                {
+                    user_name: elicit('What is your name?', { name: { type: 'string' } }),
+                    greeting: sample('Generate a greeting', 50),
+                    client_roots: ROOTS,
+                },
+                sign({ round: 1 }),
+            );
+        }
+        return text('All inputs received');
+    });
+    tool('test_input_required_result_multi_round', 'Asks twice', async (_a, ctx) => {
+        const got = responses(ctx);
+        const round = verify(state(ctx))?.round;
+        if (round === 1 && got.step1) {
+            return inputRequired(
+                { step2: elicit('Step 2: What is your favorite color?', { color: { type: 'string' } }) },
+                sign({ round: 2, name: got.step1.content?.name }),
+            );
+        }
+        if (round === 2 && got.step2) return text('Both steps complete');
+        return inputRequired(
+            { step1: elicit('Step 1: What is your name?', { name: { type: 'string' } }) },
+            sign({ round: 1 }),
+        );
+    });
+    tool('test_input_required_result_tampered_state', 'Refuses a state it did not sign', async (_a, ctx) => {
+        const echoed = state(ctx);
+        if (echoed === undefined) {
+            return inputRequired({ confirm: elicit('Please confirm', { ok: { type: 'boolean' } }) }, sign({ round: 1 }));
+        }
+        if (!verify(echoed)) throw new ProtocolError(-32602, 'requestState failed its integrity check');
+        return text('state-ok');
+    });
+    tool('test_input_required_result_capabilities', 'Asks only for what the client can give', async (_a, ctx) => {
+        const caps = ctx.mcpReq.envelope?.clientCapabilities ?? {};
+        const got = responses(ctx);
+        if (Object.keys(got).length > 0) return text('Inputs received');
+        const wanted = {};
+        if (caps.elicitation) wanted.user_name = elicit('What is your name?', { name: { type: 'string' } });
+        if (caps.sampling) wanted.greeting = sample('Generate a greeting', 50);
+        if (caps.roots) wanted.client_roots = ROOTS;
+        if (Object.keys(wanted).length === 0) return text('The client declared no input capability');
+        return inputRequired(wanted);
+    });
+
     server.registerResource(
         'static-text',
         'test://static-text',
@@ -242,6 +356,23 @@ function build() {
                 { role: 'user', content: { type: 'text', text: 'Please process the embedded resource above.' } },
             ],
         }),
+    );
+    server.registerPrompt(
+        'test_input_required_result_prompt',
+        { description: 'A prompt that asks for context first' },
+        async (ctx) => {
+            const answer = (ctx?.mcpReq?.inputResponses ?? {}).user_context;
+            if (!answer) {
+                return inputRequired({
+                    user_context: elicit('What context should the prompt use?', { context: { type: 'string' } }),
+                });
+            }
+            return {
+                messages: [
+                    { role: 'user', content: { type: 'text', text: `Context: ${answer.content?.context ?? ''}` } },
+                ],
+            };
+        },
     );
     server.registerPrompt('test_prompt_with_image', { description: 'A prompt with an image' }, async () => ({
         messages: [
