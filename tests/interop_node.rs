@@ -3,6 +3,10 @@
 //! TypeScript SDK (every scenario that passes direct must pass proxied); the TypeScript SDK client
 //! in 2026-07-28; the MCP Inspector CLI listing and calling with a bearer header.
 //!
+//! The server serves 2025 clients statelessly, as the SDK's `createMcpHandler` does: it has no GET
+//! stream, so the scenarios whose server sends requests there (and race by design of that
+//! server, suite issue #407) fail direct and are compared check by check, not raced.
+//!
 //! Needs Node ≥ 22 and the pinned npm packages: `.ci/interop-node.sh` installs them and runs this
 //! with `--ignored`, `SCOPEGATE_NODE_DIR` naming the directory it installed into (its
 //! `node_modules` and a copy of `tests/node/*.mjs`).
@@ -186,6 +190,7 @@ async fn every_conformance_scenario_that_passes_direct_passes_through_the_proxy(
     let t = proxy_for(upstream.clone(), ALLOW_ALL).await;
     let token = t.token(&[]);
     let mut regressions: Vec<(String, String)> = Vec::new();
+    let mut failing_proxied = Vec::new();
     let mut passing_direct = 0;
     for (era, selection) in [
         ("2025-11-25", &["--spec-version", "2025-11-25"][..]),
@@ -206,6 +211,9 @@ async fn every_conformance_scenario_that_passes_direct_passes_through_the_proxy(
             println!("| {scenario} | {} | {} |", count(checks), count(through));
             if passed(checks) {
                 passing_direct += 1;
+                if through.is_empty() || !passed(through) {
+                    failing_proxied.push(format!("{era} {scenario}"));
+                }
             }
             // Check by check: what passes direct must pass proxied, also inside a scenario
             // the server does not pass in full.
