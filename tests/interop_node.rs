@@ -86,8 +86,9 @@ fn start_conformance_server() -> (common::child::Running, String) {
     common::child::start_listening(command)
 }
 
-/// The proxy in front of `upstream`, allowing everything; browsers at the proxy's own origin are
-/// allowed (the DNS-rebinding scenario sends `Origin: http://localhost:PORT`).
+/// The proxy in front of `upstream` with `policy`. Browsers at the proxy's own origin are allowed
+/// by configuration (the DNS-rebinding scenario sends `Origin: http://localhost:PORT` and expects
+/// it accepted, and `http://evil.example.com` refused).
 async fn proxy_for(upstream: String, policy: &str) -> TestSystem {
     common::start_with(Options {
         upstream_url: Some(upstream),
