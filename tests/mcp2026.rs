@@ -4,6 +4,8 @@
 //! per method, so each test states exactly what the server said and counts what reached it.
 
 mod common;
+#[path = "mcp2026/rmcp_client.rs"]
+mod rmcp_client;
 #[path = "mcp2026/tasks.rs"]
 mod tasks;
 
@@ -330,6 +332,8 @@ async fn headers_that_disagree_with_the_body_are_refused_with_32020_before_the_u
         assert_eq!(status, 400, "{name}: {body}");
         assert_eq!(body["error"]["code"], -32020, "{name}: {body}");
         assert_eq!(body["error"]["data"]["reason"], "header_mismatch", "{name}");
+        // The answer names the request it refuses (a null id is no valid answer to a request).
+        assert_eq!(body["id"], 3, "{name}: {body}");
         assert_eq!(upstream.requests(), before, "{name}: reached the upstream");
     }
     // A repeated mirrored argument: the proxy and the upstream could each read another copy.

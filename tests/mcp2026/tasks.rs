@@ -3,8 +3,9 @@
 
 use super::*;
 
-/// Task methods allowed to any valid token: the handle's binding is what protects a task.
-const TASKS_POLICY: &str = "version = 1\n[[tools]]\nname = \"export_report\"\nscopes = []\n[methods]\n\"tasks/get\" = { scopes = [] }\n\"tasks/update\" = { scopes = [] }\n\"tasks/cancel\" = { scopes = [] }\n\"tasks/result\" = { scopes = [] }\n";
+/// No `[methods]` rule for the task methods: they are protocol methods, and the handle's binding
+/// is what protects a task.
+const TASKS_POLICY: &str = "version = 1\n[[tools]]\nname = \"export_report\"\nscopes = []\n";
 
 fn task_script(body: &Value) -> Reply {
     let id = body["id"].as_i64().unwrap_or(0);
@@ -58,7 +59,12 @@ async fn a_task_handle_belongs_to_the_principal_whose_call_created_it() {
     );
 
     for method in ["tasks/get", "tasks/update", "tasks/cancel"] {
-        let headers = [("mcp-protocol-version", VERSION), ("mcp-method", method)];
+        // Mcp-Name repeats the task handle for these methods.
+        let headers = [
+            ("mcp-protocol-version", VERSION),
+            ("mcp-method", method),
+            ("mcp-name", "task-1"),
+        ];
         let body = || request(5, method, json!({ "taskId": "task-1" }));
         let before = upstream.requests();
         let (status, _, answer) =
@@ -85,6 +91,40 @@ async fn a_task_handle_belongs_to_the_principal_whose_call_created_it() {
     let body = request(6, "tasks/get", json!({ "taskId": "task-2" }));
     let (status, _, _) = read(post(&t, &alice, body, &headers).send().await.unwrap()).await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn an_mcp_name_that_is_not_the_task_handle_is_a_header_mismatch() {
+    let (t, upstream) = system(Arc::new(task_script), Some(TASKS_POLICY)).await;
+    let alice = t.token(&[]);
+    let headers = [
+        ("mcp-protocol-version", VERSION),
+        ("mcp-method", "tasks/get"),
+        ("mcp-name", "task-9"),
+    ];
+    let body = request(7, "tasks/get", json!({ "taskId": "task-1" }));
+    let (status, _, answer) = read(post(&t, &alice, body, &headers).send().await.unwrap()).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["code"], -32020);
+    assert_eq!(answer["id"], 7);
+    assert_eq!(upstream.requests(), 0);
+}
+
+#[tokio::test]
+async fn listing_tasks_still_needs_a_methods_rule() {
+    // tasks/list names no handle, so no binding guards it: an upstream would list every
+    // principal's tasks.
+    let (t, upstream) = system(Arc::new(task_script), Some(TASKS_POLICY)).await;
+    let alice = t.token(&[]);
+    let headers = [
+        ("mcp-protocol-version", VERSION),
+        ("mcp-method", "tasks/list"),
+    ];
+    let body = request(8, "tasks/list", json!({}));
+    let (status, _, answer) = read(post(&t, &alice, body, &headers).send().await.unwrap()).await;
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(answer["error"]["data"]["reason"], "no_rule", "{answer}");
+    assert_eq!(upstream.requests(), 0);
 }
 
 #[tokio::test]

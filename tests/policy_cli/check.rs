@@ -259,6 +259,26 @@ fn unreadable_file_is_an_error_and_other_files_are_still_checked() {
 }
 
 #[test]
+fn scopes_on_a_task_method_warn_that_a_caller_could_not_follow_its_own_tasks() {
+    let files = Files::new();
+    let policy = files.write(
+        "p.toml",
+        "version = 1\n[methods]\n\"tasks/get\" = { scopes = [\"tasks:read\"] }\n",
+    );
+    let run = scopegate(&["policy", "check", &policy]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "{policy}:3:1: warning: methods.\"tasks/get\": \"tasks/get\" is a protocol method, \
+             which needs only a valid token by default; this rule makes it need scopes, so a \
+             token without them cannot follow the tasks its own calls created\n\
+             ok: 1 file checked, 0 errors, 1 warning\n"
+        )
+    );
+}
+
+#[test]
 fn scopes_on_a_protocol_method_warn_and_fail_only_with_deny_warnings() {
     let files = Files::new();
     let policy = files.write(

@@ -45,8 +45,9 @@ pub enum ProxyError {
     BodyRead,
     #[error("{error}")]
     Malformed { error: InspectError },
-    #[error("{0}")]
-    HeaderMismatch(&'static str),
+    /// `id` is the request's own, which the error answer must repeat.
+    #[error("{why}")]
+    HeaderMismatch { why: &'static str, id: ErrorId },
     /// A header that may appear once appears again (RFC 9110 §5.3): the proxy and the upstream
     /// could each read another copy.
     #[error("the {0} header appears more than once (a spelling with `_` counts as a copy)")]
@@ -125,7 +126,7 @@ impl ProxyError {
             ProxyError::BodyTooLarge { .. } => Reason::BodyTooLarge,
             ProxyError::BodyRead => Reason::BodyRead,
             ProxyError::Malformed { error } => error.reason(),
-            ProxyError::HeaderMismatch(_) => Reason::HeaderMismatch,
+            ProxyError::HeaderMismatch { .. } => Reason::HeaderMismatch,
             ProxyError::RepeatedHeader(_) => Reason::RepeatedHeader,
             ProxyError::SessionNotFound => Reason::SessionNotFound,
             ProxyError::TaskNotFound { .. } => Reason::TaskNotFound,
@@ -190,9 +191,9 @@ impl ProxyError {
                     json!({ "reason": reason }),
                 )
             }
-            ProxyError::HeaderMismatch(_) => rpc(
+            ProxyError::HeaderMismatch { id, .. } => rpc(
                 StatusCode::BAD_REQUEST,
-                None,
+                id.clone(),
                 code::HEADER_MISMATCH,
                 &description,
                 json!({ "reason": reason }),

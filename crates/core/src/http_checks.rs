@@ -13,7 +13,7 @@ use crate::error::ProxyError;
 use crate::mcp::headers::{
     LAST_EVENT_ID, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, MCP_SESSION_ID,
 };
-use crate::mcp::{Inspection, MessageKind};
+use crate::mcp::{Inspection, Message, MessageKind};
 use crate::mcp_params::{Disagreement, ParamHeaders};
 
 /// Headers the proxy decides on (or the upstream reads as one value) that may appear only once
@@ -200,6 +200,13 @@ pub fn check_mcp_headers(
     body: &[u8],
     known: &ParamHeaders,
 ) -> Result<(), ProxyError> {
+    // The refusal repeats the request's id, as every JSON-RPC error answer must.
+    let mismatch = |why| ProxyError::HeaderMismatch {
+        why,
+        id: inspection
+            .first_id()
+            .and_then(|id| serde_json::to_value(id).ok()),
+    };
     let method = single(headers, &MCP_METHOD)?;
     let name = single(headers, &MCP_NAME)?;
     let version = single(headers, &MCP_PROTOCOL_VERSION)?;
@@ -210,15 +217,13 @@ pub fn check_mcp_headers(
         };
         match version {
             Some(header) if header.as_bytes() != said.as_bytes() => {
-                return Err(ProxyError::HeaderMismatch(
+                return Err(mismatch(
                     "MCP-Protocol-Version header does not match the body's protocol version",
                 ));
             }
             Some(_) => {}
             None if is_stateless(said.as_bytes()) => {
-                return Err(ProxyError::HeaderMismatch(
-                    "MCP-Protocol-Version header is required",
-                ));
+                return Err(mismatch("MCP-Protocol-Version header is required"));
             }
             None => {}
         }
@@ -228,29 +233,29 @@ pub fn check_mcp_headers(
         return Ok(());
     }
     let [message] = inspection.messages.as_slice() else {
-        return Err(ProxyError::HeaderMismatch(
+        return Err(mismatch(
             "Mcp-Method/Mcp-Name headers require a single JSON-RPC message",
         ));
     };
     match method {
         Some(method) if Some(method.as_bytes()) != message.method.as_deref().map(str::as_bytes) => {
-            return Err(ProxyError::HeaderMismatch(
+            return Err(mismatch(
                 "Mcp-Method header does not match the body's method",
             ));
         }
         None if stateless && message.kind == MessageKind::Request => {
-            return Err(ProxyError::HeaderMismatch("Mcp-Method header is required"));
+            return Err(mismatch("Mcp-Method header is required"));
         }
         _ => {}
     }
     match name {
         Some(name) => {
-            let name = crate::mcp_params::decoded(name).ok_or(ProxyError::HeaderMismatch(
-                "Mcp-Name header is neither visible ASCII nor =?base64?…?=",
-            ))?;
-            if Some(&*name) != message.target.as_deref().map(str::as_bytes) {
-                return Err(ProxyError::HeaderMismatch(
-                    "Mcp-Name header does not match the body's tool or resource",
+            let name = crate::mcp_params::decoded(name).ok_or_else(|| {
+                mismatch("Mcp-Name header is neither visible ASCII nor =?base64?…?=")
+            })?;
+            if Some(&*name) != named(message).map(str::as_bytes) {
+                return Err(mismatch(
+                    "Mcp-Name header does not match the body's tool, resource or task",
                 ));
             }
         }
@@ -260,7 +265,7 @@ pub fn check_mcp_headers(
                 Some("tools/call" | "prompts/get" | "resources/read")
             ) =>
         {
-            return Err(ProxyError::HeaderMismatch("Mcp-Name header is required"));
+            return Err(mismatch("Mcp-Name header is required"));
         }
         None => {}
     }
@@ -270,7 +275,7 @@ pub fn check_mcp_headers(
         && let Some(tool) = message.target.as_deref()
     {
         known.check(headers, tool, body).map_err(|why| {
-            ProxyError::HeaderMismatch(match why {
+            mismatch(match why {
                 Disagreement::Missing => {
                     "an Mcp-Param header and the argument it mirrors are not both present"
                 }
@@ -282,6 +287,15 @@ pub fn check_mcp_headers(
         })?;
     }
     Ok(())
+}
+
+/// What `Mcp-Name` repeats: the tool, prompt or resource a request acts on, or for `tasks/get`,
+/// `tasks/update` and `tasks/cancel` (tasks extension) the `taskId`.
+fn named<'m>(message: &'m Message<'_>) -> Option<&'m str> {
+    match message.method.as_deref() {
+        Some("tasks/get" | "tasks/update" | "tasks/cancel") => message.task.as_deref(),
+        _ => message.target.as_deref(),
+    }
 }
 
 /// Whether a protocol version is 2026-07-28 or later.
@@ -416,7 +430,7 @@ mod agreement_tests {
         let inspection = inspect(body.as_bytes(), &InspectLimits::default()).unwrap();
         match check_mcp_headers(&map, &inspection, body.as_bytes(), &ParamHeaders::default()) {
             Ok(()) => Ok(()),
-            Err(ProxyError::HeaderMismatch(why)) => Err(why),
+            Err(ProxyError::HeaderMismatch { why, .. }) => Err(why),
             Err(other) => panic!("{other:?}"),
         }
     }

@@ -40,6 +40,8 @@ pub struct SystemOptions {
     /// Policy text; the customer-service policy when `None`.
     pub policy: Option<String>,
     pub upstream: SampleServerOptions,
+    /// Extra `[listen]` keys; `{proxy_port}` in them stands for the proxy's port, which is
+    /// picked at start (an `allowed_origins` entry names it).
     pub listen_settings: String,
     pub upstream_settings: String,
     pub mcp_settings: String,
@@ -137,7 +139,9 @@ address = "{admin_addr}"
                 .clone()
                 .unwrap_or_else(|| upstream.url()),
             issuer = issuer.issuer(),
-            listen_settings = &options.listen_settings,
+            listen_settings = options
+                .listen_settings
+                .replace("{proxy_port}", &proxy_addr.port().to_string()),
             upstream_settings = &options.upstream_settings,
             mcp_settings = &options.mcp_settings,
             auth_settings = &options.auth_settings,

@@ -7,7 +7,10 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// Needs only a valid token unless a `[methods]` rule names it: the session handshake,
-    /// keep-alive, listings (names only; calling still needs a rule) and the change stream.
+    /// keep-alive, listings (names only; calling still needs a rule), the change stream, and the
+    /// methods that act on one task handle (the call that created the task was authorized, and
+    /// the handle is bound to its creator like a session, so another principal's is unknown to
+    /// them; `tasks/list` names no handle and is guarded).
     Protocol,
     /// A client request that needs a rule.
     Guarded,
@@ -45,10 +48,10 @@ pub const METHODS: [Method; 25] = [
     method("prompts/get", Kind::Guarded),
     method("completion/complete", Kind::Guarded),
     method("logging/setLevel", Kind::Guarded),
-    method("tasks/get", Kind::Guarded),
-    method("tasks/update", Kind::Guarded),
-    method("tasks/cancel", Kind::Guarded),
-    method("tasks/result", Kind::Guarded),
+    method("tasks/get", Kind::Protocol),
+    method("tasks/update", Kind::Protocol),
+    method("tasks/cancel", Kind::Protocol),
+    method("tasks/result", Kind::Protocol),
     method("tasks/list", Kind::Guarded),
     method("notifications/initialized", Kind::Notification),
     method("notifications/cancelled", Kind::Notification),

@@ -600,6 +600,20 @@ fn protocol_methods_need_only_a_token() {
 }
 
 #[test]
+fn methods_on_one_task_handle_need_only_a_token_but_listing_tasks_needs_a_rule() {
+    let policy = policy(CUSTOMER_SERVICE);
+    for name in ["tasks/get", "tasks/update", "tasks/cancel", "tasks/result"] {
+        assert_eq!(
+            allowed_by(policy.decide(&ScopeSet::default(), &method(name))),
+            None,
+            "{name}"
+        );
+    }
+    let denied = denial(policy.decide(&ScopeSet::default(), &method("tasks/list")));
+    assert_eq!(denied.reason, Reason::NoRule);
+}
+
+#[test]
 fn method_rule_applies_to_its_method_even_a_protocol_one() {
     let policy = policy(
         r#"version = 1

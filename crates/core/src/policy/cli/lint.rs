@@ -147,6 +147,7 @@ fn protocol_consequence(method: &str) -> &'static str {
         "subscriptions/listen" => "hear of changes",
         "ping" => "keep its session alive",
         m if m.starts_with("notifications/") => "send this notification",
+        m if m.starts_with("tasks/") => "follow the tasks its own calls created",
         _ => "list what the server offers",
     }
 }
