@@ -18,6 +18,7 @@ mod auth;
 mod overrides;
 mod problems;
 mod raw;
+mod state;
 pub use overrides::ENV_PREFIX;
 pub(crate) use problems::Problems;
 pub use problems::{Found, read_document, read_value};
@@ -85,6 +86,8 @@ pub struct Config {
     pub policy_watch_interval: Duration,
     pub admin_address: SocketAddr,
     pub limits: Limits,
+    /// Where rate limits and handle bindings live (`[state]`): this process, or Redis.
+    pub state: crate::state::StateSettings,
 }
 
 /// Bounds on what a client can make the proxy hold.
@@ -262,6 +265,7 @@ fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Conf
         DEFAULT_POLICY_WATCH_INTERVAL,
     );
     let limits = validate_limits(&raw.limits, problems);
+    let state = state::validate_state(raw.state, base, problems);
     let admin_address = match raw.admin.and_then(|a| a.address) {
         Some(address) => problems.value(&address, "admin.address", |s| {
             s.parse::<SocketAddr>().map_err(|e| e.to_string())
@@ -283,6 +287,7 @@ fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Conf
         policy_watch_interval: policy_watch_interval?,
         admin_address: admin_address?,
         limits: limits?,
+        state: state?,
     })
 }
 

@@ -29,6 +29,7 @@ pub mod reload;
 pub mod server;
 pub mod session;
 pub mod sse;
+pub mod state;
 pub mod suggest;
 pub mod tasks;
 pub mod tls;

@@ -63,7 +63,7 @@ const DECISIONS: [&str; 3] = ["allow", "would_deny", "deny"];
 /// Every `reason` a refusal can carry besides the token's ([`AuthError::REFUSAL_REASONS`]): the
 /// proxy's own (`ProxyError::reason`), the body inspection's (`InspectError::reason`) and the
 /// policy's (`DenyReason::label`). The tests below hold these lists to those functions.
-const PROXY_REASONS: [&str; 18] = [
+const PROXY_REASONS: [&str; 19] = [
     "not_found",
     "method_not_allowed",
     "origin_not_allowed",
@@ -76,6 +76,7 @@ const PROXY_REASONS: [&str; 18] = [
     "task_not_found",
     "overloaded",
     "body_timeout",
+    "state_unavailable",
     "list_too_large",
     "list_unreadable",
     "answer_too_large",
@@ -166,6 +167,8 @@ pub struct Metrics {
     pub tls_reloads: IntCounterVec,
     tls_expiry: Gauge,
     pub rate_limited: IntCounterVec,
+    /// Operations on the shared state (`[state]`) that failed or timed out, by op.
+    pub state_errors: IntCounterVec,
     pub connections: IntGauge,
     /// Fetch counts already added to `jwks_fetches`, so each scrape adds only what is new.
     jwks_seen: Mutex<(u64, u64)>,
@@ -279,6 +282,11 @@ impl Metrics {
                 "Calls refused by a per-subject rate limit, by rule.",
                 &["tool"],
             ),
+            state_errors: counter(
+                "scopegate_state_errors_total",
+                "Operations on the shared state (Redis) that failed or timed out, by op; on_error then applied.",
+                &["op"],
+            ),
             connections: IntGauge::new(
                 "scopegate_open_connections",
                 "Client connections open on the public listener.",
@@ -336,6 +344,9 @@ impl Metrics {
         }
         for class in STATUS_CLASSES {
             self.upstream_responses.with_label_values(&[class]);
+        }
+        for op in crate::state::Op::ALL {
+            self.state_errors.with_label_values(&[op.as_str()]);
         }
         for result in RESULTS {
             self.jwks_fetches.with_label_values(&[result]);

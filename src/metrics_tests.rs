@@ -93,6 +93,7 @@ fn every_proxy_error() -> Vec<ProxyError> {
         ProxyError::TaskNotFound { id: None },
         ProxyError::Overloaded,
         ProxyError::BodyTimeout,
+        ProxyError::StateUnavailable { id: None },
         ProxyError::ListTooLarge { id: None },
         ProxyError::ListUnreadable { id: None },
         ProxyError::AnswerTooLarge { id: None },
@@ -121,6 +122,7 @@ fn every_proxy_error() -> Vec<ProxyError> {
             | ProxyError::TaskNotFound { .. }
             | ProxyError::Overloaded
             | ProxyError::BodyTimeout
+            | ProxyError::StateUnavailable { .. }
             | ProxyError::ListTooLarge { .. }
             | ProxyError::ListUnreadable { .. }
             | ProxyError::AnswerTooLarge { .. }
