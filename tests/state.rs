@@ -5,6 +5,8 @@
 mod common;
 #[path = "state/redis_server.rs"]
 mod redis_server;
+#[path = "state/store.rs"]
+mod store;
 
 use std::time::{Duration, Instant};
 
