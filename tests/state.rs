@@ -393,3 +393,47 @@ async fn a_hung_redis_holds_a_request_no_longer_than_the_timeout() {
         .await
     );
 }
+
+#[tokio::test]
+async fn check_config_checks_the_state_tables_variables_as_run_does() {
+    let t = common::start().await;
+    let text = std::fs::read_to_string(&t.system.config_file).unwrap();
+    let config_file = t.system.config_file.with_file_name("gateway.toml");
+    std::fs::write(
+        &config_file,
+        format!("{text}\n[state]\nbackend = \"redis\"\nurl_env = \"SCOPEGATE_TEST_REDIS_URL\"\n"),
+    )
+    .unwrap();
+    let check = |url: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_scopegate"));
+        command
+            .args(["run", "--check-config", "--config"])
+            .arg(&config_file)
+            .env_remove("SCOPEGATE_TEST_REDIS_URL");
+        if let Some(url) = url {
+            command.env("SCOPEGATE_TEST_REDIS_URL", url);
+        }
+        let output = command.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    };
+    let (ok, text) = check(None);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("state.url_env: environment variable SCOPEGATE_TEST_REDIS_URL is not set"),
+        "{text}"
+    );
+    let (ok, text) = check(Some("http://:hunter2@redis:6379"));
+    assert!(
+        !ok && text.contains("state.url: must be a redis://"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+    let (ok, text) = check(Some("redis://:hunter2@127.0.0.1:6379/0"));
+    assert!(ok, "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}

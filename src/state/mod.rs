@@ -164,9 +164,37 @@ pub struct SharedState {
     on_error: OnError,
     /// Resolved per op ahead of time, indexed by `Op as usize`.
     errors: [IntCounter; 5],
-    /// Milliseconds after `started` of the last warning, plus one (0: none yet).
-    last_warning: AtomicU64,
+    warnings: Throttle,
+}
+
+/// Says yes at most once per [`WARNING_PERIOD`], however many threads ask.
+struct Throttle {
+    /// Milliseconds after `started` of the last yes, plus one (0: none yet).
+    last: AtomicU64,
     started: Instant,
+}
+
+impl Throttle {
+    fn new() -> Throttle {
+        Throttle {
+            last: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.ready_at(self.started.elapsed().as_millis() as u64 + 1)
+    }
+
+    /// `now`: milliseconds after `started`, plus one.
+    fn ready_at(&self, now: u64) -> bool {
+        let last = self.last.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= WARNING_PERIOD.as_millis() as u64;
+        due && self
+            .last
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
 }
 
 impl SharedState {
@@ -191,8 +219,7 @@ impl SharedState {
             timeout: settings.timeout,
             on_error: settings.on_error,
             errors: Op::ALL.map(|op| metrics.state_errors.with_label_values(&[op.as_str()])),
-            last_warning: AtomicU64::new(0),
-            started: Instant::now(),
+            warnings: Throttle::new(),
         })))
     }
 
@@ -222,15 +249,7 @@ impl SharedState {
 
     /// Logs a failure unless one was logged less than [`WARNING_PERIOD`] ago.
     fn warn(&self, op: Op, error: &str) {
-        let now = self.started.elapsed().as_millis() as u64 + 1;
-        let last = self.last_warning.load(Ordering::Relaxed);
-        let due = last == 0 || now.saturating_sub(last) >= WARNING_PERIOD.as_millis() as u64;
-        if due
-            && self
-                .last_warning
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.warnings.ready() {
             // The error comes from the client library, which never includes the password.
             tracing::warn!(
                 op = op.as_str(),
@@ -239,6 +258,15 @@ impl SharedState {
                 "shared state (Redis) failing; next warning in a minute at the earliest, count in scopegate_state_errors_total"
             );
         }
+    }
+}
+
+/// What `run --check-config` checks of `[state]`: the variables it names are set and its CA
+/// file loads, as at start-up; Redis itself is not contacted.
+pub fn check_settings(settings: &StateSettings) -> anyhow::Result<()> {
+    match &settings.backend {
+        Backend::Memory => Ok(()),
+        Backend::Redis(redis) => client(redis).map(drop),
     }
 }
 
@@ -282,4 +310,33 @@ fn client(settings: &RedisSettings) -> anyhow::Result<redis::Client> {
         None => redis::Client::open(info),
     };
     client.map_err(|e| anyhow::anyhow!("state: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_store_is_warned_about_at_most_once_a_minute() {
+        let throttle = Throttle::new();
+        assert!(throttle.ready_at(5));
+        assert!(!throttle.ready_at(6));
+        assert!(!throttle.ready_at(5 + 59_999));
+        assert!(throttle.ready_at(5 + 60_000));
+        assert!(!throttle.ready_at(5 + 60_001));
+    }
+
+    #[test]
+    fn only_redis_urls_are_accepted_and_the_message_never_repeats_one() {
+        assert_eq!(check_url("redis://127.0.0.1:6379/0"), Ok(()));
+        assert_eq!(check_url("rediss://user:pw@redis.example:6380"), Ok(()));
+        for bad in [
+            "http://:pw@redis:6379",
+            "redis+unix:///tmp/r.sock",
+            "redis://:pw@/0x",
+        ] {
+            let message = check_url(bad).unwrap_err();
+            assert!(!message.contains("pw"), "{message}");
+        }
+    }
 }
