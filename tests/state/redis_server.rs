@@ -15,7 +15,10 @@ pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
     password: Option<String>,
+    /// TLS only, with these files (`rediss://`).
+    tls: Option<scopegate::demo::certs::CertFiles>,
     dir: tempfile::TempDir,
+    kept: Vec<tempfile::TempDir>,
 }
 
 /// The `redis-server` to run: `$REDIS_SERVER`, else the one on `PATH`.
@@ -38,6 +41,34 @@ fn binary() -> PathBuf {
 impl RedisServer {
     /// A server on a free port; `password`: `requirepass`.
     pub async fn start(password: Option<&str>) -> RedisServer {
+        RedisServer::start_with(password, None).await
+    }
+
+    /// A server that speaks TLS alone, with a certificate for `localhost` from a CA of its own;
+    /// the CA's file is `ca_file()`.
+    pub async fn start_tls() -> RedisServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let files = scopegate::demo::certs::DevCa::generate()
+            .and_then(|ca| ca.write_server_files(dir.path()))
+            .expect("certificates");
+        let mut server = RedisServer::start_with(None, Some(files)).await;
+        server.keep(dir);
+        server
+    }
+
+    pub fn ca_file(&self) -> &std::path::Path {
+        &self.tls.as_ref().expect("a TLS server").ca
+    }
+
+    /// Keeps `dir` as long as the server.
+    fn keep(&mut self, dir: tempfile::TempDir) {
+        self.kept.push(dir);
+    }
+
+    async fn start_with(
+        password: Option<&str>,
+        tls: Option<scopegate::demo::certs::CertFiles>,
+    ) -> RedisServer {
         let mut dir = tempfile::tempdir().expect("temp dir");
         for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -48,7 +79,9 @@ impl RedisServer {
                 child: None,
                 port,
                 password: password.map(str::to_owned),
+                tls: tls.clone(),
                 dir,
+                kept: Vec::new(),
             };
             if server.spawn().await {
                 return server;
@@ -66,6 +99,9 @@ impl RedisServer {
 
     /// `redis://` URL of the server, with its password when it has one.
     pub fn url(&self) -> String {
+        if self.tls.is_some() {
+            return format!("rediss://localhost:{}/0", self.port);
+        }
         match &self.password {
             Some(password) => format!("redis://:{password}@127.0.0.1:{}/0", self.port),
             None => format!("redis://127.0.0.1:{}/0", self.port),
@@ -75,9 +111,25 @@ impl RedisServer {
     /// Starts the process on `self.port` and waits for its `PING`; false if it exited.
     async fn spawn(&mut self) -> bool {
         let mut command = Command::new(binary());
+        command.args(["--bind", "127.0.0.1"]);
+        match &self.tls {
+            None => {
+                command.arg("--port").arg(self.port.to_string());
+            }
+            Some(files) => {
+                command
+                    .args(["--port", "0", "--tls-port"])
+                    .arg(self.port.to_string())
+                    .arg("--tls-cert-file")
+                    .arg(&files.cert)
+                    .arg("--tls-key-file")
+                    .arg(&files.key)
+                    .arg("--tls-ca-cert-file")
+                    .arg(&files.ca)
+                    .args(["--tls-auth-clients", "no"]);
+            }
+        }
         command
-            .args(["--bind", "127.0.0.1", "--port"])
-            .arg(self.port.to_string())
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -103,11 +155,15 @@ impl RedisServer {
         panic!("redis-server on port {} did not answer PING", self.port);
     }
 
-    /// Whether the server answers `PING` (with its password).
+    /// Whether the server answers `PING` (with its password); for a TLS server, whether it
+    /// listens (Redis opens its port once it is ready).
     async fn ping(&self) -> bool {
         let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)).await else {
             return false;
         };
+        if self.tls.is_some() {
+            return true;
+        }
         let command = match &self.password {
             Some(password) => format!("AUTH {password}\r\nPING\r\n"),
             None => "PING\r\n".to_owned(),

@@ -10,18 +10,23 @@ use scopegate::policy::{Per, RateLimit};
 use scopegate::ratelimit::{RateLimiter, Refused};
 use scopegate::session::{Binding, Kind, Sessions};
 use scopegate::state::{
-    Backend, OnError, OnceKeys, RedisSettings, SharedState, StateSettings, UrlSource,
+    Backend, OnError, OnceKeys, RedisSettings, SharedState, StateSettings, Unavailable, UrlSource,
 };
 
 use super::redis_server::RedisServer;
 
 /// A replica's view of the store at `redis`.
 fn replica(redis: &RedisServer) -> Arc<SharedState> {
+    replica_at(redis.url(), None)
+}
+
+/// A replica's view of the store at `url`, trusting `ca_file` for `rediss://`.
+fn replica_at(url: String, ca_file: Option<&std::path::Path>) -> Arc<SharedState> {
     let settings = StateSettings {
         backend: Backend::Redis(RedisSettings {
-            url: UrlSource::Inline(redis.url()),
+            url: UrlSource::Inline(url),
             password_env: None,
-            ca_file: None,
+            ca_file: ca_file.map(Into::into),
         }),
         key_prefix: "unit:".into(),
         timeout: Duration::from_millis(500),
@@ -158,4 +163,26 @@ async fn a_key_is_new_once_across_replicas_until_its_time_to_live_ends() {
         assert!(Instant::now() < deadline, "the key never expired");
         tokio::time::sleep(ttl / 3).await;
     }
+}
+
+#[tokio::test]
+async fn rediss_is_trusted_through_its_ca_file_and_refused_without_it() {
+    let redis = RedisServer::start_tls().await;
+    let idle = Duration::from_secs(60);
+    let a =
+        Sessions::new(10, idle).with_shared(Some(replica_at(redis.url(), Some(redis.ca_file()))));
+    let b =
+        Sessions::new(10, idle).with_shared(Some(replica_at(redis.url(), Some(redis.ca_file()))));
+    let alice = principal("alice");
+    a.bind(Kind::Task, "t1", &alice).await.unwrap();
+    assert_eq!(
+        b.check(Kind::Task, Some("t1"), &alice).await,
+        Ok(Binding::Owned)
+    );
+    // The public roots do not know the server's CA: no connection, so (on_error = "deny") no answer.
+    let untrusting = Sessions::new(10, idle).with_shared(Some(replica_at(redis.url(), None)));
+    assert_eq!(
+        untrusting.check(Kind::Task, Some("t1"), &alice).await,
+        Err(Unavailable)
+    );
 }
