@@ -378,7 +378,7 @@ async fn a_hung_redis_holds_a_request_no_longer_than_the_timeout() {
     assert_eq!(pair.t.upstream_requests(), before);
     // The timeout, plus the TLS request itself; far from the client's own patience.
     assert!(took >= Duration::from_millis(100), "{took:?}");
-    assert!(took < Duration::from_millis(1000), "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
     assert_eq!(
         pair.metric(1, r#"scopegate_state_errors_total{op="handle_check"}"#)
             .await,
