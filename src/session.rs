@@ -144,10 +144,7 @@ impl Sessions {
                 .bind(kind.key_part(), handle, &owner, self.idle);
             match shared.attempt(Op::HandleBind, bind).await {
                 Attempt::Done(Some(previous)) if previous != owner => {
-                    tracing::warn!(
-                        kind = ?kind,
-                        "upstream reissued a handle bound to another principal; binding kept"
-                    );
+                    reissued(kind);
                     return Ok(());
                 }
                 Attempt::Done(_) | Attempt::Local => {}
@@ -160,10 +157,7 @@ impl Sessions {
             .or_insert(owner)
             .await;
         if !entry.is_fresh() && !entry.value().is(principal) {
-            tracing::warn!(
-                kind = ?kind,
-                "upstream reissued a handle bound to another principal; binding kept"
-            );
+            reissued(kind);
         }
         Ok(())
     }
@@ -177,6 +171,14 @@ impl Sessions {
         }
         self.owners[kind as usize].invalidate(handle).await;
     }
+}
+
+/// An upstream handed out a handle that another principal already holds: the first keeps it.
+fn reissued(kind: Kind) {
+    tracing::warn!(
+        kind = ?kind,
+        "upstream reissued a handle bound to another principal; binding kept"
+    );
 }
 
 #[cfg(test)]
