@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deployment checks: lints the Dockerfile, replays its build stage, renders every kustomize
 # overlay and validates the rendered objects offline against the Kubernetes schemas (and the
-# cert-manager and Prometheus Operator types for their objects). The rehearsal of the shipped
+# cert-manager and Prometheus Operator types for their objects), and the gateway overlay's shape
+# (scopegate alone, spread, HPA, PDB, [state] on Redis). The rehearsal of the shipped
 # config and policy is a cargo test (tests/deploy_rehearsal.rs) and runs with the suite.
 #
 # Installs what it needs, pinned, into a cache folder kept between runs (SCOPEGATE_CI_CACHE,
@@ -190,7 +191,7 @@ for overlay in "${overlays[@]}"; do
     validate_args+=("$rendered/$name.yaml=$versions")
 done
 "$BIN/python" - "$CACHE/node" "${validate_args[@]}" <<'PY'
-import json, os, re, subprocess, sys
+import json, os, re, subprocess, sys, tomllib
 import yaml
 import kubernetes_validate
 from kubernetes_validate.utils import schema_contents
@@ -291,13 +292,70 @@ def hardening(doc, where):
     if len(proxies) != 1:
         problems.append(f"{where}: expected one scopegate container, found {len(proxies)}")
 
+def matches(selector, labels):
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+def gateway(docs, overlay):
+    """The gateway overlay's promises (README, "Scaling out"): scopegate alone, several replicas
+    spread out, an HPA on CPU and a PDB over them, and [state] on Redis with no password in it."""
+    by_kind = {}
+    for doc in docs:
+        by_kind.setdefault(doc["kind"], []).append(doc)
+    deployments = by_kind.get("Deployment", [])
+    if len(deployments) != 1:
+        problems.append(f"{overlay}: expected one Deployment, found {len(deployments)}")
+        return
+    deployment = deployments[0]
+    name = deployment["metadata"]["name"]
+    template = deployment["spec"]["template"]
+    pod_labels, spec = template["metadata"].get("labels", {}), template["spec"]
+    names = [c["name"] for c in spec.get("containers", []) + spec.get("initContainers", [])]
+    if names != ["scopegate"]:
+        problems.append(f"{overlay}: the gateway pod must run scopegate alone, runs {names}")
+    replicas = deployment["spec"].get("replicas", 1)
+    if replicas < 3:
+        problems.append(f"{overlay}: {replicas} replicas; a gateway runs at least 3")
+    spread = spec.get("topologySpreadConstraints", [])
+    if not spread or not all(matches(c.get("labelSelector", {}).get("matchLabels"), pod_labels)
+                             for c in spread):
+        problems.append(f"{overlay}: topology spread missing or not selecting the gateway's pods")
+    hpas = [h for h in by_kind.get("HorizontalPodAutoscaler", [])
+            if h["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}]
+    if len(hpas) != 1:
+        problems.append(f"{overlay}: no HorizontalPodAutoscaler targets Deployment/{name}")
+    else:
+        hpa = hpas[0]["spec"]
+        if not any(m.get("resource", {}).get("name") == "cpu" for m in hpa.get("metrics", [])):
+            problems.append(f"{overlay}: the HPA does not scale on CPU")
+        if hpa.get("minReplicas", 1) < replicas:
+            problems.append(f"{overlay}: HPA minReplicas below the Deployment's {replicas}")
+    if not any(matches(p["spec"]["selector"].get("matchLabels"), pod_labels)
+               for p in by_kind.get("PodDisruptionBudget", [])):
+        problems.append(f"{overlay}: no PodDisruptionBudget selects the gateway's pods")
+    if not any(matches(s["spec"].get("selector"), pod_labels) for s in by_kind.get("Service", [])):
+        problems.append(f"{overlay}: no Service selects the gateway's pods")
+    configs = [c for c in by_kind.get("ConfigMap", []) if "config.toml" in c.get("data", {})]
+    if len(configs) != 1:
+        problems.append(f"{overlay}: expected one ConfigMap with config.toml")
+        return
+    state = tomllib.loads(configs[0]["data"]["config.toml"]).get("state", {})
+    if state.get("backend") != "redis":
+        problems.append(f"{overlay}: [state] backend is not \"redis\": replicas would not share limits")
+    if "@" in state.get("url", ""):
+        problems.append(f"{overlay}: [state] url carries credentials; use password_env and a Secret")
+    env = {e["name"] for c in spec["containers"] for e in c.get("env", [])}
+    for key in ("password_env", "url_env"):
+        if key in state and state[key] not in env:
+            problems.append(f"{overlay}: [state] {key} names {state[key]}, which the pod does not set")
+
 for spec in specs:
     path, versions = spec.split("=")
     overlay = os.path.basename(path)[:-len(".yaml")]
-    crds, kinds = [], []
+    crds, kinds, docs = [], [], []
     for doc in yaml.safe_load_all(open(path)):
         if not doc:
             continue
+        docs.append(doc)
         kinds.append(doc["kind"])
         key = (doc["apiVersion"], doc["kind"])
         where = f"{overlay}: {doc['kind']}/{doc['metadata']['name']}"
@@ -321,6 +379,8 @@ for spec in specs:
             ports = [p["name"] for p in doc["spec"]["ports"]]
             if ports != ["https"]:
                 problems.append(f"{where}: the Service must expose only the TLS port, has {ports}")
+    if overlay == "gateway":
+        gateway(docs, overlay)
     checked = subprocess.run(["node", "--input-type=module", "-e", NODE_CHECK], cwd=node_dir,
                              input=json.dumps(crds), capture_output=True, text=True)
     if checked.returncode != 0:

@@ -6,6 +6,9 @@
 #   haproxy    TLS, RS256 jwt_verify, iss/aud/exp, the tool's scope read from the body
 #   scopegate  the shipped customer-service policy (listen.runtime "per-core", the default)
 #   scopegate-ws  the same in the "work-stealing" runtime shape
+#   scopegate-rl  the same policy with a rate limit on the tool (far above any rate reached, so
+#                 every call takes from its bucket and none is refused), buckets in the process
+#   scopegate-redis  the same, buckets in Redis ([state] backend = "redis", a local redis-server)
 # Runs are interleaved and repeated; medians are reported. Then the SSE phase: many event streams
 # held open direct and through scopegate, for scopegate's memory per open stream and the latency
 # it adds to each event. Stops by itself.
@@ -17,7 +20,7 @@
 # Knobs (environment): BENCH_DURATION (s, default 10), BENCH_PACED (s, default 6), BENCH_ROUNDS
 # (default 3), BENCH_CONNS (default 32), BENCH_THREADS (wrk threads, default 1), BENCH_PORT (first
 # of five ports, default 18080), BENCH_SSE_STREAMS (default 1000), BENCH_SSE_SECONDS (how long the
-# streams are held once open, default 20).
+# streams are held once open, default 20). Ports: BENCH_PORT and the seven after it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -39,6 +42,7 @@ if ((SMOKE)); then
   SSE_STREAMS=${BENCH_SSE_STREAMS:-50}; SSE_SECONDS=${BENCH_SSE_SECONDS:-3}
 fi
 UP_PORT=$PORT NGINX_PORT=$((PORT + 1)) HAPROXY_PORT=$((PORT + 2)) SG_PORT=$((PORT + 3)) SGWS_PORT=$((PORT + 4))
+SGRL_PORT=$((PORT + 5)) SGR_PORT=$((PORT + 6)) REDIS_PORT=$((PORT + 7))
 ISSUER=https://issuer.bench.local
 AUDIENCE=https://localhost:$SG_PORT/mcp
 
@@ -46,7 +50,8 @@ say() { printf '==> %s\n' "$*" >&2; }
 
 # --- what the run needs ---------------------------------------------------------------------
 missing=()
-for pair in nginx:nginx haproxy:haproxy wrk:wrk h2load:nghttp2-client openssl:openssl curl:curl; do
+for pair in nginx:nginx haproxy:haproxy wrk:wrk h2load:nghttp2-client openssl:openssl curl:curl \
+  redis-server:redis-server redis-cli:redis-tools; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if ((${#missing[@]})); then
@@ -109,6 +114,13 @@ sed -e "s|@W@|$W|g" -e "s|@UP@|$UP_PORT|g" -e "s|@PORT@|$HAPROXY_PORT|g" \
 sed -e "s|@W@|$W|g" -e "s|@UP@|$UP_PORT|g" -e "s|@PORT@|$SG_PORT|g" -e "s|@ROOT@|$ROOT|g" \
   -e "s|@ISSUER@|$ISSUER|g" -e "s|@AUDIENCE@|$AUDIENCE|g" bench/scopegate.toml >"$W/scopegate.toml"
 sed -e "s|:$SG_PORT\"|:$SGWS_PORT\"|" "$W/scopegate.toml" >"$W/scopegate-ws.toml"
+# The rate-limited pair: the same policy with a limit on the benchmarked tool, its buckets in the
+# process or in Redis.
+sed '/^name = "get_customer_info"/a rate_limit = "1000000/s"' policies/customer-service.toml >"$W/policy-rl.toml"
+sed -e "s|:$SG_PORT\"|:$SGRL_PORT\"|" -e "s|^file = .*|file = \"$W/policy-rl.toml\"|" \
+  "$W/scopegate.toml" >"$W/scopegate-rl.toml"
+sed -e "s|:$SGRL_PORT\"|:$SGR_PORT\"|" "$W/scopegate-rl.toml" >"$W/scopegate-redis.toml"
+printf '\n[state]\nbackend = "redis"\nurl = "redis://127.0.0.1:%s/0"\n' "$REDIS_PORT" >>"$W/scopegate-redis.toml"
 
 # Every SSE stream through scopegate holds two descriptors there (client and upstream side), and
 # one each in the upstream and the client.
@@ -123,6 +135,10 @@ haproxy -f "$W/haproxy.cfg" -q & PIDS+=($!); HAPROXY_PID=$!
 # The same proxy in its other runtime shape (listen.runtime), on the next port.
 SCOPEGATE_LISTEN_RUNTIME=work-stealing "$SCOPEGATE" run --config "$W/scopegate-ws.toml" >"$W/scopegate-ws.log" 2>&1 &
 PIDS+=($!); SGWS_PID=$!
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no --dir "$W" >"$W/redis.log" 2>&1 &
+PIDS+=($!); REDIS_PID=$!
+"$SCOPEGATE" run --config "$W/scopegate-rl.toml" >"$W/scopegate-rl.log" 2>&1 & PIDS+=($!); SGRL_PID=$!
+"$SCOPEGATE" run --config "$W/scopegate-redis.toml" >"$W/scopegate-redis.log" 2>&1 & PIDS+=($!); SGR_PID=$!
 
 declare -A URL=(
   [direct]="http://127.0.0.1:$UP_PORT/mcp"
@@ -130,8 +146,10 @@ declare -A URL=(
   [haproxy]="https://127.0.0.1:$HAPROXY_PORT/mcp"
   [scopegate]="https://127.0.0.1:$SG_PORT/mcp"
   [scopegate-ws]="https://127.0.0.1:$SGWS_PORT/mcp"
+  [scopegate-rl]="https://127.0.0.1:$SGRL_PORT/mcp"
+  [scopegate-redis]="https://127.0.0.1:$SGR_PORT/mcp"
 )
-TARGETS=(direct nginx haproxy scopegate scopegate-ws)
+TARGETS=(direct nginx haproxy scopegate scopegate-ws scopegate-rl scopegate-redis)
 
 call() { # URL [TOKEN] [BODY] -> status
   curl -sk -o /dev/null -w '%{http_code}' -X POST "$1" -H "Authorization: Bearer ${2:-$BENCH_TOKEN}" \
@@ -151,7 +169,7 @@ for t in "${TARGETS[@]}"; do
 done
 # The authorizing targets must refuse what they should: a wrong scope and a bad signature.
 denied_body=${BENCH_BODY/get_customer_info/calculate_account_value}
-for t in haproxy scopegate scopegate-ws; do
+for t in haproxy scopegate scopegate-ws scopegate-rl scopegate-redis; do
   s1=$(call "${URL[$t]}" "$BENCH_TOKEN" "$denied_body")
   s2=$(call "${URL[$t]}" "${BENCH_TOKEN%?????}AAAAA")
   if [[ $s1 != 403 || $s2 != 401 ]]; then
@@ -161,6 +179,12 @@ for t in haproxy scopegate scopegate-ws; do
     exit 1
   fi
 done
+# The Redis target's calls must take from a bucket in Redis (its script ran), not from its own.
+if ! redis-cli -p "$REDIS_PORT" info commandstats | grep -Eq '^cmdstat_evalsha?:calls=[1-9]'; then
+  echo "scopegate-redis keeps no bucket in Redis" >&2
+  tail -n 20 "$W/scopegate-redis.log" >&2
+  exit 1
+fi
 sleep 1
 SG_IDLE_KB=$(awk '/VmRSS/{print $2}' "/proc/$SG_PID/status")
 
@@ -173,6 +197,9 @@ pids_of() { # a target's processes: nginx's master and its workers
     haproxy) echo "$HAPROXY_PID" $(awk -v p="$HAPROXY_PID" '$4 == p {print $1}' /proc/[0-9]*/stat 2>/dev/null) ;;
     scopegate) echo "$SG_PID" ;;
     scopegate-ws) echo "$SGWS_PID" ;;
+    scopegate-rl) echo "$SGRL_PID" ;;
+    # Redis' own work is part of what the shared buckets cost.
+    scopegate-redis) echo "$SGR_PID" "$REDIS_PID" ;;
   esac
 }
 cpu_ticks() { local sum=0 pid; for pid in $(pids_of "$1"); do
@@ -300,6 +327,7 @@ h2rps() { awk -F'\t' -v t="$1" '$1 == t {print $2}' "$H2"; }
 for t in scopegate scopegate-ws; do
   echo "Ratios (req/s) for $t: /nginx $(ratio "${RPS[$t]}" "${RPS[nginx]}"), /haproxy $(ratio "${RPS[$t]}" "${RPS[haproxy]}"); h2 /nginx $(ratio "$(h2rps "$t")" "$(h2rps nginx)")"
 done
+echo "Rate-limited tool, buckets in Redis (scopegate-redis) against in the process (scopegate-rl): req/s $(ratio "${RPS[scopegate-redis]}" "${RPS[scopegate-rl]}"), added p50 / p99 (paced) $(minus "${PP50[scopegate-redis]}" "${PP50[scopegate-rl]}") / $(minus "${PP99[scopegate-redis]}" "${PP99[scopegate-rl]}") us"
 echo "scopegate RSS: idle $(mib "$SG_IDLE_KB") MiB, peak $(mib "${HWM[scopegate]}") MiB. Load average at the end: $(cat /proc/loadavg)"
 echo "SSE: $SSE_STREAMS streams through scopegate: RSS $(mib "$SSE_RSS_KB") MiB (idle $(mib "$SG_IDLE_KB") MiB); event latency p50/p99 direct ${SSE_P50[direct]}/${SSE_P99[direct]} us, scopegate ${SSE_P50[scopegate]}/${SSE_P99[scopegate]} us, added $(minus "${SSE_P50[scopegate]}" "${SSE_P50[direct]}")/$(minus "${SSE_P99[scopegate]}" "${SSE_P99[direct]}") us (p99.9 direct ${SSE_P999[direct]}, scopegate ${SSE_P999[scopegate]} us)"
 if ((FAILED)); then echo "some requests or streams failed" >&2; exit 1; fi

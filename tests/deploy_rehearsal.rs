@@ -294,3 +294,33 @@ fn shipped_server_probes_pass_with_a_loopback_listener_and_fail_without() {
         );
     }
 }
+
+#[test]
+fn shipped_gateway_config_shares_state_on_redis_and_names_what_its_deployment_mounts() {
+    const GATEWAY: &str = "deploy/kubernetes/overlays/gateway";
+    let text = read(&format!("{GATEWAY}/scopegate.toml"));
+    let config = Config::parse(&text, Path::new(CONFIG_MOUNT)).unwrap_or_else(|e| panic!("{e}"));
+    let scopegate_core::state::Backend::Redis(redis) = &config.state.backend else {
+        panic!("the gateway's replicas would not share their state");
+    };
+    let deployment = read(&format!("{GATEWAY}/deployment.yaml"));
+    let password = redis
+        .password_env
+        .as_deref()
+        .expect("password from a Secret");
+    assert!(
+        deployment.contains(&format!("- name: {password}\n")),
+        "the Deployment does not set {password}"
+    );
+    let tls = config.listen.tls.as_ref().expect("TLS");
+    for file in [&tls.cert, &tls.key, &config.policy_file] {
+        let dir = file.parent().expect("a folder").display().to_string();
+        assert!(
+            deployment.contains(&format!("mountPath: {dir}\n")),
+            "{} is not under a directory the gateway mounts",
+            file.display()
+        );
+    }
+    scopegate_core::policy::Policy::load(&shipped(&format!("{GATEWAY}/policy.toml")))
+        .unwrap_or_else(|e| panic!("{e}"));
+}

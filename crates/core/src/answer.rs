@@ -136,7 +136,11 @@ pub async fn deliver(
         Err(_) => return Err(ProxyError::UpstreamTimeout { id: error_id }),
     };
     if let Some(sessions) = binding {
-        tasks::bind_created(sessions, &bytes, event_stream, principal).await;
+        tasks::bind_created(sessions, &bytes, event_stream, principal)
+            .await
+            .map_err(|_| ProxyError::StateUnavailable {
+                id: error_id.clone(),
+            })?;
     }
     let filtered = match &list_filter {
         None => Ok(bytes),

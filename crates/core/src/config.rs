@@ -18,6 +18,7 @@ mod overrides;
 mod raw;
 pub use crate::diagnostics::ConfigError;
 use crate::diagnostics::Problems;
+mod state;
 pub use overrides::ENV_PREFIX;
 
 /// The MCP endpoint path when `[mcp] path` is not set: the path the MCP SDKs use in their examples.
@@ -83,6 +84,8 @@ pub struct Config {
     pub policy_watch_interval: Duration,
     pub admin_address: SocketAddr,
     pub limits: Limits,
+    /// Where rate limits and handle bindings live (`[state]`): this process, or Redis.
+    pub state: crate::state::StateSettings,
 }
 
 /// Bounds on what a client can make the proxy hold.
@@ -240,6 +243,7 @@ fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Conf
         DEFAULT_POLICY_WATCH_INTERVAL,
     );
     let limits = validate_limits(&raw.limits, problems);
+    let state = state::validate_state(raw.state, base, problems);
     let admin_address = match raw.admin.and_then(|a| a.address) {
         Some(address) => problems.value(&address, "admin.address", |s| {
             s.parse::<SocketAddr>().map_err(|e| e.to_string())
@@ -261,6 +265,7 @@ fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Conf
         policy_watch_interval: policy_watch_interval?,
         admin_address: admin_address?,
         limits: limits?,
+        state: state?,
     })
 }
 

@@ -21,6 +21,8 @@ mod code {
     pub const FORBIDDEN: i64 = -32003;
     pub const UPSTREAM: i64 = -32010;
     pub const RATE_LIMITED: i64 = -32029;
+    /// The proxy cannot decide now (its shared state is away); the same request may pass later.
+    pub const UNAVAILABLE: i64 = -32030;
     /// MCP 2026-07-28's `HeaderMismatch`: the HTTP headers do not say what the body says.
     pub const HEADER_MISMATCH: i64 = -32020;
 }
@@ -61,6 +63,10 @@ pub enum ProxyError {
     Overloaded,
     #[error("request body not received in time")]
     BodyTimeout,
+    /// The shared state (`[state]`, Redis) did not answer and `on_error = "deny"`: what needs it
+    /// is refused rather than decided on this replica's own state.
+    #[error("shared state unavailable; try again")]
+    StateUnavailable { id: ErrorId },
 
     // ---- the token -------------------------------------------------------------------------
     #[error("{0}")]
@@ -132,6 +138,7 @@ impl ProxyError {
             ProxyError::TaskNotFound { .. } => Reason::TaskNotFound,
             ProxyError::Overloaded => Reason::Overloaded,
             ProxyError::BodyTimeout => Reason::BodyTimeout,
+            ProxyError::StateUnavailable { .. } => Reason::StateUnavailable,
             ProxyError::ListTooLarge { .. } => Reason::ListTooLarge,
             ProxyError::ListUnreadable { .. } => Reason::ListUnreadable,
             ProxyError::AnswerTooLarge { .. } => Reason::AnswerTooLarge,
@@ -232,6 +239,19 @@ impl ProxyError {
             }
             ProxyError::BodyTimeout => {
                 plain(StatusCode::REQUEST_TIMEOUT, reason.as_str(), &description)
+            }
+            ProxyError::StateUnavailable { id } => {
+                let mut response = rpc(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    id,
+                    code::UNAVAILABLE,
+                    &description,
+                    json!({ "reason": "state_unavailable" }),
+                );
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                response
             }
             ProxyError::ListTooLarge { id } => rpc(
                 StatusCode::BAD_GATEWAY,

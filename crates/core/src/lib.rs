@@ -29,6 +29,7 @@ pub mod reload;
 pub mod server;
 pub mod session;
 pub mod sse;
+pub mod state;
 pub mod suggest;
 pub mod tasks;
 pub mod tls;
@@ -59,6 +60,7 @@ pub fn check_config(config_path: &Path) -> anyhow::Result<String> {
     // The extra CA bundles, as `run` loads them.
     server::upstream_client(&config)?;
     server::auth_client(&config)?;
+    state::check_settings(&config.state)?;
     Ok(format!(
         "{}: ok (policy {} hash {}, listen {}, upstream {})",
         config_path.display(),

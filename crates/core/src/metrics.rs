@@ -98,6 +98,8 @@ pub struct Metrics {
     pub tls_reloads: IntCounterVec,
     tls_expiry: Gauge,
     pub rate_limited: IntCounterVec,
+    /// Operations on the shared state (`[state]`) that failed or timed out, by op.
+    pub state_errors: IntCounterVec,
     pub connections: IntGauge,
     /// `denials` and `auth_failures` resolved per reason once (indexed by `Reason::index`), so a
     /// refusal costs an atomic add, not a label hash and a lock.
@@ -212,6 +214,11 @@ impl Metrics {
                 "Calls refused by a per-subject rate limit, by rule.",
                 &["tool"],
             ),
+            state_errors: counter(
+                "scopegate_state_errors_total",
+                "Operations on the shared state (Redis) that failed or timed out, by op; on_error then applied.",
+                &["op"],
+            ),
             connections: IntGauge::new(
                 "scopegate_open_connections",
                 "Client connections open on the public listener.",
@@ -305,6 +312,9 @@ impl Metrics {
         }
         for class in STATUS_CLASSES {
             self.upstream_responses.with_label_values(&[class]);
+        }
+        for op in crate::state::Op::ALL {
+            self.state_errors.with_label_values(&[op.as_str()]);
         }
         for result in RESULTS {
             self.jwks_fetches.with_label_values(&[result]);

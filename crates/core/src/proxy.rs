@@ -33,7 +33,7 @@ use crate::metrics::Metrics;
 use crate::policy::{
     Action, Arguments, Decision, Facts, Mode, Policy, PolicyState, RateLimit, RuleRef,
 };
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{RateLimiter, Refused};
 use crate::session::{Binding, Kind, Sessions};
 use crate::tasks;
 use crate::upstream::{self, EndOnError, Peer, Target};
@@ -95,6 +95,7 @@ impl Proxy {
             config.token_cache_entries,
         );
         let state = policy_state(&config.mcp.resource, &config.authorization_servers, policy);
+        let shared = crate::state::SharedState::connect(&config.state, &metrics, clients.len())?;
         Ok(Proxy {
             mcp_path: config.mcp.path.clone(),
             resource: config.mcp.resource.clone(),
@@ -107,11 +108,10 @@ impl Proxy {
             response_timeout: config.upstream.response_timeout,
             auth,
             policy: ArcSwap::from_pointee(state),
-            limiter: RateLimiter::new(),
-            sessions: config
-                .mcp
-                .bind_sessions
-                .then(|| Sessions::new(config.mcp.max_sessions, config.mcp.session_idle)),
+            limiter: RateLimiter::with_shared(shared.clone()),
+            sessions: config.mcp.bind_sessions.then(|| {
+                Sessions::new(config.mcp.max_sessions, config.mcp.session_idle).with_shared(shared)
+            }),
             param_headers: Arc::default(),
             filter_lists: config.mcp.filter_lists,
             max_list_bytes: config.mcp.max_list_bytes,
@@ -298,10 +298,12 @@ impl Proxy {
             Some(value) => Some(value.to_str().map_err(|_| ProxyError::SessionNotFound)?),
             None => None,
         };
-        if let Some(sessions) = &self.sessions
-            && sessions.check(Kind::Session, session, &principal).await == Binding::Foreign
-        {
-            return Err(ProxyError::SessionNotFound);
+        if let Some(sessions) = &self.sessions {
+            match sessions.check(Kind::Session, session, &principal).await {
+                Ok(Binding::Foreign) => return Err(ProxyError::SessionNotFound),
+                Ok(_) => {}
+                Err(_) => return Err(ProxyError::StateUnavailable { id: None }),
+            }
         }
 
         let body = if parts.method == Method::POST {
@@ -368,7 +370,12 @@ impl Proxy {
             let issued = session_id(response.headers()).and_then(|v| v.to_str().ok());
             match (issued, session) {
                 (Some(issued), _) if creates_session => {
-                    sessions.bind(Kind::Session, issued, &principal).await
+                    // Unbound, the session would be every caller's or nobody's: the client
+                    // is told to try again rather than handed it.
+                    sessions
+                        .bind(Kind::Session, issued, &principal)
+                        .await
+                        .map_err(|_| ProxyError::StateUnavailable { id: None })?
                 }
                 (_, Some(ended)) if ends_session && response.status().is_success() => {
                     sessions.release(Kind::Session, ended).await
@@ -481,16 +488,26 @@ impl Proxy {
             .iter()
             .map(|(rule, limit, _)| (rule.name, *limit, 1))
             .collect();
-        if let Err((index, retry_after)) = self.limiter.take_all(subject, &wants).await {
-            let (rule, _, id) = &enforced[index];
-            return Err(ProxyError::RateLimited {
-                id: id.and_then(|id| serde_json::to_value(id).ok()),
-                rule: rule.name.to_string(),
-                retry_after,
-            });
+        match self.limiter.take_all(subject, &wants).await {
+            Ok(()) => {}
+            Err(Refused::Short(index, retry_after)) => {
+                let (rule, _, id) = &enforced[index];
+                return Err(ProxyError::RateLimited {
+                    id: id.and_then(|id| serde_json::to_value(id).ok()),
+                    rule: rule.name.to_string(),
+                    retry_after,
+                });
+            }
+            Err(Refused::Unavailable) => {
+                let id = enforced.first().and_then(|(_, _, id)| *id);
+                return Err(ProxyError::StateUnavailable {
+                    id: id.and_then(|id| serde_json::to_value(id).ok()),
+                });
+            }
         }
         for (rule, limit, _) in shadowed {
-            if self.limiter.take(subject, rule.name, limit).await.is_err() {
+            // A shadowed limit only reports: a store that is away costs it nothing.
+            if let Err(Refused::Short(..)) = self.limiter.take(subject, rule.name, limit).await {
                 ctx.would_rate_limit();
             }
         }

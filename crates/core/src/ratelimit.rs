@@ -1,6 +1,6 @@
 //! Per-subject rate limits of the policy's rules: a token bucket per (subject, rule), held in a
-//! bounded moka cache. Owns counting and the wait to announce; not which calls are limited (the
-//! policy says) nor the response (see `error`).
+//! bounded moka cache, or in the shared store when there is one (`state`). Owns counting and the
+//! wait to announce; not which calls are limited (the policy says) nor the response (see `error`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use moka::future::Cache;
 
 use crate::policy::RateLimit;
+use crate::state::{Attempt, Op, SharedState};
 
 /// Buckets kept at most: one per active (subject, rule). Past it the least recently used bucket
 /// is dropped, which only ever gives its subject a full bucket back.
@@ -19,6 +20,17 @@ type BucketKey = (Box<str>, Box<str>);
 /// The limiter shared by all requests.
 pub struct RateLimiter {
     buckets: Cache<BucketKey, Arc<Mutex<Bucket>>>,
+    /// Where the buckets live when replicas share them; `buckets` stands in while it fails.
+    shared: Option<Arc<SharedState>>,
+}
+
+/// Why calls were not taken.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The bucket of the rule at this index is short, for this long.
+    Short(usize, Duration),
+    /// The shared store did not answer and `on_error = "deny"`.
+    Unavailable,
 }
 
 struct Bucket {
@@ -28,7 +40,13 @@ struct Bucket {
 
 impl RateLimiter {
     pub fn new() -> RateLimiter {
+        RateLimiter::with_shared(None)
+    }
+
+    /// A limiter whose buckets live in `shared` when given.
+    pub fn with_shared(shared: Option<Arc<SharedState>>) -> RateLimiter {
         RateLimiter {
+            shared,
             // An hour idle refills the slowest bucket ("N/h"), so the entry can go.
             buckets: Cache::builder()
                 .max_capacity(MAX_BUCKETS)
@@ -39,10 +57,8 @@ impl RateLimiter {
 
     /// Takes one call from the bucket of `subject` for `rule`; on an empty bucket, returns how
     /// long until the next call is allowed.
-    pub async fn take(&self, subject: &str, rule: &str, limit: RateLimit) -> Result<(), Duration> {
-        self.take_all(subject, &[(rule, limit, 1)])
-            .await
-            .map_err(|(_, wait)| wait)
+    pub async fn take(&self, subject: &str, rule: &str, limit: RateLimit) -> Result<(), Refused> {
+        self.take_all(subject, &[(rule, limit, 1)]).await
     }
 
     /// Takes `calls` from each (rule, limit, calls) bucket of `subject`, all or none: a batch
@@ -52,7 +68,7 @@ impl RateLimiter {
         &self,
         subject: &str,
         wants: &[(&str, RateLimit, u32)],
-    ) -> Result<(), (usize, Duration)> {
+    ) -> Result<(), Refused> {
         // Several calls to one rule share its bucket (and its lock).
         let mut merged: Vec<(usize, &str, RateLimit, u32)> = Vec::with_capacity(wants.len());
         for (index, (rule, limit, calls)) in wants.iter().enumerate() {
@@ -61,6 +77,33 @@ impl RateLimiter {
                 None => merged.push((index, rule, *limit, *calls)),
             }
         }
+        if let Some(shared) = &self.shared {
+            let buckets: Vec<(&str, RateLimit, u32)> = merged
+                .iter()
+                .map(|(_, rule, limit, calls)| (*rule, *limit, *calls))
+                .collect();
+            match shared
+                .attempt(Op::RateLimit, shared.store().take(subject, &buckets))
+                .await
+            {
+                Attempt::Done(taken) => {
+                    return taken.map_err(|(short, wait)| Refused::Short(merged[short].0, wait));
+                }
+                Attempt::Local => {}
+                Attempt::Unavailable => return Err(Refused::Unavailable),
+            }
+        }
+        self.take_locally(subject, merged)
+            .await
+            .map_err(|(index, wait)| Refused::Short(index, wait))
+    }
+
+    /// [`take_all`](Self::take_all) on this process's own buckets, for merged wants.
+    async fn take_locally(
+        &self,
+        subject: &str,
+        merged: Vec<(usize, &str, RateLimit, u32)>,
+    ) -> Result<(), (usize, Duration)> {
         let mut buckets = Vec::with_capacity(merged.len());
         for (index, rule, limit, calls) in merged {
             let capacity = f64::from(limit.count);
@@ -145,10 +188,10 @@ mod tests {
                     .is_ok()
             );
         }
-        let wait = limiter
-            .take("alice", "get_customer_info", limit)
-            .await
-            .unwrap_err();
+        let Err(Refused::Short(0, wait)) = limiter.take("alice", "get_customer_info", limit).await
+        else {
+            panic!("the fourth call is let through");
+        };
         assert!(
             wait > Duration::from_secs(19) && wait <= Duration::from_secs(20),
             "{wait:?}"
@@ -181,11 +224,10 @@ mod tests {
         };
         assert!(limiter.take("alice", "b", one).await.is_ok());
         // "a" has room, "b" is empty: refused at "b" (index 1), and "a" keeps both calls.
-        let (index, _) = limiter
+        let refused = limiter
             .take_all("alice", &[("a", two, 1), ("b", one, 1)])
-            .await
-            .unwrap_err();
-        assert_eq!(index, 1);
+            .await;
+        assert!(matches!(refused, Err(Refused::Short(1, _))), "{refused:?}");
         assert!(limiter.take_all("alice", &[("a", two, 2)]).await.is_ok());
         assert!(limiter.take("alice", "a", two).await.is_err());
         // Three calls to a rule that allows two are refused whole, listed apart or together.

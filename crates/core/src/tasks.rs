@@ -10,6 +10,7 @@ use crate::error::ProxyError;
 use crate::mcp::{Inspection, MessageKind};
 use crate::session::{Binding, Kind, Sessions};
 use crate::sse::Decoder;
+use crate::state::Unavailable;
 
 /// The methods that act on the task their `params.taskId` names: `tasks/get`, `tasks/update`,
 /// `tasks/cancel`, and 2025-11-25's `tasks/result`.
@@ -32,15 +33,19 @@ pub async fn check(
         ) else {
             continue;
         };
-        if acts_on_task(method)
-            && sessions.check(Kind::Task, Some(task), principal).await == Binding::Foreign
-        {
-            return Err(ProxyError::TaskNotFound {
-                id: message
-                    .id
-                    .as_ref()
-                    .and_then(|id| serde_json::to_value(id).ok()),
-            });
+        if !acts_on_task(method) {
+            continue;
+        }
+        let id = || {
+            message
+                .id
+                .as_ref()
+                .and_then(|id| serde_json::to_value(id).ok())
+        };
+        match sessions.check(Kind::Task, Some(task), principal).await {
+            Ok(Binding::Foreign) => return Err(ProxyError::TaskNotFound { id: id() }),
+            Ok(_) => {}
+            Err(Unavailable) => return Err(ProxyError::StateUnavailable { id: id() }),
         }
     }
     Ok(())
@@ -56,13 +61,14 @@ pub fn may_create(inspection: &Inspection<'_>) -> bool {
 
 /// Binds every task an upstream answer creates to `principal`. The answer is the whole body, JSON
 /// or an event stream; what cannot be read binds nothing, so a handle in it is refused later
-/// rather than left open to every caller.
+/// rather than left open to every caller. `Err` when a handle could not be bound for want of
+/// the shared store (`on_error = "deny"`): the answer must not reach the caller then.
 pub async fn bind_created(
     sessions: &Sessions,
     answer: &[u8],
     event_stream: bool,
     principal: &Principal,
-) {
+) -> Result<(), Unavailable> {
     let mut handles = Vec::new();
     if event_stream {
         let mut decoder = Decoder::new(answer.len().max(1));
@@ -76,8 +82,9 @@ pub async fn bind_created(
         created(answer, &mut handles);
     }
     for handle in handles {
-        sessions.bind(Kind::Task, &handle, principal).await;
+        sessions.bind(Kind::Task, &handle, principal).await?;
     }
+    Ok(())
 }
 
 /// The task handles one JSON body (a message or a batch) creates: `result.taskId` of a result

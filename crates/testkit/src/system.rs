@@ -54,6 +54,8 @@ pub struct SystemOptions {
     pub upstream_url: Option<String>,
     /// Start with the issuer's JWKS answering 503, as an IdP that is down.
     pub jwks_down_at_start: bool,
+    /// Whole tables appended to the config (`[state]` …).
+    pub extra_tables: String,
 }
 
 impl DemoSystem {
@@ -133,6 +135,7 @@ file = "policy.toml"
 
 [admin]
 address = "{admin_addr}"
+{extra_tables}
 "#,
             upstream = options
                 .upstream_url
@@ -145,6 +148,7 @@ address = "{admin_addr}"
             upstream_settings = &options.upstream_settings,
             mcp_settings = &options.mcp_settings,
             auth_settings = &options.auth_settings,
+            extra_tables = &options.extra_tables,
         );
         write_private(&config_file, &config_text)?;
         let admin_url = format!("http://{admin_addr}");

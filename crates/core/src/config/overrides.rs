@@ -70,6 +70,14 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("policy.file", Kind::Text),
     ("policy.watch_interval", Kind::Text),
     ("admin.address", Kind::Text),
+    ("state.backend", Kind::Text),
+    ("state.url", Kind::Text),
+    ("state.url_env", Kind::Text),
+    ("state.password_env", Kind::Text),
+    ("state.ca_file", Kind::Text),
+    ("state.key_prefix", Kind::Text),
+    ("state.timeout", Kind::Text),
+    ("state.on_error", Kind::Text),
 ];
 
 /// The variable name for a key: `auth.jwks.max_stale` → `SCOPEGATE_AUTH_JWKS_MAX_STALE`.

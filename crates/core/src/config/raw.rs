@@ -18,6 +18,7 @@ pub(super) struct RawConfig {
     pub(super) admin: Option<RawAdmin>,
     #[serde(default)]
     pub(super) limits: RawLimits,
+    pub(super) state: Option<Spanned<RawState>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,4 +118,17 @@ pub(super) struct RawPolicy {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAdmin {
     pub(super) address: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawState {
+    pub(super) backend: Option<Spanned<String>>,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) url_env: Option<Spanned<String>>,
+    pub(super) password_env: Option<Spanned<String>>,
+    pub(super) ca_file: Option<Spanned<PathBuf>>,
+    pub(super) key_prefix: Option<String>,
+    pub(super) timeout: Option<Spanned<String>>,
+    pub(super) on_error: Option<Spanned<String>>,
 }

@@ -292,3 +292,93 @@ fn the_runtime_shape_is_per_core_unless_work_stealing_is_asked_for() {
         "{error}"
     );
 }
+
+#[test]
+fn state_defaults_to_memory_and_reads_a_redis_table() {
+    use crate::state::{Backend, OnError, UrlSource};
+    let config = parse(MINIMAL).unwrap();
+    assert!(matches!(config.state.backend, Backend::Memory));
+    assert_eq!(config.state.on_error, OnError::Local);
+
+    let source = format!(
+        "{MINIMAL}\n[state]\nbackend = \"redis\"\nurl = \"rediss://:pw@redis.example:6380/2\"\nca_file = \"redis-ca.crt\"\nkey_prefix = \"gw:\"\ntimeout = \"20ms\"\non_error = \"deny\"\n"
+    );
+    let config = parse(&source).unwrap();
+    let Backend::Redis(redis) = &config.state.backend else {
+        panic!("memory backend");
+    };
+    assert!(matches!(&redis.url, UrlSource::Inline(url) if url.starts_with("rediss://")));
+    assert_eq!(
+        redis.ca_file.as_deref(),
+        Some(Path::new("/etc/scopegate/redis-ca.crt"))
+    );
+    assert_eq!(config.state.key_prefix, "gw:");
+    assert_eq!(config.state.timeout, Duration::from_millis(20));
+    assert_eq!(config.state.on_error, OnError::Deny);
+    // The password never shows in the settings' debug output (start-up logs, errors).
+    assert!(!format!("{config:?}").contains("pw@"), "{config:?}");
+}
+
+#[test]
+fn state_problems_are_all_reported_with_their_keys() {
+    let source = format!(
+        "{MINIMAL}\n[state]\nbackend = \"redis\"\nurl = \"http://:hunter2@redis:6379\"\ntimeout = \"0s\"\non_error = \"maybe\"\npassword_env = \"NOT-A-NAME\"\n"
+    );
+    let error = parse(&source).unwrap_err().to_string();
+    for expected in [
+        "state.url: must be a redis:// or rediss:// URL",
+        "state.timeout: must be more than 0",
+        "state.on_error: must be \"local\" or \"deny\"",
+        "state.password_env: must be an environment variable name",
+    ] {
+        assert!(
+            error.contains(expected),
+            "{expected} missing from:\n{error}"
+        );
+    }
+    assert!(!error.contains("hunter2"), "{error}");
+
+    let missing = parse(&format!("{MINIMAL}\n[state]\nbackend = \"redis\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("state.url: missing"), "{missing}");
+    let both = parse(&format!(
+        "{MINIMAL}\n[state]\nbackend = \"redis\"\nurl = \"redis://r:6379\"\nurl_env = \"REDIS_URL\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        both.contains("state.url_env: give url or url_env, not both"),
+        "{both}"
+    );
+    let stray = parse(&format!("{MINIMAL}\n[state]\nurl = \"redis://r:6379\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        stray.contains("state.url: only used with backend = \"redis\""),
+        "{stray}"
+    );
+    let backend = parse(&format!("{MINIMAL}\n[state]\nbackend = \"etcd\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        backend.contains("state.backend: must be \"memory\" or \"redis\""),
+        "{backend}"
+    );
+}
+
+#[test]
+fn state_url_can_come_from_an_override() {
+    let source = format!("{MINIMAL}\n[state]\nbackend = \"redis\"\n");
+    let overrides = [(
+        "SCOPEGATE_STATE_URL".to_owned(),
+        "redis://redis.gateway.svc:6379/0".to_owned(),
+    )];
+    let config =
+        Config::parse_with_overrides(&source, Path::new("/etc/scopegate/config.toml"), &overrides)
+            .unwrap();
+    assert!(matches!(
+        config.state.backend,
+        crate::state::Backend::Redis(_)
+    ));
+}
