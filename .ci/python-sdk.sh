@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Interop with the official MCP Python SDK 2.x through the real proxy: a dual-era SDK server as
-# the upstream, the SDK client in auto, pinned 2026-07-28 and legacy modes (tests/python_sdk.rs).
+# the upstream, the SDK client in auto, pinned 2026-07-28 and legacy modes (tests/it/python_sdk.rs).
 # Installs the SDK into a venv under target/ once; a second run reuses it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,4 +14,4 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$packages" ]]; then
     echo "$packages" > "$stamp"
 fi
 
-SCOPEGATE_PYTHON="$PWD/$venv/bin/python" cargo test --test python_sdk -- --ignored
+SCOPEGATE_PYTHON="$PWD/$venv/bin/python" cargo test --test it python_sdk:: -- --ignored

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The real Redis that tests/state.rs starts on free ports (Debian's redis-server): installed
+# The real Redis that tests/it/state.rs starts on free ports (Debian's redis-server): installed
 # when missing. The tests start and stop their own servers; nothing here is left running.
 set -euo pipefail
 

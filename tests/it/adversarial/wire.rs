@@ -12,7 +12,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 
-use crate::all_pass;
+use super::all_pass;
 use crate::common::{self, TestSystem};
 
 /// A TLS connection to the proxy that speaks HTTP/1.1, for bytes no client library would send.
@@ -61,7 +61,7 @@ async fn raw_status(t: &TestSystem, request: &[u8]) -> Result<u16, String> {
 #[tokio::test]
 async fn smuggled_framing_is_refused_by_the_http_layer() {
     let t = common::start().await;
-    let token = t.token(&crate::ALL_SCOPES);
+    let token = t.token(&super::ALL_SCOPES);
     let body = TestSystem::tool_call("get_customer_info", 1);
     let smuggled = TestSystem::tool_call("create_support_ticket", 2);
     let head = |framing: &str| {

@@ -5,7 +5,7 @@
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
 use crate::common::{self, TestSystem};
-use crate::{Refusal, all_pass, check};
+use super::{Refusal, all_pass, check};
 
 /// A POST of `body` with `headers`, by a caller holding only `customer:read`.
 fn request(

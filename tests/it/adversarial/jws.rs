@@ -7,7 +7,7 @@ use scopegate_testkit::issuer::KeyChoice;
 use serde_json::{Value, json};
 
 use crate::common::{self, TestSystem};
-use crate::{Refusal, all_pass, b64, check, invalid_token};
+use super::{Refusal, all_pass, b64, check, invalid_token};
 
 /// A tool call with `token` must be refused as `invalid_token` with `reason` and `description`.
 pub async fn refused_token(
@@ -42,7 +42,7 @@ const EMBEDDED: &str = "embedded key not accepted";
 async fn jwt_tool_exploit_modes_are_refused() {
     let t = common::start().await;
     let issuer = &t.system.issuer;
-    let claims = issuer.claims_for("tester", &crate::ALL_SCOPES);
+    let claims = issuer.claims_for("tester", &super::ALL_SCOPES);
     let kid = issuer.default_kid();
     let signed = |header: Value| issuer.mint_with(header, claims.clone(), KeyChoice::Default);
     let unsigned = |header: Value| issuer.mint_with(header, claims.clone(), KeyChoice::Unsigned);
@@ -320,7 +320,7 @@ async fn jwt_tool_exploit_modes_are_refused() {
 async fn structurally_broken_jws_is_refused() {
     let t = common::start().await;
     let issuer = &t.system.issuer;
-    let claims = serde_json::to_vec(&issuer.claims_for("tester", &crate::ALL_SCOPES)).unwrap();
+    let claims = serde_json::to_vec(&issuer.claims_for("tester", &super::ALL_SCOPES)).unwrap();
     let kid = issuer.default_kid();
     let header = format!(r#"{{"alg":"ES256","kid":"{kid}"}}"#);
     let raw = |header: &str, claims: &[u8]| {

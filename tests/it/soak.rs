@@ -3,7 +3,7 @@
 //! (default 20). Asserts no unexpected status, one audit line per request, resident memory
 //! growth under a stated bound, and no connection left behind on either side.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Holding under faults and abuse: least-privilege listings, session binding, resource limits,
 //! IdP and upstream failures.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

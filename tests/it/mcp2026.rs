@@ -3,10 +3,8 @@
 //! retries decided one by one, and task handles bound to their creator. The upstream is scripted
 //! per method, so each test states exactly what the server said and counts what reached it.
 
-mod common;
-#[path = "mcp2026/rmcp_client.rs"]
+use crate::common;
 mod rmcp_client;
-#[path = "mcp2026/tasks.rs"]
 mod tasks;
 
 use std::convert::Infallible;

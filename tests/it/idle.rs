@@ -2,7 +2,7 @@
 //! from the first scrape (and a reloaded policy's new rules as soon as it loads), and signing keys
 //! refreshed in the background on their lifetime, failures counted, until the proxy stops.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,6 @@
 //! Starts the real system for a test in a few lines: dev issuer (real JWKS over HTTP, real signed
 //! tokens), rmcp sample server, and the proxy on TLS with a generated CA; plus clients that trust
 //! that CA. Everything binds 127.0.0.1:0.
-#![allow(dead_code)] // each test binary uses its own part of this module
 
 pub mod child;
 

@@ -1,6 +1,6 @@
 //! The request path end to end: a real rmcp client and server, real TLS, real tokens.
 
-mod common;
+use crate::common;
 
 use common::{Options, TestSystem, header, read};
 use rmcp::model::CallToolRequestParams;

@@ -2,7 +2,7 @@
 //! argument-dependent step-up, deny rules, the scope hierarchy, shadow mode, hot reload and
 //! filtered listings. Every refusal is checked to have reached nothing upstream.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;

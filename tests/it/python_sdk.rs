@@ -6,7 +6,7 @@
 //! Needs the SDK: `.ci/python-sdk.sh` installs it into a venv and runs this with `--ignored`,
 //! `SCOPEGATE_PYTHON` naming that venv's interpreter.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -5,7 +5,7 @@
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
 use crate::common::{self, TestSystem};
-use crate::{Refusal, all_pass, assert_forwarded, check, invalid_token};
+use super::{Refusal, all_pass, assert_forwarded, check, invalid_token};
 
 fn request(t: &TestSystem, authorization: &[&str]) -> reqwest::RequestBuilder {
     let mut request = t
@@ -23,7 +23,7 @@ fn request(t: &TestSystem, authorization: &[&str]) -> reqwest::RequestBuilder {
 #[tokio::test]
 async fn authorization_header_smuggling_is_refused() {
     let t = common::start().await;
-    let token = t.token(&crate::ALL_SCOPES);
+    let token = t.token(&super::ALL_SCOPES);
     let malformed = |description: &str| Refusal {
         status: 401,
         challenge: invalid_token(&t, description),

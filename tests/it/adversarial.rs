@@ -7,19 +7,13 @@
 //! SDKs, and HTTP/1.1 request smuggling.
 
 #[allow(unused_imports)] // this suite starts every system with the default options
-mod common;
+use crate::common;
 
-#[path = "adversarial/bodies.rs"]
 mod bodies;
-#[path = "adversarial/claims.rs"]
 mod claims;
-#[path = "adversarial/findings.rs"]
 mod findings;
-#[path = "adversarial/headers.rs"]
 mod headers;
-#[path = "adversarial/jws.rs"]
 mod jws;
-#[path = "adversarial/wire.rs"]
 mod wire;
 
 use common::{TestSystem, header, read};

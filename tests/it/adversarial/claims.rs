@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::common::{self, TestSystem};
-use crate::jws::refused_token;
-use crate::{all_pass, assert_forwarded, now};
+use super::jws::refused_token;
+use super::{all_pass, assert_forwarded, now};
 
 const LEEWAY: i64 = 30;
 
@@ -14,7 +14,7 @@ async fn signed_tokens_with_unacceptable_claims_are_refused() {
     let t = common::start().await;
     let resource = t.system.resource.clone();
     let mint = |edit: &dyn Fn(&mut serde_json::Map<String, Value>)| {
-        t.token_with(&crate::ALL_SCOPES, |c| edit(c.as_object_mut().unwrap()))
+        t.token_with(&super::ALL_SCOPES, |c| edit(c.as_object_mut().unwrap()))
     };
     let set = |key: &'static str, value: Value| {
         mint(&move |c: &mut serde_json::Map<String, Value>| {
@@ -180,7 +180,7 @@ async fn signed_tokens_with_unacceptable_claims_are_refused() {
     for (name, token, reason, description) in &cases {
         results.push(refused_token(&t, name, token, reason, description).await);
     }
-    crate::all_pass(results);
+    super::all_pass(results);
 }
 
 /// The other side of the leeway and type rules: what a strict verifier must still accept.
@@ -191,17 +191,17 @@ async fn edge_values_that_are_valid_pass() {
     let accepted = [
         (
             "expired within the leeway",
-            t.token_with(&crate::ALL_SCOPES, |c| c["exp"] = json!(now() - 5)),
+            t.token_with(&super::ALL_SCOPES, |c| c["exp"] = json!(now() - 5)),
         ),
         (
             "aud array holding ours",
-            t.token_with(&crate::ALL_SCOPES, |c| {
+            t.token_with(&super::ALL_SCOPES, |c| {
                 c["aud"] = json!(["https://other.example.com", resource])
             }),
         ),
         (
             "fractional exp",
-            t.token_with(&crate::ALL_SCOPES, |c| {
+            t.token_with(&super::ALL_SCOPES, |c| {
                 c["exp"] = json!(now() as f64 + 300.5)
             }),
         ),

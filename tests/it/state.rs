@@ -2,10 +2,8 @@
 //! upstream, as two replicas of a gateway, share rate limits and session bindings; a Redis that
 //! stops, restarts or hangs is handled as `on_error` says, within `timeout`.
 
-mod common;
-#[path = "state/redis_server.rs"]
+use crate::common;
 mod redis_server;
-#[path = "state/store.rs"]
 mod store;
 
 use std::time::{Duration, Instant};

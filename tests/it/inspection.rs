@@ -1,7 +1,7 @@
 //! Body rules through the real proxy: what the proxy cannot read exactly as the upstream will is
 //! refused with a specific error, and never forwarded.
 
-mod common;
+use crate::common;
 
 use common::{Options, TestSystem, read};
 use serde_json::json;

@@ -1,7 +1,7 @@
 //! Operating the proxy: metrics after known traffic, the audit trail, probes, hot reload of
 //! policy and certificate, graceful shutdown, shadow mode, rate limits, config checks.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

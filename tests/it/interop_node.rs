@@ -11,7 +11,7 @@
 //! with `--ignored`, `SCOPEGATE_NODE_DIR` naming the directory it installed into (its
 //! `node_modules` and a copy of `tests/node/*.mjs`).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

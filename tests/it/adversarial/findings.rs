@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{self, Options, TestSystem, header, open_session, read};
-use crate::{ALL_SCOPES, Refusal, all_pass, check};
+use super::{ALL_SCOPES, Refusal, all_pass, check};
 
 /// A token for another principal than `tester`.
 fn token_of(t: &TestSystem, subject: &str, scopes: &[&str]) -> String {
@@ -330,7 +330,7 @@ async fn a_refused_batch_spends_no_rate_limit_tokens() {
 #[tokio::test]
 async fn a_refusal_before_the_body_announces_that_the_connection_closes() {
     let t = common::start().await;
-    let mut tls = crate::wire::raw_tls(&t).await;
+    let mut tls = super::wire::raw_tls(&t).await;
     // The head says a body follows; the proxy answers 401 before reading it.
     tls.write_all(
         b"POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n",
@@ -477,7 +477,7 @@ async fn an_accepted_chunked_post_keeps_its_connection() {
     let token = t.token(&ALL_SCOPES);
     let session = open_session(&t, &token).await;
     let body = TestSystem::tool_call("get_customer_info", 2);
-    let mut tls = crate::wire::raw_tls(&t).await;
+    let mut tls = super::wire::raw_tls(&t).await;
     let request = format!(
         "POST /mcp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {session}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
         body.len()
@@ -499,7 +499,7 @@ async fn a_header_named_in_connection_is_dropped_before_the_proxy_decides_on_it(
     let token = t.token(&ALL_SCOPES);
     let session = open_session(&t, &token).await;
     let init = json!({"jsonrpc":"2.0","id":9,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}).to_string();
-    let mut tls = crate::wire::raw_tls(&t).await;
+    let mut tls = super::wire::raw_tls(&t).await;
     let request = format!(
         "POST /mcp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {session}\r\nConnection: mcp-session-id\r\nContent-Length: {}\r\n\r\n{init}",
         init.len()

@@ -83,11 +83,7 @@ scopes = ["customer:delete"]
 mode = "audit"
 "#;
 
-#[path = "policy_cli/cases.rs"]
 mod cases;
-#[path = "policy_cli/check.rs"]
 mod check;
-#[path = "policy_cli/conditions.rs"]
 mod conditions;
-#[path = "policy_cli/explain.rs"]
 mod explain;

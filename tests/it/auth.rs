@@ -1,6 +1,6 @@
 //! Authentication end to end: every 401 reason, key rotation, a down IdP, discovery.
 
-mod common;
+use crate::common;
 
 use common::{Options, TestSystem, header, read, session_call};
 use jsonwebtoken::Algorithm;
