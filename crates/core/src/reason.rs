@@ -133,7 +133,8 @@ mod tests {
             let name = reason.as_str();
             assert!(seen.insert(name), "{name} named twice");
             assert!(
-                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
                 "{name} is not snake_case"
             );
         }

@@ -4,8 +4,8 @@
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
-use crate::common::{self, TestSystem};
 use super::{Refusal, all_pass, check};
+use crate::common::{self, TestSystem};
 
 /// A POST of `body` with `headers`, by a caller holding only `customer:read`.
 fn request(

@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{self, TestSystem};
 use super::jws::refused_token;
 use super::{all_pass, assert_forwarded, now};
+use crate::common::{self, TestSystem};
 
 const LEEWAY: i64 = 30;
 

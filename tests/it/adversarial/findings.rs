@@ -13,8 +13,8 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{self, Options, TestSystem, header, open_session, read};
 use super::{ALL_SCOPES, Refusal, all_pass, check};
+use crate::common::{self, Options, TestSystem, header, open_session, read};
 
 /// A token for another principal than `tester`.
 fn token_of(t: &TestSystem, subject: &str, scopes: &[&str]) -> String {

@@ -4,8 +4,8 @@
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
-use crate::common::{self, TestSystem};
 use super::{Refusal, all_pass, assert_forwarded, check, invalid_token};
+use crate::common::{self, TestSystem};
 
 fn request(t: &TestSystem, authorization: &[&str]) -> reqwest::RequestBuilder {
     let mut request = t

@@ -6,8 +6,8 @@ use jsonwebtoken::Algorithm;
 use scopegate_testkit::issuer::KeyChoice;
 use serde_json::{Value, json};
 
-use crate::common::{self, TestSystem};
 use super::{Refusal, all_pass, b64, check, invalid_token};
+use crate::common::{self, TestSystem};
 
 /// A tool call with `token` must be refused as `invalid_token` with `reason` and `description`.
 pub async fn refused_token(

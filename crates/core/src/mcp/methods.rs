@@ -114,7 +114,7 @@ mod tests {
         for name in [
             "tools/call",
             "prompts/get",
-            "tasks/get",
+            "tasks/list",
             "sampling/createMessage",
             "x",
         ] {
