@@ -11,10 +11,12 @@ use std::time::Duration;
 use http::Uri;
 
 use crate::auth::AuthSettings;
+use crate::integrity::IntegrityConfig;
 use crate::units::parse_size;
 use raw::{RawConfig, RawLimits, RawListen, RawMcp, RawUpstream};
 
 mod auth;
+mod integrity;
 mod overrides;
 mod problems;
 mod raw;
@@ -85,6 +87,8 @@ pub struct Config {
     pub policy_watch_interval: Duration,
     pub admin_address: SocketAddr,
     pub limits: Limits,
+    /// `[integrity]`: tool pins; `None` when the table is absent (definitions are not checked).
+    pub integrity: Option<IntegrityConfig>,
 }
 
 /// Bounds on what a client can make the proxy hold.
@@ -262,6 +266,9 @@ fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Conf
         DEFAULT_POLICY_WATCH_INTERVAL,
     );
     let limits = validate_limits(&raw.limits, problems);
+    let integrity = raw
+        .integrity
+        .map(|raw| integrity::validate_integrity(raw, base, problems));
     let admin_address = match raw.admin.and_then(|a| a.address) {
         Some(address) => problems.value(&address, "admin.address", |s| {
             s.parse::<SocketAddr>().map_err(|e| e.to_string())
@@ -283,6 +290,10 @@ fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Conf
         policy_watch_interval: policy_watch_interval?,
         admin_address: admin_address?,
         limits: limits?,
+        integrity: match integrity {
+            Some(integrity) => Some(integrity?),
+            None => None,
+        },
     })
 }
 

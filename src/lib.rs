@@ -16,6 +16,7 @@ pub mod denial;
 mod der;
 pub mod error;
 pub mod http_checks;
+pub mod integrity;
 pub mod listfilter;
 pub mod logging;
 pub mod mcp;
@@ -53,6 +54,9 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
 pub fn check_config(config_path: &Path) -> anyhow::Result<String> {
     let config = config::Config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let policy = policy::Policy::load(&config.policy_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(pins) = config.integrity.as_ref().and_then(|i| i.pins.as_deref()) {
+        integrity::PinSet::load(pins).map_err(|e| anyhow::anyhow!("integrity.pins: {e}"))?;
+    }
     if let Some(files) = &config.listen.tls {
         tls::load_certified_key(&files.cert, &files.key)?;
     }

@@ -63,7 +63,7 @@ const DECISIONS: [&str; 3] = ["allow", "would_deny", "deny"];
 /// Every `reason` a refusal can carry besides the token's ([`AuthError::REFUSAL_REASONS`]): the
 /// proxy's own (`ProxyError::reason`), the body inspection's (`InspectError::reason`) and the
 /// policy's (`DenyReason::label`). The tests below hold these lists to those functions.
-const PROXY_REASONS: [&str; 18] = [
+const PROXY_REASONS: [&str; 19] = [
     "not_found",
     "method_not_allowed",
     "origin_not_allowed",
@@ -80,6 +80,7 @@ const PROXY_REASONS: [&str; 18] = [
     "list_unreadable",
     "answer_too_large",
     "rate_limited",
+    "tool_changed",
     "upstream_unreachable",
     "upstream_timeout",
 ];
@@ -166,6 +167,9 @@ pub struct Metrics {
     pub tls_reloads: IntCounterVec,
     tls_expiry: Gauge,
     pub rate_limited: IntCounterVec,
+    /// Tool definitions seen that do not match their pins, by policy rule.
+    pub tool_changes: IntCounterVec,
+    pub pins_reloads: IntCounterVec,
     pub connections: IntGauge,
     /// Fetch counts already added to `jwks_fetches`, so each scrape adds only what is new.
     jwks_seen: Mutex<(u64, u64)>,
@@ -279,6 +283,16 @@ impl Metrics {
                 "Calls refused by a per-subject rate limit, by rule.",
                 &["tool"],
             ),
+            tool_changes: counter(
+                "scopegate_tool_changes_total",
+                "Tool definitions relayed that do not match their pins, by policy rule (_other without a rule).",
+                &["tool"],
+            ),
+            pins_reloads: counter(
+                "scopegate_pins_reload_total",
+                "Pins file reloads by result.",
+                &["result"],
+            ),
             connections: IntGauge::new(
                 "scopegate_open_connections",
                 "Client connections open on the public listener.",
@@ -322,6 +336,7 @@ impl Metrics {
         for decision in DECISIONS {
             self.tool_calls.with_label_values(&[NO_RULE, decision]);
         }
+        self.tool_changes.with_label_values(&[NO_RULE]);
         for reason in AuthError::REFUSAL_REASONS {
             self.auth_failures.with_label_values(&[reason]);
         }
@@ -341,6 +356,7 @@ impl Metrics {
             self.jwks_fetches.with_label_values(&[result]);
             self.policy_reloads.with_label_values(&[result]);
             self.tls_reloads.with_label_values(&[result]);
+            self.pins_reloads.with_label_values(&[result]);
         }
     }
 
@@ -356,6 +372,7 @@ impl Metrics {
             for decision in DECISIONS {
                 self.tool_calls.with_label_values(&[rule, decision]);
             }
+            self.tool_changes.with_label_values(&[rule]);
         }
         for rule in policy.rate_limited_rule_names() {
             self.rate_limited.with_label_values(&[rule]);

@@ -101,6 +101,10 @@ fn every_proxy_error() -> Vec<ProxyError> {
             rule: "r".into(),
             retry_after: std::time::Duration::from_secs(1),
         },
+        ProxyError::ToolChanged {
+            id: None,
+            tool: "t".into(),
+        },
         ProxyError::UpstreamUnreachable { id: None },
         ProxyError::UpstreamTimeout { id: None },
     ];
@@ -125,6 +129,7 @@ fn every_proxy_error() -> Vec<ProxyError> {
             | ProxyError::ListUnreadable { .. }
             | ProxyError::AnswerTooLarge { .. }
             | ProxyError::RateLimited { .. }
+            | ProxyError::ToolChanged { .. }
             | ProxyError::UpstreamUnreachable { .. }
             | ProxyError::UpstreamTimeout { .. } => {}
         }

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::task::JoinHandle;
 
+use crate::integrity::{Integrity, PinSet};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::proxy::Proxy;
@@ -84,6 +85,53 @@ pub async fn reload_policy(proxy: &Proxy, path: &Path, forced: bool) {
             metrics.policy_reloads.with_label_values(&["failure"]).inc();
         }
     }
+}
+
+/// Watches the pins file like the policy (polled, and re-read on `SIGHUP`): a renewed pin is in
+/// force at once; a file that does not load is refused and the pins in force stay.
+pub async fn watch_pins(
+    integrity: Arc<Integrity>,
+    metrics: Arc<Metrics>,
+    path: PathBuf,
+    every: Duration,
+) -> anyhow::Result<JoinHandle<()>> {
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let paths = [path.clone()];
+    let mut last = fingerprint(&paths).await;
+    Ok(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let forced = tokio::select! {
+                _ = tick.tick() => false,
+                _ = hangup.recv() => true,
+            };
+            let now = fingerprint(&paths).await;
+            if !forced && now == last {
+                continue;
+            }
+            last = now;
+            let loaded = {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || PinSet::load(&path)).await
+            };
+            match loaded {
+                Ok(Ok(pins)) => {
+                    tracing::info!(file = %path.display(), tools = pins.len(), "pins reloaded");
+                    integrity.replace_pins(pins);
+                    metrics.pins_reloads.with_label_values(&["success"]).inc();
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "pins reload refused; the previous pins stay in force");
+                    metrics.pins_reloads.with_label_values(&["failure"]).inc();
+                }
+                Err(error) => {
+                    tracing::error!(%error, "pins reload task failed");
+                    metrics.pins_reloads.with_label_values(&["failure"]).inc();
+                }
+            }
+        }
+    }))
 }
 
 /// Watches the certificate and key files; a renewed pair serves new handshakes, a broken one is

@@ -70,6 +70,8 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("policy.file", Kind::Text),
     ("policy.watch_interval", Kind::Text),
     ("admin.address", Kind::Text),
+    ("integrity.pins", Kind::Text),
+    ("integrity.on_change", Kind::Text),
 ];
 
 /// The variable name for a key: `auth.jwks.max_stale` → `SCOPEGATE_AUTH_JWKS_MAX_STALE`.

@@ -18,6 +18,7 @@ pub(super) struct RawConfig {
     pub(super) admin: Option<RawAdmin>,
     #[serde(default)]
     pub(super) limits: RawLimits,
+    pub(super) integrity: Option<RawIntegrity>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +112,13 @@ pub(super) struct RawJwks {
 pub(super) struct RawPolicy {
     pub(super) file: Spanned<PathBuf>,
     pub(super) watch_interval: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIntegrity {
+    pub(super) pins: Option<Spanned<PathBuf>>,
+    pub(super) on_change: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
