@@ -44,6 +44,8 @@ pub struct SystemOptions {
     pub upstream_settings: String,
     pub mcp_settings: String,
     pub auth_settings: String,
+    /// Whole tables appended to the config (`[integrity]` …).
+    pub extra_tables: String,
     /// Leave `jwks_uri` out, so the proxy discovers it from the issuer.
     pub discover_jwks: bool,
     /// Run the proxy as this `scopegate` binary in its own process instead of in this one.
@@ -131,7 +133,7 @@ file = "policy.toml"
 
 [admin]
 address = "{admin_addr}"
-"#,
+{extra_tables}"#,
             upstream = options
                 .upstream_url
                 .clone()
@@ -141,6 +143,7 @@ address = "{admin_addr}"
             upstream_settings = &options.upstream_settings,
             mcp_settings = &options.mcp_settings,
             auth_settings = &options.auth_settings,
+            extra_tables = &options.extra_tables,
         );
         write_private(&config_file, &config_text)?;
         let admin_url = format!("http://{admin_addr}");
