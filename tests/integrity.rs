@@ -411,3 +411,143 @@ async fn tools_pin_asks_a_2026_07_28_server_statelessly_and_follows_its_cursor()
             .starts_with("sha256:")
     );
 }
+
+/// A 2026-07-28 (stateless) request through the proxy: the body with its `_meta`, and the
+/// headers that must agree with it.
+async fn stateless(t: &TestSystem, token: &str, method: &str, params: Value) -> (u16, Value) {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": { "name": "test", "version": "1" },
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let mut request = t
+        .post(
+            Some(token),
+            json!({ "jsonrpc": "2.0", "id": 3, "method": method, "params": params }).to_string(),
+        )
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method);
+    if let Some(name) = params["name"].as_str() {
+        request = request.header("mcp-name", name);
+    }
+    let (status, _, body) = common::read(request.send().await.unwrap()).await;
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the MCP Python SDK 2.x: .ci/python-sdk.sh"]
+async fn the_python_sdk_server_changing_a_description_mid_run_loses_the_tool_until_it_is_pinned_again()
+ {
+    let (_server, base) = common::python::start_server();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let calls = async |tool: &str| -> u64 {
+        let counts: Value = http
+            .get(format!("{base}/calls"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        counts[tool].as_u64().unwrap_or(0)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = pin_config(dir.path(), &format!("{base}/mcp"));
+    let lock = dir.path().join("tools.lock");
+    let pin = [
+        "pin",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        lock.to_str().unwrap(),
+    ];
+    let (ok, out) = tools(&pin);
+    assert!(ok && out.contains("2 tools pinned"), "{out}");
+    assert!(out.contains("(MCP 2026-07-28)"), "{out}");
+
+    let t = common::start_with(Options {
+        upstream_url: Some(format!("{base}/mcp")),
+        proxy_binary: Some(binary()),
+        extra_tables: format!("\n[integrity]\npins = \"{}\"\n", lock.display()),
+        ..Options::default()
+    })
+    .await;
+    let token = t.token(&SCOPES);
+    let listed = async || -> Vec<String> {
+        let (status, body) = stateless(&t, &token, "tools/list", json!({})).await;
+        assert_eq!(status, 200, "{body}");
+        let mut names: Vec<String> = body["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|tool| tool["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let ticket = json!({ "name": "create_support_ticket", "arguments": { "customer_id": "C001", "subject": "s" } });
+    let lookup = json!({ "name": CHANGED, "arguments": { "customer_id": "C001" } });
+    assert_eq!(listed().await, ["create_support_ticket", CHANGED]);
+    let (status, body) = stateless(&t, &token, "tools/call", lookup.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(calls(CHANGED).await, 1);
+
+    let changed = http
+        .post(format!("{base}/describe"))
+        .json(&json!({ "tool": CHANGED, "description": NEW_DESCRIPTION }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200);
+    assert_eq!(listed().await, ["create_support_ticket"]);
+    let (status, body) = stateless(&t, &token, "tools/call", lookup.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["data"]["reason"], "tool_changed");
+    assert_eq!(
+        calls(CHANGED).await,
+        1,
+        "the refused call reached the server"
+    );
+    let (status, body) = stateless(&t, &token, "tools/call", ticket).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(calls("create_support_ticket").await, 1);
+    let metrics = scrape(&t).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!("scopegate_tool_changes_total{{tool=\"{CHANGED}\"}}")
+        ),
+        Some(1.0)
+    );
+
+    let diff = [
+        "diff",
+        "--config",
+        config.to_str().unwrap(),
+        "--pins",
+        lock.to_str().unwrap(),
+    ];
+    let (same, out) = tools(&diff);
+    println!("{out}");
+    assert!(!same, "{out}");
+    assert!(out.contains("    - \"One customer's record.\""), "{out}");
+    assert!(
+        out.contains(&format!("    + \"{NEW_DESCRIPTION}\"")),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 unchanged, 1 changed, 0 added, 0 removed"),
+        "{out}"
+    );
+
+    let (ok, out) = tools(&pin);
+    assert!(ok, "{out}");
+    assert!(
+        eventually(Duration::from_secs(10), async || listed().await.len() == 2).await,
+        "the renewed pin is not in force"
+    );
+    let (status, body) = stateless(&t, &token, "tools/call", lookup).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(calls(CHANGED).await, 2);
+}

@@ -8,58 +8,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use common::Options;
+use common::python::{python, start_server};
 use serde_json::Value;
-
-/// Kills the server process however the test ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn python() -> String {
-    std::env::var("SCOPEGATE_PYTHON")
-        .expect("SCOPEGATE_PYTHON names a Python with the MCP SDK 2.x: run .ci/python-sdk.sh")
-}
-
-/// Starts the SDK server on a port of its choosing and returns it with its MCP URL, read from
-/// the line uvicorn logs once it listens.
-fn start_server() -> (Server, String) {
-    let mut child = Command::new(python())
-        .args(["tests/python/mcp_sdk_server.py", "0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python starts");
-    let stderr = child.stderr.take().unwrap();
-    let server = Server(child);
-    let (lines, listening) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(at) = line.find("http://127.0.0.1:") {
-                let url = line[at..].split_whitespace().next().unwrap().to_string();
-                let _ = lines.send(url);
-            }
-        }
-    });
-    let base = listening
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the SDK server listens within a minute");
-    (server, format!("{base}/mcp"))
-}
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the MCP Python SDK 2.x: .ci/python-sdk.sh"]
 async fn the_python_sdk_speaks_each_era_through_the_proxy_and_auto_negotiates_2026_07_28() {
-    let (_server, upstream) = start_server();
+    let (_server, base) = start_server();
+    let upstream = format!("{base}/mcp");
     let t = common::start_with(Options {
         upstream_url: Some(upstream),
         ..Options::default()

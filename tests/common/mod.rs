@@ -3,6 +3,8 @@
 //! that CA. Everything binds 127.0.0.1:0.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod python;
+
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use rmcp::ServiceExt;
 use rmcp::service::RunningService;
