@@ -28,7 +28,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::auth::Principal;
-use crate::integrity::{FIELDS, Fingerprint, Integrity};
+use crate::integrity::{FIELDS, Integrity};
 use crate::mcp_params::ParamHeaders;
 use crate::policy::{Action, Arguments, Decision, Facts, Mode};
 use crate::proxy::PolicyState;
@@ -195,8 +195,9 @@ impl ListFilter {
         Ok(())
     }
 
-    /// Whether a listed tool stays: its definition fields, read from the entry's own members,
-    /// match its pin (or a change is only audited).
+    /// Whether a listed tool stays: its definition fields, read from the entry's own members
+    /// (parsed again only when their bytes are new), match its pin (or a change is only
+    /// audited).
     fn matches_pin(
         &self,
         integrity: &Integrity,
@@ -214,7 +215,7 @@ impl ListFilter {
         for (raw, field) in fields.iter_mut().zip(FIELDS) {
             *raw = find(members, field)?.map(RawValue::get);
         }
-        Ok(integrity.observe(name, Fingerprint::of_raw(fields), &self.policy.policy))
+        Ok(integrity.observe(name, integrity.fingerprint(fields), &self.policy.policy))
     }
 
     /// Whether the caller may use an entry: allowed, or denied by a rule in audit mode (the call

@@ -78,6 +78,27 @@ impl fmt::Display for NotCanonical {
     }
 }
 
+/// A digest of the fields' raw text as the upstream wrote it: equal for byte-identical
+/// definitions, so a listing seen before is recognised without parsing it again. Not a pin:
+/// spacing and key order change it.
+pub fn raw_digest(fields: [Option<&str>; 6]) -> Sha256 {
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for field in fields {
+        // Each field as its presence and length, then its text: no two field lists run together.
+        match field {
+            Some(text) => {
+                context.update(&[1]);
+                context.update(&(text.len() as u64).to_le_bytes());
+                context.update(text.as_bytes());
+            }
+            None => context.update(&[0]),
+        }
+    }
+    let mut out = [0; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    Sha256(out)
+}
+
 impl Fingerprint {
     /// From the fields' raw JSON text, in [`FIELDS`] order, as the listing filter finds them.
     pub fn of_raw(fields: [Option<&str>; 6]) -> Result<Fingerprint, NotCanonical> {
@@ -198,6 +219,19 @@ mod tests {
             Fingerprint::of_value(&json!({ "name": "t", "description": "a", "title": "T" }))
                 .unwrap();
         assert_eq!(old.changed_fields(&titled), ["title"]);
+    }
+
+    #[test]
+    fn the_raw_digest_tells_fields_apart_however_their_text_is_split() {
+        let a = raw_digest([None, Some("\"ab\""), None, None, None, None]);
+        let b = raw_digest([None, Some("\"a"), Some("b\""), None, None, None]);
+        let c = raw_digest([Some("\"ab\""), None, None, None, None, None]);
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(
+            a,
+            raw_digest([None, Some("\"ab\""), None, None, None, None])
+        );
     }
 
     #[test]

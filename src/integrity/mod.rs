@@ -27,7 +27,7 @@ pub mod fetch;
 pub mod pins;
 pub mod store;
 
-pub use canonical::{FIELDS, Fingerprint, NotCanonical, Sha256};
+pub use canonical::{FIELDS, Fingerprint, NotCanonical, Sha256, raw_digest};
 pub use pins::PinSet;
 pub use store::{MemoryPins, PinStore};
 
@@ -60,6 +60,9 @@ pub struct Integrity {
     learned: Box<dyn PinStore>,
     /// The last definition relayed of each tool.
     seen: RwLock<HashMap<String, Fingerprint>>,
+    /// Fingerprints by the digest of their fields' raw text: an upstream sends the same bytes
+    /// listing after listing, and those are then hashed once, not parsed and canonicalised again.
+    known: RwLock<HashMap<Sha256, Fingerprint>>,
     metrics: Arc<Metrics>,
 }
 
@@ -97,6 +100,7 @@ impl Integrity {
             file: pins.map(ArcSwap::from_pointee),
             learned,
             seen: RwLock::default(),
+            known: RwLock::default(),
             metrics,
         }
     }
@@ -116,6 +120,25 @@ impl Integrity {
             (None, Some(seen)) => self.learned.pin_first(tool, seen),
             (None, None) => self.learned.get(tool),
         }
+    }
+
+    /// The fingerprint of a definition given as its fields' raw text, in [`FIELDS`] order.
+    pub fn fingerprint(&self, fields: [Option<&str>; 6]) -> Result<Fingerprint, NotCanonical> {
+        let raw = raw_digest(fields);
+        {
+            let known = self.known.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(fingerprint) = known.get(&raw) {
+                return Ok(fingerprint.clone());
+            }
+        }
+        let fingerprint = Fingerprint::of_raw(fields)?;
+        let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
+        // An upstream whose definitions keep changing cannot grow this without end.
+        if known.len() >= store::MAX_TOOLS {
+            known.clear();
+        }
+        known.insert(raw, fingerprint.clone());
+        Ok(fingerprint)
     }
 
     /// Records a relayed tool definition; whether the tool stays in the listing. A definition

@@ -89,3 +89,17 @@ fn an_entry_without_a_name_or_canonical_form_is_hidden_when_changes_hide() {
     assert!(!integrity.observe(None, seen(&tool("a")), &policy));
     assert!(!integrity.observe(Some("lookup"), Err(NotCanonical("inputSchema")), &policy));
 }
+
+#[test]
+fn a_definition_seen_before_byte_for_byte_gets_the_same_fingerprint_and_respacing_still_matches() {
+    let (integrity, _) = integrity(None, OnChange::Hide);
+    let compact = [None, Some(r#""Sum""#), None, Some(r#""sum""#), None, None];
+    let spaced = [None, Some(r#" "Sum" "#), None, Some(r#""sum""#), None, None];
+    let first = integrity.fingerprint(compact).unwrap();
+    assert_eq!(integrity.fingerprint(compact).unwrap(), first);
+    assert_eq!(integrity.fingerprint(spaced).unwrap(), first);
+    assert_eq!(
+        first,
+        Fingerprint::of_value(&json!({ "name": "sum", "description": "Sum" })).unwrap()
+    );
+}
