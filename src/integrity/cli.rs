@@ -20,8 +20,7 @@ pub async fn pin(config: &Path, out: &Path) -> anyhow::Result<String> {
     let config = Config::load(config).map_err(|e| anyhow!("{e}"))?;
     let listing = fetch::list_tools(&config).await?;
     let pins = PinSet::from_listing(&listing.tools).map_err(|e| anyhow!("{e}"))?;
-    std::fs::write(out, pins.to_file())
-        .map_err(|e| anyhow!("{}: cannot write: {e}", out.display()))?;
+    write_whole(out, &pins.to_file())?;
     Ok(format!(
         "{}: {} tools pinned from {} (MCP {})",
         out.display(),
@@ -29,6 +28,21 @@ pub async fn pin(config: &Path, out: &Path) -> anyhow::Result<String> {
         config.upstream.url,
         listing.revision
     ))
+}
+
+/// Writes `text` to `path` through a temporary file beside it and a rename, so a proxy watching
+/// the file never reads half of it.
+fn write_whole(path: &Path, text: &str) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("{}: not a file name", path.display()))?;
+    let mut temporary = name.to_owned();
+    temporary.push(".tmp");
+    let temporary = path.with_file_name(temporary);
+    std::fs::write(&temporary, text)
+        .map_err(|e| anyhow!("{}: cannot write: {e}", temporary.display()))?;
+    std::fs::rename(&temporary, path)
+        .map_err(|e| anyhow!("{}: cannot replace: {e}", path.display()))
 }
 
 /// `tools diff --config FILE --pins tools.lock`: the report, and whether the upstream's tools
