@@ -551,3 +551,53 @@ async fn the_python_sdk_server_changing_a_description_mid_run_loses_the_tool_unt
     assert_eq!(status, 200, "{body}");
     assert_eq!(calls(CHANGED).await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pins_file_that_does_not_load_is_refused_and_the_pins_in_force_stay() {
+    let upstream = SampleServer::start(SampleServerOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = pin_config(dir.path(), &upstream.url());
+    let lock = dir.path().join("tools.lock");
+    let pin = [
+        "pin",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        lock.to_str().unwrap(),
+    ];
+    assert!(tools(&pin).0);
+    let t = system(&upstream, &format!("pins = \"{}\"", lock.display())).await;
+    let token = t.token(&SCOPES);
+    upstream.set_description(CHANGED, NEW_DESCRIPTION);
+    assert_eq!(listed(&t, &token).await, without_changed());
+
+    // A hand edit that breaks the file: refused, counted, and the tool stays refused.
+    let text = std::fs::read_to_string(&lock).unwrap();
+    std::fs::write(&lock, text.replace("\"version\": 1", "\"version\": 1,")).unwrap();
+    let failures = async || {
+        sample(
+            &scrape(&t).await,
+            "scopegate_pins_reload_total{result=\"failure\"}",
+        ) == Some(1.0)
+    };
+    assert!(
+        eventually(Duration::from_secs(10), failures).await,
+        "the broken file's reload is not counted"
+    );
+    let (status, body) = call(&t, &token, CHANGED).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(listed(&t, &token).await, without_changed());
+    let process = t.system.process.as_ref().unwrap();
+    let logged = async || {
+        process
+            .logs()
+            .iter()
+            .any(|l| l.contains("pins reload refused") && l.contains("tools.lock"))
+    };
+    assert!(
+        eventually(Duration::from_secs(5), logged).await,
+        "the refusal names the file"
+    );
+}
