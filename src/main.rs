@@ -60,6 +60,31 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Pin the upstream's tool definitions, and show what changed since they were pinned.
+    Tools {
+        #[command(subcommand)]
+        command: ToolsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ToolsCommand {
+    /// Ask the config's upstream for its whole tool listing and write each tool's pin (the
+    /// SHA-256 of its RFC 8785 definition) and definition to a pins file for `[integrity] pins`.
+    Pin {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long, value_name = "tools.lock")]
+        out: PathBuf,
+    },
+    /// Compare the upstream's tools now with a pins file, field by field. Exits 1 when anything
+    /// differs.
+    Diff {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long, value_name = "tools.lock")]
+        pins: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -77,8 +102,8 @@ enum PolicyCommand {
         /// and about known scopes that no rule uses.
         #[arg(long, value_name = "SCOPES")]
         known_scopes: Option<String>,
-        /// A saved tools/list answer (JSON): conditions' args.X are checked against each tool's
-        /// inputSchema.
+        /// A saved tools/list answer (JSON) or a pins file (`tools pin`): conditions' args.X are
+        /// checked against each tool's inputSchema.
         #[arg(long, value_name = "FILE")]
         tools: Option<PathBuf>,
     },
@@ -137,6 +162,30 @@ fn main() -> ExitCode {
         Command::Adapter { config } => report(logged(json, "info", || {
             on_runtime(scopegate_adapter::run(&config))
         })),
+        Command::Tools { command } => tools(command),
+    }
+}
+
+fn tools(command: ToolsCommand) -> ExitCode {
+    use scopegate_core::integrity::cli;
+    match command {
+        ToolsCommand::Pin { config, out } => report(on_runtime(async {
+            println!("{}", cli::pin(&config, &out).await?);
+            Ok(())
+        })),
+        ToolsCommand::Diff { config, pins } => {
+            let mut same = false;
+            let result = on_runtime(async {
+                let (text, clean) = cli::diff(&config, &pins).await?;
+                print!("{text}");
+                same = clean;
+                Ok(())
+            });
+            if result.is_ok() && !same {
+                return ExitCode::FAILURE;
+            }
+            report(result)
+        }
     }
 }
 

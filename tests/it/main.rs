@@ -14,6 +14,7 @@ mod hardening;
 mod idle;
 mod inspection;
 mod inspector_properties;
+mod integrity;
 mod interop_node;
 mod logging;
 mod mcp2026;

@@ -11,26 +11,14 @@ use crate::common;
 use std::process::Command;
 
 use common::Options;
+use common::python::{python, start_server};
 use serde_json::Value;
-
-fn python() -> String {
-    std::env::var("SCOPEGATE_PYTHON")
-        .expect("SCOPEGATE_PYTHON names a Python with the MCP SDK 2.x: run .ci/python-sdk.sh")
-}
-
-/// Starts the SDK server on a port of its choosing and returns it with its MCP URL, read from
-/// the line uvicorn logs once it listens.
-fn start_server() -> (common::child::Running, String) {
-    let mut command = Command::new(python());
-    command.args(["tests/python/mcp_sdk_server.py", "0"]);
-    let (server, base) = common::child::start_listening(command);
-    (server, format!("{base}/mcp"))
-}
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the MCP Python SDK 2.x: .ci/python-sdk.sh"]
 async fn the_python_sdk_speaks_each_era_through_the_proxy_and_auto_negotiates_2026_07_28() {
-    let (_server, upstream) = start_server();
+    let (_server, base) = start_server();
+    let upstream = format!("{base}/mcp");
     let t = common::start_with(Options {
         upstream_url: Some(upstream),
         ..Options::default()

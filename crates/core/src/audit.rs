@@ -168,6 +168,10 @@ impl Ctx {
             ProxyError::RateLimited { .. } => ErrorKind::RateLimit,
             _ => ErrorKind::Other,
         });
+        if let ProxyError::ToolChanged { tool, .. } = error {
+            self.method = Some("tools/call".to_string());
+            self.tool = Some(tool.clone());
+        }
         if let ProxyError::Forbidden(denied) = error {
             self.method = Some(denied.method.clone());
             self.tool.clone_from(&denied.target);

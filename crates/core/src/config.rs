@@ -10,10 +10,12 @@ use std::time::Duration;
 use http::Uri;
 
 use crate::auth::AuthSettings;
+use crate::integrity::IntegrityConfig;
 use crate::units::parse_size;
 use raw::{RawConfig, RawLimits, RawListen, RawMcp, RawUpstream};
 
 mod auth;
+mod integrity;
 mod overrides;
 mod raw;
 pub use crate::diagnostics::ConfigError;
@@ -86,6 +88,8 @@ pub struct Config {
     pub limits: Limits,
     /// Where rate limits and handle bindings live (`[state]`): this process, or Redis.
     pub state: crate::state::StateSettings,
+    /// `[integrity]`: tool pins; `None` when the table is absent (definitions are not checked).
+    pub integrity: Option<IntegrityConfig>,
 }
 
 /// Bounds on what a client can make the proxy hold.
@@ -244,6 +248,9 @@ fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Conf
     );
     let limits = validate_limits(&raw.limits, problems);
     let state = state::validate_state(raw.state, base, problems);
+    let integrity = raw
+        .integrity
+        .map(|raw| integrity::validate_integrity(raw, base, problems));
     let admin_address = match raw.admin.and_then(|a| a.address) {
         Some(address) => problems.value(&address, "admin.address", |s| {
             s.parse::<SocketAddr>().map_err(|e| e.to_string())
@@ -266,6 +273,10 @@ fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Conf
         admin_address: admin_address?,
         limits: limits?,
         state: state?,
+        integrity: match integrity {
+            Some(integrity) => Some(integrity?),
+            None => None,
+        },
     })
 }
 

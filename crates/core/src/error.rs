@@ -84,6 +84,10 @@ pub enum ProxyError {
     },
 
     // ---- the upstream ----------------------------------------------------------------------
+    /// A call to a tool whose definition no longer matches its pin (or has none in the pins
+    /// file): the server changed what the tool says since it was reviewed.
+    #[error("tools/call {tool:?} is refused: the tool's definition changed since it was pinned")]
+    ToolChanged { id: ErrorId, tool: String },
     #[error("upstream unreachable")]
     UpstreamUnreachable { id: ErrorId },
     #[error("upstream did not answer in time")]
@@ -145,6 +149,7 @@ impl ProxyError {
             ProxyError::Unauthenticated(error) => error.reason(),
             ProxyError::Forbidden(denied) => denied.reason,
             ProxyError::RateLimited { .. } => Reason::RateLimited,
+            ProxyError::ToolChanged { .. } => Reason::ToolChanged,
             ProxyError::UpstreamUnreachable { .. } => Reason::UpstreamUnreachable,
             ProxyError::UpstreamTimeout { .. } => Reason::UpstreamTimeout,
         }
@@ -294,6 +299,14 @@ impl ProxyError {
                     .insert(RETRY_AFTER, HeaderValue::from(seconds));
                 response
             }
+            // A plain 403: no scope lifts it, only a renewed pin.
+            ProxyError::ToolChanged { id, tool } => rpc(
+                StatusCode::FORBIDDEN,
+                id,
+                code::FORBIDDEN,
+                &description,
+                json!({ "reason": "tool_changed", "method": "tools/call", "tool": tool }),
+            ),
             ProxyError::UpstreamUnreachable { id } => rpc(
                 StatusCode::BAD_GATEWAY,
                 id,

@@ -15,6 +15,7 @@ pub mod der;
 pub mod diagnostics;
 pub mod error;
 pub mod http_checks;
+pub mod integrity;
 pub mod listfilter;
 pub mod logging;
 pub mod mcp;
@@ -54,6 +55,9 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
 pub fn check_config(config_path: &Path) -> anyhow::Result<String> {
     let config = config::Config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let policy = policy::Policy::load(&config.policy_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(pins) = config.integrity.as_ref().and_then(|i| i.pins.as_deref()) {
+        integrity::PinSet::load(pins).map_err(|e| anyhow::anyhow!("integrity.pins: {e}"))?;
+    }
     if let Some(files) = &config.listen.tls {
         tls::load_certified_key(&files.cert, &files.key)?;
     }

@@ -28,6 +28,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::auth::Principal;
+use crate::integrity::{FIELDS, Integrity};
 use crate::mcp_params::ParamHeaders;
 use crate::policy::{Action, Arguments, Decision, Facts, Mode, PolicyState};
 use crate::sse::{self, Decoder};
@@ -69,6 +70,10 @@ pub struct ListFilter {
     policy: Arc<PolicyState>,
     /// Where the `x-mcp-header` marks of the listed tools are remembered, if anywhere.
     marks: Option<Arc<ParamHeaders>>,
+    /// Entries the caller may not use are dropped (`mcp.filter_lists`).
+    by_policy: bool,
+    /// Tool pins: a tool whose definition does not match its pin may be dropped too.
+    integrity: Option<Arc<Integrity>>,
 }
 
 impl ListFilter {
@@ -77,7 +82,22 @@ impl ListFilter {
             principal,
             policy,
             marks: None,
+            by_policy: true,
+            integrity: None,
         }
+    }
+
+    /// Whether entries the caller may not use are dropped (on unless listings are checked only
+    /// against pins).
+    pub fn by_policy(mut self, on: bool) -> ListFilter {
+        self.by_policy = on;
+        self
+    }
+
+    /// Also checks each listed tool's definition against its pin.
+    pub fn checking_pins(mut self, integrity: Option<Arc<Integrity>>) -> ListFilter {
+        self.integrity = integrity;
+        self
     }
 
     /// Also remembers each listed tool's `x-mcp-header` marks in `marks`, from the entries this
@@ -138,18 +158,27 @@ impl ListFilter {
             listing = true;
             let mut kept = Vec::with_capacity(entries.len());
             for entry in &entries {
-                let target = match RawObject::parse(entry)? {
+                let members = RawObject::parse(entry)?;
+                let target = match &members {
                     Some(RawObject(members)) => {
-                        let target = find(&members, key)?
+                        let target = find(members, key)?
                             .and_then(|raw| serde_json::from_str::<Cow<'_, str>>(raw.get()).ok());
                         if let (Some(marks), "tools", Some(name)) = (&self.marks, field, &target) {
-                            marks.learn(name, find(&members, "inputSchema")?.map(RawValue::get));
+                            marks.learn(name, find(members, "inputSchema")?.map(RawValue::get));
                         }
                         target
                     }
                     None => None,
                 };
-                if self.may_use(method, target.as_deref()) {
+                // Every listed tool is checked against its pin, whoever may use it: a change is
+                // caught at the first listing that shows it.
+                let pinned = match (&self.integrity, field) {
+                    (Some(integrity), "tools") => {
+                        self.matches_pin(integrity, members.as_ref(), target.as_deref())?
+                    }
+                    _ => true,
+                };
+                if pinned && (!self.by_policy || self.may_use(method, target.as_deref())) {
                     kept.push(entry.get());
                 }
             }
@@ -163,6 +192,29 @@ impl ListFilter {
             mark_private(base, result, &fields, cuts)?;
         }
         Ok(())
+    }
+
+    /// Whether a listed tool stays: its definition fields, read from the entry's own members
+    /// (parsed again only when their bytes are new), match its pin (or a change is only
+    /// audited).
+    fn matches_pin(
+        &self,
+        integrity: &Integrity,
+        members: Option<&RawObject<'_>>,
+        name: Option<&str>,
+    ) -> Result<bool, Unreadable> {
+        let Some(RawObject(members)) = members else {
+            return Ok(integrity.observe(
+                None,
+                Err(crate::integrity::NotCanonical("entry")),
+                &self.policy.policy,
+            ));
+        };
+        let mut fields = [None; 6];
+        for (raw, field) in fields.iter_mut().zip(FIELDS) {
+            *raw = find(members, field)?.map(RawValue::get);
+        }
+        Ok(integrity.observe(name, integrity.fingerprint(fields), &self.policy.policy))
     }
 
     /// Whether the caller may use an entry: allowed, or denied by a rule in audit mode (the call

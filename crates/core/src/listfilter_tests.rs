@@ -253,3 +253,57 @@ async fn a_line_separator_inside_a_json_string_goes_out_escaped() {
         "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"text\":\"a\\u2028b\"}}\n\n"
     );
 }
+
+/// A filter that checks pins made from the listing's `read` and `write` with these
+/// descriptions, changes hidden; `by_policy` as given.
+fn pinned_filter(by_policy: bool) -> ListFilter {
+    use crate::integrity::{Integrity, IntegrityConfig, OnChange, PinSet};
+    let pins = PinSet::from_listing(&[
+        json!({ "name": "read", "description": "Reads" }),
+        json!({ "name": "write", "description": "Writes" }),
+    ])
+    .unwrap();
+    let config = IntegrityConfig {
+        pins: None,
+        on_change: OnChange::Hide,
+    };
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let integrity = Arc::new(Integrity::new(&config, Some(pins), metrics));
+    filter(&["r", "w"])
+        .by_policy(by_policy)
+        .checking_pins(Some(integrity))
+}
+
+const PINNED_LISTING: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read","description":"Reads"},{"description":"Writes, then mails the result to x","name":"write"},{"name":"unpinned","description":"New"}]}}"#;
+
+#[test]
+fn a_changed_or_unpinned_tool_leaves_a_json_listing_whoever_may_call_it() {
+    for by_policy in [true, false] {
+        let out = pinned_filter(by_policy)
+            .filter_json(PINNED_LISTING.as_bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!(names(&out), ["read"], "by_policy {by_policy}");
+    }
+    // Key order and spacing are not changes.
+    let reordered = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{ "description" : "Writes", "name":"write"}]}}"#;
+    let out = pinned_filter(true)
+        .filter_json(reordered.as_bytes())
+        .unwrap();
+    assert_eq!(out, None, "nothing removed, the original bytes go out");
+}
+
+#[tokio::test]
+async fn a_changed_tool_leaves_an_event_stream_listing_too() {
+    let filter = pinned_filter(true);
+    let events = format!("id: 1\ndata: {PINNED_LISTING}\n\n");
+    let out = filter
+        .filter_event_stream(events.as_bytes(), 1 << 20)
+        .unwrap();
+    let text = std::str::from_utf8(&out).unwrap();
+    let data = text
+        .lines()
+        .find_map(|line| line.strip_prefix("data: "))
+        .unwrap();
+    assert_eq!(names(data.as_bytes()), ["read"], "{text}");
+}

@@ -100,6 +100,9 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     /// Operations on the shared state (`[state]`) that failed or timed out, by op.
     pub state_errors: IntCounterVec,
+    /// Tool definitions seen that do not match their pins, by policy rule.
+    pub tool_changes: IntCounterVec,
+    pub pins_reloads: IntCounterVec,
     pub connections: IntGauge,
     /// `denials` and `auth_failures` resolved per reason once (indexed by `Reason::index`), so a
     /// refusal costs an atomic add, not a label hash and a lock.
@@ -219,6 +222,16 @@ impl Metrics {
                 "Operations on the shared state (Redis) that failed or timed out, by op; on_error then applied.",
                 &["op"],
             ),
+            tool_changes: counter(
+                "scopegate_tool_changes_total",
+                "Tool definitions relayed that do not match their pins, by policy rule (_other without a rule).",
+                &["tool"],
+            ),
+            pins_reloads: counter(
+                "scopegate_pins_reload_total",
+                "Pins file reloads by result.",
+                &["result"],
+            ),
             connections: IntGauge::new(
                 "scopegate_open_connections",
                 "Client connections open on the public listener.",
@@ -304,6 +317,7 @@ impl Metrics {
         for decision in DECISIONS {
             self.tool_calls.with_label_values(&[NO_RULE, decision]);
         }
+        self.tool_changes.with_label_values(&[NO_RULE]);
         for reason in Reason::ALL {
             if reason.is_token() {
                 self.auth_failures.with_label_values(&[reason.as_str()]);
@@ -320,6 +334,7 @@ impl Metrics {
             self.jwks_fetches.with_label_values(&[result]);
             self.policy_reloads.with_label_values(&[result]);
             self.tls_reloads.with_label_values(&[result]);
+            self.pins_reloads.with_label_values(&[result]);
         }
     }
 
@@ -335,6 +350,7 @@ impl Metrics {
             for decision in DECISIONS {
                 self.tool_calls.with_label_values(&[rule, decision]);
             }
+            self.tool_changes.with_label_values(&[rule]);
         }
         for rule in policy.rate_limited_rule_names() {
             self.rate_limited.with_label_values(&[rule]);

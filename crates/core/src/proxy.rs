@@ -24,6 +24,7 @@ use crate::http_checks::{
     check_mcp_headers, check_media_type, check_singletons, declared_length, discard_rest,
     read_body, refuse_body,
 };
+use crate::integrity::Integrity;
 use crate::listfilter::{LIST_METHODS, ListFilter};
 use crate::mcp::headers::session_id;
 use crate::mcp::{self, InspectLimits, Inspection, MessageKind, RequestId};
@@ -64,6 +65,8 @@ pub struct Proxy {
     /// The `x-mcp-header` marks of the tools seen listed, which `Mcp-Param-*` headers must match.
     param_headers: Arc<ParamHeaders>,
     filter_lists: bool,
+    /// Tool pins (`[integrity]`): checked in every listing and on every `tools/call`.
+    integrity: Option<Arc<Integrity>>,
     max_list_bytes: usize,
     in_flight: Semaphore,
     body_read_timeout: Duration,
@@ -96,6 +99,10 @@ impl Proxy {
         );
         let state = policy_state(&config.mcp.resource, &config.authorization_servers, policy);
         let shared = crate::state::SharedState::connect(&config.state, &metrics, clients.len())?;
+        let integrity = match &config.integrity {
+            Some(settings) => Some(Arc::new(Integrity::start(settings, metrics.clone())?)),
+            None => None,
+        };
         Ok(Proxy {
             mcp_path: config.mcp.path.clone(),
             resource: config.mcp.resource.clone(),
@@ -114,6 +121,7 @@ impl Proxy {
             }),
             param_headers: Arc::default(),
             filter_lists: config.mcp.filter_lists,
+            integrity,
             max_list_bytes: config.mcp.max_list_bytes,
             in_flight: Semaphore::new(config.limits.max_requests),
             body_read_timeout: config.limits.body_read_timeout,
@@ -139,6 +147,11 @@ impl Proxy {
 
     pub fn authenticator(&self) -> &Authenticator {
         &self.auth
+    }
+
+    /// Tool pins, when `[integrity]` is configured.
+    pub fn integrity(&self) -> Option<&Arc<Integrity>> {
+        self.integrity.as_ref()
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -329,6 +342,11 @@ impl Proxy {
             if let Some(sessions) = &self.sessions {
                 tasks::check(sessions, &inspection, &principal).await?;
             }
+            // A changed tool is refused before the policy is asked, so the call costs its caller
+            // no rate-limit token: no scope could let it through.
+            if let Some(integrity) = &self.integrity {
+                integrity.check_calls(&inspection)?;
+            }
             // Every POST is decided on its own, so each retry of an "input required" call
             // (2026-07-28 multi round-trip) is authorized again, arguments and all.
             self.authorize(&principal, &inspection, ctx).await?;
@@ -386,11 +404,14 @@ impl Proxy {
         Ok(response)
     }
 
-    /// A filter for the listings an answer may carry, when listings are filtered.
+    /// A filter for the listings an answer may carry, when listings are filtered by policy or
+    /// checked against tool pins.
     fn list_filter(&self, principal: &Arc<Principal>) -> Option<ListFilter> {
-        self.filter_lists.then(|| {
+        (self.filter_lists || self.integrity.is_some()).then(|| {
             ListFilter::new(Arc::clone(principal), self.policy.load_full())
                 .learning(self.param_headers.clone())
+                .by_policy(self.filter_lists)
+                .checking_pins(self.integrity.clone())
         })
     }
 

@@ -41,6 +41,8 @@ reasons! {
     TaskNotFound => "task_not_found",
     Overloaded => "overloaded",
     RateLimited => "rate_limited",
+    /// A tool whose definition no longer matches its pin (`[integrity]`).
+    ToolChanged => "tool_changed",
     /// The shared state (`[state]` on Redis) cannot be reached and `on_error = "deny"`.
     StateUnavailable => "state_unavailable",
     // ---- the JSON-RPC inspection -----------------------------------------------------------

@@ -3,12 +3,14 @@
 //! that write a new file and rename it over the old), and `SIGHUP` forces a policy re-read. A
 //! new file that does not load is refused; what was serving keeps serving.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::task::JoinHandle;
 
+use crate::integrity::{Integrity, PinSet};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::proxy::Proxy;
@@ -37,6 +39,24 @@ pub async fn watch_policy(
     path: PathBuf,
     every: Duration,
 ) -> anyhow::Result<JoinHandle<()>> {
+    watch_file(path, every, move |path, forced| {
+        let proxy = proxy.clone();
+        async move { reload_policy(&proxy, &path, forced).await }
+    })
+    .await
+}
+
+/// Calls `reload` with the file's path whenever the file changes (polled every `every`) and on
+/// `SIGHUP` (`forced`). Fingerprinted before this returns.
+async fn watch_file<F, R>(
+    path: PathBuf,
+    every: Duration,
+    reload: F,
+) -> anyhow::Result<JoinHandle<()>>
+where
+    F: Fn(PathBuf, bool) -> R + Send + 'static,
+    R: Future<Output = ()> + Send,
+{
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let paths = [path.clone()];
     let mut last = fingerprint(&paths).await;
@@ -53,7 +73,7 @@ pub async fn watch_policy(
                 continue;
             }
             last = now;
-            reload_policy(&proxy, &path, forced).await;
+            reload(path.clone(), forced).await;
         }
     }))
 }
@@ -82,6 +102,43 @@ pub async fn reload_policy(proxy: &Proxy, path: &Path, forced: bool) {
         Err(error) => {
             tracing::error!(%error, "policy reload task failed");
             metrics.policy_reloads.with_label_values(&["failure"]).inc();
+        }
+    }
+}
+
+/// Watches the pins file like the policy (polled, and re-read on `SIGHUP`): a renewed pin is in
+/// force at once; a file that does not load is refused and the pins in force stay.
+pub async fn watch_pins(
+    integrity: Arc<Integrity>,
+    metrics: Arc<Metrics>,
+    path: PathBuf,
+    every: Duration,
+) -> anyhow::Result<JoinHandle<()>> {
+    watch_file(path, every, move |path, _| {
+        let (integrity, metrics) = (integrity.clone(), metrics.clone());
+        async move { reload_pins(&integrity, &metrics, path).await }
+    })
+    .await
+}
+
+async fn reload_pins(integrity: &Integrity, metrics: &Metrics, path: PathBuf) {
+    let loaded = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || PinSet::load(&path)).await
+    };
+    match loaded {
+        Ok(Ok(pins)) => {
+            tracing::info!(file = %path.display(), tools = pins.len(), "pins reloaded");
+            integrity.replace_pins(pins);
+            metrics.pins_reloads.with_label_values(&["success"]).inc();
+        }
+        Ok(Err(error)) => {
+            tracing::error!(%error, "pins reload refused; the previous pins stay in force");
+            metrics.pins_reloads.with_label_values(&["failure"]).inc();
+        }
+        Err(error) => {
+            tracing::error!(%error, "pins reload task failed");
+            metrics.pins_reloads.with_label_values(&["failure"]).inc();
         }
     }
 }

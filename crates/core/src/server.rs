@@ -158,6 +158,20 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         )
         .await?,
     );
+    if let (Some(integrity), Some(pins)) = (
+        proxy.integrity(),
+        config.integrity.as_ref().and_then(|i| i.pins.clone()),
+    ) {
+        background.push(
+            reload::watch_pins(
+                integrity.clone(),
+                metrics.clone(),
+                pins,
+                config.policy_watch_interval,
+            )
+            .await?,
+        );
+    }
     let (stop, stopped) = watch::channel(false);
     let serving = Serving {
         acceptor,

@@ -3,6 +3,7 @@
 //! that scopegate protects, in the demo and as the integration tests' upstream, and so records what
 //! reached it (request count, last request's headers). It knows nothing about tokens or scopes.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -85,8 +86,15 @@ impl SampleServer {
         };
         let tickets = Arc::new(AtomicU64::new(0));
         let slow_tools = opts.slow_tools;
+        let descriptions = Arc::new(Mutex::new(HashMap::new()));
         let mcp = StreamableHttpService::new(
-            move || Ok(CustomerService::new(tickets.clone(), slow_tools)),
+            {
+                let descriptions = descriptions.clone();
+                move || {
+                    Ok(CustomerService::new(tickets.clone(), slow_tools)
+                        .described(&lock(&descriptions)))
+                }
+            },
             Arc::new(LocalSessionManager::default()),
             config,
         );
@@ -127,6 +135,7 @@ impl SampleServer {
             inner: Arc::new(HandleInner {
                 addr,
                 seen,
+                descriptions,
                 stop: Mutex::new(Some(stop)),
             }),
         })
@@ -142,6 +151,8 @@ pub struct SampleServerHandle {
 struct HandleInner {
     addr: SocketAddr,
     seen: Arc<Seen>,
+    /// Tool descriptions that replace the built-in ones in sessions opened from now on.
+    descriptions: Arc<Mutex<HashMap<String, String>>>,
     /// Dropping the sender (with this struct) stops the accept loop too.
     stop: Mutex<Option<oneshot::Sender<()>>>,
 }
@@ -186,6 +197,12 @@ impl SampleServerHandle {
     /// The body of the last request that arrived, as received.
     pub fn last_request_body(&self) -> Bytes {
         lock(&self.inner.seen.last_body).clone()
+    }
+
+    /// Gives `tool` a new description in every session opened from now on: a server updated
+    /// while running, as the tool-integrity tests need it.
+    pub fn set_description(&self, tool: &str, description: &str) {
+        lock(&self.inner.descriptions).insert(tool.to_string(), description.to_string());
     }
 
     /// Stops serving; open connections and sessions are closed.
@@ -315,6 +332,16 @@ impl CustomerService {
             tool_router,
             tickets,
         }
+    }
+
+    /// With the descriptions in `descriptions` instead of the built-in ones.
+    fn described(mut self, descriptions: &HashMap<String, String>) -> Self {
+        for (tool, description) in descriptions {
+            if let Some(route) = self.tool_router.map.get_mut(tool.as_str()) {
+                route.attr.description = Some(description.clone().into());
+            }
+        }
+        self
     }
 }
 

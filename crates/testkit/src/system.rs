@@ -46,6 +46,8 @@ pub struct SystemOptions {
     pub upstream_settings: String,
     pub mcp_settings: String,
     pub auth_settings: String,
+    /// Whole tables appended to the config (`[state]`, `[integrity]` …).
+    pub extra_tables: String,
     /// Leave `jwks_uri` out, so the proxy discovers it from the issuer.
     pub discover_jwks: bool,
     /// Run the proxy as this `scopegate` binary in its own process instead of in this one.
@@ -54,8 +56,6 @@ pub struct SystemOptions {
     pub upstream_url: Option<String>,
     /// Start with the issuer's JWKS answering 503, as an IdP that is down.
     pub jwks_down_at_start: bool,
-    /// Whole tables appended to the config (`[state]` …).
-    pub extra_tables: String,
 }
 
 impl DemoSystem {

@@ -4,6 +4,8 @@
 
 pub mod child;
 
+pub mod python;
+
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use rmcp::ServiceExt;
 use rmcp::service::RunningService;

@@ -78,6 +78,8 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("state.key_prefix", Kind::Text),
     ("state.timeout", Kind::Text),
     ("state.on_error", Kind::Text),
+    ("integrity.pins", Kind::Text),
+    ("integrity.on_change", Kind::Text),
 ];
 
 /// The variable name for a key: `auth.jwks.max_stale` → `SCOPEGATE_AUTH_JWKS_MAX_STALE`.

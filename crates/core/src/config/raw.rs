@@ -19,6 +19,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) limits: RawLimits,
     pub(super) state: Option<Spanned<RawState>>,
+    pub(super) integrity: Option<RawIntegrity>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +113,13 @@ pub(super) struct RawJwks {
 pub(super) struct RawPolicy {
     pub(super) file: Spanned<PathBuf>,
     pub(super) watch_interval: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIntegrity {
+    pub(super) pins: Option<Spanned<PathBuf>>,
+    pub(super) on_change: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -382,3 +382,24 @@ fn state_url_can_come_from_an_override() {
         crate::state::Backend::Redis(_)
     ));
 }
+
+#[test]
+fn integrity_is_off_without_its_table_hides_by_default_and_names_a_bad_on_change() {
+    use crate::integrity::OnChange;
+    assert!(parse(MINIMAL).unwrap().integrity.is_none());
+    let config = parse(&format!("{MINIMAL}[integrity]\npins = \"tools.lock\"\n")).unwrap();
+    let integrity = config.integrity.unwrap();
+    assert_eq!(integrity.on_change, OnChange::Hide);
+    assert_eq!(
+        integrity.pins.as_deref(),
+        Some(Path::new("/etc/scopegate/tools.lock"))
+    );
+    let audit = parse(&format!("{MINIMAL}[integrity]\non_change = \"audit\"\n")).unwrap();
+    let audit = audit.integrity.unwrap();
+    assert_eq!((audit.on_change, audit.pins), (OnChange::Audit, None));
+    let error = parse(&format!("{MINIMAL}[integrity]\non_change = \"block\"\n")).unwrap_err();
+    assert_eq!(
+        error.problems,
+        ["/etc/scopegate/config.toml:21:13: integrity.on_change: must be \"hide\" or \"audit\""]
+    );
+}

@@ -231,6 +231,11 @@ impl Policy {
         self.tool_rule(name).is_some()
     }
 
+    /// The name (exact or glob) of the rule for tool `name`: a bounded metric label.
+    pub fn tool_rule_name(&self, name: &str) -> Option<&str> {
+        self.tool_rule(name).map(|rule| &*rule.name)
+    }
+
     /// The tool rules' names (exact or glob), as written: the `tool` label values of tool call
     /// counts under this policy, listed at 0 as soon as it loads.
     pub fn tool_rule_names(&self) -> impl Iterator<Item = &str> {

@@ -22,6 +22,7 @@ pub(super) struct Schema {
 }
 
 /// Reads a saved `tools/list` answer: the JSON-RPC response, its `result`, or the `tools` array.
+/// A pins file (`scopegate tools pin`) is read by its `tools` snapshot, which has that shape.
 pub(super) fn read(path: &Path) -> Result<HashMap<String, Schema>, Finding> {
     let origin = path.display().to_string();
     let fail = |message: String| Finding::file(&origin, Severity::Error, message);
