@@ -3,6 +3,7 @@
 //! environment. Owns parsing and problem reporting with `file:line:col`; not what the values do.
 
 use scopegate_core::diagnostics::{ConfigError, Problems};
+pub use scopegate_core::env::{Env, ProcessEnv};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -38,26 +39,6 @@ pub const DEFAULT_MCP_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_ANTHROPIC_MAX_TOKENS: u64 = 4096;
 /// The Messages API version header; the one every current Anthropic model accepts.
 pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
-
-/// Where secrets come from: the process environment in production, a map in tests.
-pub trait Env {
-    fn var(&self, name: &str) -> Option<String>;
-}
-
-/// The process environment.
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
-    }
-}
-
-impl Env for BTreeMap<String, String> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).cloned()
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct AdapterConfig {

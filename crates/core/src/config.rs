@@ -10,6 +10,7 @@ use std::time::Duration;
 use http::Uri;
 
 use crate::auth::AuthSettings;
+use crate::env::Env as _;
 use crate::integrity::IntegrityConfig;
 use crate::units::parse_size;
 use raw::{RawConfig, RawLimits, RawListen, RawMcp, RawUpstream};
@@ -177,9 +178,7 @@ impl Config {
         let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
             problems: vec![format!("{}: cannot read: {e}", path.display())],
         })?;
-        let overrides: Vec<(String, String)> = std::env::vars()
-            .filter(|(name, _)| name.starts_with(ENV_PREFIX))
-            .collect();
+        let overrides = crate::env::ProcessEnv.vars_with_prefix(ENV_PREFIX);
         Config::parse_with_overrides(&source, path, &overrides)
     }
 

@@ -13,6 +13,7 @@ pub mod config;
 pub mod denial;
 pub mod der;
 pub mod diagnostics;
+pub mod env;
 pub mod error;
 pub mod http_checks;
 pub mod integrity;

@@ -13,13 +13,15 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use tokio::sync::oneshot;
 
 /// Serves `/jwks` and `/.well-known/openid-configuration` for issuer `http://127.0.0.1:port`.
 pub struct JwksServer {
     addr: SocketAddr,
     state: Arc<ServerState>,
+    /// Dropping the server stops it (the accept loop and its connections).
+    _stop: oneshot::Sender<()>,
 }
 
 struct ServerState {
@@ -44,21 +46,14 @@ impl JwksServer {
             discovery_hits: AtomicUsize::new(0),
         });
         let served = Arc::clone(&state);
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let state = Arc::clone(&served);
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| answer(Arc::clone(&state), addr, req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self { addr, state }
+        let service = service_fn(move |req| answer(Arc::clone(&served), addr, req));
+        let (stop, stopped) = oneshot::channel();
+        crate::serve::spawn(listener, service, stopped, || {});
+        Self {
+            addr,
+            state,
+            _stop: stop,
+        }
     }
 
     pub fn issuer(&self) -> String {

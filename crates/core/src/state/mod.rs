@@ -5,6 +5,7 @@
 //! the buckets and bindings themselves, whose modules (`ratelimit`, `session`) ask this one and
 //! keep the local state. Verified tokens never come here: they stay in the local cache.
 
+use crate::env::{Env as _, ProcessEnv};
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
@@ -275,7 +276,8 @@ pub fn check_settings(settings: &StateSettings) -> anyhow::Result<()> {
 fn client(settings: &RedisSettings) -> anyhow::Result<redis::Client> {
     let url = match &settings.url {
         UrlSource::Inline(url) => url.clone(),
-        UrlSource::Env(name) => std::env::var(name)
+        UrlSource::Env(name) => ProcessEnv
+            .var(name)
             .with_context(|| format!("state.url_env: environment variable {name} is not set"))?,
     };
     // The URL itself is never put into a message: it may carry a password.
@@ -283,7 +285,7 @@ fn client(settings: &RedisSettings) -> anyhow::Result<redis::Client> {
     let mut info = redis::IntoConnectionInfo::into_connection_info(url.as_str())
         .map_err(|_| anyhow::anyhow!("state.url: not a redis:// or rediss:// URL"))?;
     if let Some(name) = &settings.password_env {
-        let password = std::env::var(name).with_context(|| {
+        let password = ProcessEnv.var(name).with_context(|| {
             format!("state.password_env: environment variable {name} is not set")
         })?;
         let redis_info = info.redis_settings().clone().set_password(password);
