@@ -1,5 +1,6 @@
 //! A small MCP client over Streamable HTTP, spoken through scopegate with the bearer token from
-//! the [`TokenManager`]: `initialize` → `notifications/initialized` → `tools/list` → `tools/call`,
+//! the [`TokenManager`] (or one given token, for `policy check --url`): `initialize` →
+//! `notifications/initialized` → `tools/list` → `tools/call`,
 //! reading each answer as JSON or as an SSE stream. Hand-written on the shared hyper client rather
 //! than rmcp's client, so the sidecar image carries no second HTTP stack (reqwest) for four
 //! methods. Owns the session; not which tools are called (see `chat`).
@@ -71,10 +72,18 @@ struct Session {
     protocol_version: String,
 }
 
+/// Where each request's bearer token comes from.
+enum Credentials {
+    /// A client-credentials grant, fetched again when scopegate refuses it (the adapter).
+    Granted(Arc<TokenManager>),
+    /// One token given by the caller, or none: nothing to fetch again.
+    Fixed(Option<Arc<str>>),
+}
+
 pub struct McpClient {
     url: Uri,
     client: HttpClient,
-    tokens: Arc<TokenManager>,
+    tokens: Credentials,
     timeout: Duration,
     session: Mutex<Option<Arc<Session>>>,
     next_id: AtomicU64,
@@ -90,6 +99,27 @@ struct Answer {
 
 impl McpClient {
     pub fn new(url: Uri, client: HttpClient, tokens: Arc<TokenManager>, timeout: Duration) -> Self {
+        McpClient::with_credentials(url, client, Credentials::Granted(tokens), timeout)
+    }
+
+    /// A client that sends `token` as it is (no grant to renew it), or no `Authorization` at
+    /// all: for a server reached directly rather than through scopegate.
+    pub fn with_token(
+        url: Uri,
+        client: HttpClient,
+        token: Option<String>,
+        timeout: Duration,
+    ) -> Self {
+        let token = Credentials::Fixed(token.map(Arc::from));
+        McpClient::with_credentials(url, client, token, timeout)
+    }
+
+    fn with_credentials(
+        url: Uri,
+        client: HttpClient,
+        tokens: Credentials,
+        timeout: Duration,
+    ) -> Self {
         McpClient {
             url,
             client,
@@ -192,7 +222,13 @@ impl McpClient {
             );
             if retry && !reopened {
                 if answer.status == StatusCode::UNAUTHORIZED {
-                    self.tokens.invalidate(&token).await;
+                    match (&self.tokens, token) {
+                        (Credentials::Granted(tokens), Some(token)) => {
+                            tokens.invalidate(&token).await
+                        }
+                        // The same token would be refused again.
+                        _ => return result_of(answer),
+                    }
                 }
                 *self.session.lock().await = None;
                 reopened = true;
@@ -245,14 +281,19 @@ impl McpClient {
         &self,
         body: &Value,
         session: Option<&Session>,
-    ) -> Result<(Answer, Arc<str>), McpError> {
-        let token = self.tokens.token().await.map_err(McpError::Token)?;
+    ) -> Result<(Answer, Option<Arc<str>>), McpError> {
+        let token = match &self.tokens {
+            Credentials::Granted(tokens) => Some(tokens.token().await.map_err(McpError::Token)?),
+            Credentials::Fixed(token) => token.clone(),
+        };
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(self.url.clone())
             .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ACCEPT, "application/json, text/event-stream")
-            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+            .header(header::ACCEPT, "application/json, text/event-stream");
+        if let Some(token) = &token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
         if let Some(session) = session {
             request = request.header("mcp-protocol-version", &session.protocol_version);
             if let Some(id) = &session.id {
