@@ -12,6 +12,7 @@ pub mod scenarios;
 pub mod scripted_model;
 mod serve;
 pub mod system;
+mod tenants;
 pub mod walkthrough;
 
 use std::path::Path;
@@ -44,7 +45,8 @@ async fn run_in(dir: &Path, serve: bool, endpoints_file: Option<&Path>) -> anyho
         system.upstream.url()
     );
     println!(
-        "issuer {} (JWKS {}), policy policies/customer-service.toml\n",
+        "issuer {} (JWKS {}), policy policies/customer-service.toml;\nthe tenant rows: a second \
+         proxy with policies/tenant-isolation.toml, tokens of acme-agent carry tenant \"acme\"\n",
         system.issuer.issuer(),
         system.issuer.jwks_uri()
     );
