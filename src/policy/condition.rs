@@ -28,6 +28,13 @@ pub const VARIABLES: [&str; 5] = ["jwt", "args", "tool", "method", "scopes"];
 /// most expressions do.
 static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
 
+thread_local! {
+    /// The same environment, one per thread, for evaluation: each evaluation's context holds a
+    /// clone of the `Arc`, and one count shared by every core would move between their caches
+    /// at every call.
+    static THREAD_ENV: Arc<Env> = Arc::new(Env::stdlib());
+}
+
 /// One compiled `when` expression.
 pub(super) struct Condition {
     /// As written, for explanations and the audit line.
@@ -305,7 +312,7 @@ impl Condition {
             method: CelString::from(scope.method),
             scopes: self.reads.scopes.then(|| scope.scope_list()),
         };
-        let mut context = Context::with_env(Arc::clone(&ENV));
+        let mut context = Context::with_env(THREAD_ENV.with(Arc::clone));
         context.set_variable_resolver(&variables);
         match self.program.execute(&context) {
             Ok(Value::Bool(true)) => Outcome::True,
