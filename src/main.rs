@@ -104,8 +104,20 @@ enum PolicyCommand {
         known_scopes: Option<String>,
         /// A saved tools/list answer (JSON) or a pins file (`tools pin`): conditions' args.X are
         /// checked against each tool's inputSchema.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "url")]
         tools: Option<PathBuf>,
+        /// Fetch the tools/list answer from a running MCP server instead (Streamable HTTP), as
+        /// --tools reads a saved one. Point it at the server itself, or through scopegate with
+        /// a token that sees every tool: a listing filtered for a narrower token lacks tools.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// The environment variable holding a bearer token for --url (a token on the command
+        /// line would show in the process list); without it no Authorization is sent.
+        #[arg(long, value_name = "VAR", requires = "url")]
+        token_env: Option<String>,
+        /// A PEM bundle of CAs to trust for an https --url, besides the web PKI roots.
+        #[arg(long, value_name = "FILE", requires = "url")]
+        ca_file: Option<PathBuf>,
     },
     /// Run a cases file against a policy offline and print a pass/fail table. Exits 1 if any
     /// case fails.
@@ -230,7 +242,14 @@ fn policy(command: PolicyCommand) -> ExitCode {
             deny_warnings,
             known_scopes,
             tools,
+            url,
+            token_env,
+            ca_file,
         } => {
+            let tools = match url {
+                Some(url) => Some(fetched_tools(url, token_env, ca_file)),
+                None => tools.map(cli::Tools::File),
+            };
             let options = cli::CheckOptions {
                 deny_warnings,
                 known_scopes: known_scopes
@@ -267,4 +286,46 @@ fn policy(command: PolicyCommand) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// How long `policy check --url` waits for each answer of the server.
+const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The largest answer `policy check --url` reads: a listing of thousands of tools fits.
+const FETCH_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// `policy check --url`: the server's whole `tools/list` (every page, either protocol revision),
+/// fetched as `tools pin` fetches it, as a saved listing would hold it.
+fn fetched_tools(
+    url: String,
+    token_env: Option<String>,
+    ca_file: Option<PathBuf>,
+) -> scopegate_core::policy::cli::Tools {
+    let listing = (|| {
+        let token = match &token_env {
+            None => None,
+            Some(var) => match std::env::var(var) {
+                Ok(token) if !token.trim().is_empty() => Some(token.trim().to_owned()),
+                _ => return Err(format!("the environment variable {var} holds no token")),
+            },
+        };
+        let uri = url.parse().map_err(|error| format!("not a URL: {error}"))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| format!("cannot start the runtime: {error}"))?;
+        runtime.block_on(async {
+            let client = scopegate_core::client::build(ca_file.as_deref(), FETCH_TIMEOUT)
+                .map_err(|error| format!("{error:#}"))?;
+            let upstream = scopegate_core::integrity::fetch::Upstream {
+                client,
+                url: uri,
+                token,
+                timeout: FETCH_TIMEOUT,
+                max_bytes: FETCH_MAX_BYTES,
+            };
+            let listing = upstream.list_tools().await.map_err(|e| format!("{e:#}"))?;
+            Ok(serde_json::json!({ "tools": listing.tools }))
+        })
+    })();
+    scopegate_core::policy::cli::Tools::Fetched { url, listing }
 }

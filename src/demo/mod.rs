@@ -4,6 +4,7 @@
 //! integration tests as their real peers. None of it is meant for production.
 
 pub mod scenarios;
+mod tenants;
 pub mod walkthrough;
 
 use std::path::Path;
@@ -36,7 +37,8 @@ async fn run_in(dir: &Path, serve: bool, endpoints_file: Option<&Path>) -> anyho
         system.upstream.url()
     );
     println!(
-        "issuer {} (JWKS {}), policy policies/customer-service.toml\n",
+        "issuer {} (JWKS {}), policy policies/customer-service.toml;\nthe tenant rows: a second \
+         proxy with policies/tenant-isolation.toml, tokens of acme-agent carry tenant \"acme\"\n",
         system.issuer.issuer(),
         system.issuer.jwks_uri()
     );

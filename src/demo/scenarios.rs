@@ -36,22 +36,22 @@ impl Outcome {
 }
 
 /// A response as the demo reads it.
-struct Answer {
+pub(super) struct Answer {
     status: StatusCode,
     headers: http::HeaderMap,
     /// A JSON body, or the JSON-RPC response among an SSE body's events.
-    body: Value,
+    pub(super) body: Value,
     /// An SSE body's events' data, as JSON.
     events: Vec<Value>,
 }
 
-struct DemoClient<'s> {
-    http: HttpClient,
-    system: &'s DemoSystem,
+pub(super) struct DemoClient<'s> {
+    pub(super) http: HttpClient,
+    pub(super) system: &'s DemoSystem,
 }
 
 impl DemoClient<'_> {
-    async fn token(&self, client_id: &str) -> anyhow::Result<String> {
+    pub(super) async fn token(&self, client_id: &str) -> anyhow::Result<String> {
         let form = format!(
             "grant_type=client_credentials&client_id={client_id}&client_secret={secret}&resource={resource}",
             secret = scopegate_testkit::issuer::DEMO_CLIENT_SECRET,
@@ -101,7 +101,7 @@ impl DemoClient<'_> {
     }
 
     /// `initialize` and `notifications/initialized`: the handshake every MCP session starts with.
-    async fn open_session(&self, token: &str) -> anyhow::Result<String> {
+    pub(super) async fn open_session(&self, token: &str) -> anyhow::Result<String> {
         let init = json!({
             "jsonrpc": "2.0", "id": 1, "method": "initialize",
             "params": {
@@ -154,7 +154,7 @@ impl DemoClient<'_> {
         Ok((answer.status, text))
     }
 
-    async fn call_tool(
+    pub(super) async fn call_tool(
         &self,
         token: Option<&str>,
         session: Option<&str>,
@@ -270,6 +270,7 @@ pub async fn play(system: &DemoSystem) -> anyhow::Result<Vec<Outcome>> {
     ));
 
     outcomes.extend(chat_via_adapter(&client).await?);
+    outcomes.extend(super::tenants::play().await?);
     Ok(outcomes)
 }
 
@@ -333,7 +334,7 @@ async fn chat_via_adapter(client: &DemoClient<'_>) -> anyhow::Result<Vec<Outcome
     Ok(outcomes)
 }
 
-fn outcome(
+pub(super) fn outcome(
     scenario: &'static str,
     client: &'static str,
     call: &str,

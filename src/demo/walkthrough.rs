@@ -169,7 +169,11 @@ pub fn render(endpoints: &Endpoints, clients: &[DemoClient]) -> String {
         secret = DEMO_CLIENT_SECRET,
     );
     for client in clients {
-        let _ = writeln!(out, "  {:<16} {}", client.id, client.scopes.join(" "));
+        let _ = write!(out, "  {:<16} {}", client.id, client.scopes.join(" "));
+        if let Some(tenant) = &client.tenant {
+            let _ = write!(out, " (tenant {tenant})");
+        }
+        out.push('\n');
     }
     let _ = write!(
         out,

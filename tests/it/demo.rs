@@ -47,8 +47,19 @@ fn demo_plays_every_scenario_with_the_expected_outcome() {
             && refused.contains("tool call refused, model told missing scope ticket:create"),
         "{refused}"
     );
+    let own = row("tenant reads its own customer");
     assert!(
-        stdout.contains("all 7 scenarios ended as expected"),
+        own.contains(" 200 ") && own.contains(r#""id":"acme-7""#),
+        "{own}"
+    );
+    let other = row("tenant reads another tenant's");
+    assert!(
+        other.contains(" 403 ") && other.contains("condition_failed"),
+        "{other}"
+    );
+    assert!(!other.contains("allowed:"), "{other}");
+    assert!(
+        stdout.contains("all 9 scenarios ended as expected"),
         "{stdout}"
     );
     assert!(!stdout.contains("UNEXPECTED"));
@@ -220,6 +231,10 @@ async fn demo_serve_prints_a_session_that_works_and_removes_its_private_files_on
     );
     assert!(
         printed.contains("support-agent    customer:read ticket:create account:calculate\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("acme-agent       customer:read (tenant acme)\n"),
         "{printed}"
     );
 }

@@ -431,3 +431,107 @@ async fn the_shipped_tenant_policy_checks_clean_against_the_servers_real_schemas
         "{stdout}"
     );
 }
+
+/// `policy check --url`: the listing fetched from a running server, straight from the sample
+/// server and through the proxy with a real token read from the environment.
+#[tokio::test]
+async fn check_url_fetches_the_tools_from_a_running_server_and_catches_a_misspelt_argument() {
+    let t = start("version = 1\n[[tools]]\nname = \"*\"\nscopes = []\n").await;
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/tenant-isolation.toml"
+    );
+    let misspelt = dir.path().join("misspelt.toml");
+    let text = std::fs::read_to_string(shipped).unwrap();
+    std::fs::write(
+        &misspelt,
+        text.replace("args.customer_id", "args.customerId"),
+    )
+    .unwrap();
+    let misspelt = misspelt.display().to_string();
+    let token = t.token(&[]);
+    let ca = t.system.certs.ca.display().to_string();
+    // The binary talks to this process's proxy: run it off the runtime's thread.
+    let check = |args: Vec<String>, token: Option<String>| {
+        tokio::task::spawn_blocking(move || {
+            let mut command = std::process::Command::new(binary());
+            command
+                .args(["policy", "check", "--deny-warnings"])
+                .args(args);
+            if let Some(token) = token {
+                command.env("CHECK_TOKEN", token);
+            }
+            let output = command.output().unwrap();
+            let stdout = String::from_utf8(output.stdout).unwrap();
+            (output.status.code(), stdout)
+        })
+    };
+
+    let upstream = t.system.upstream.url();
+    let before = t.upstream_requests();
+    let (code, stdout) = check(vec!["--url".into(), upstream.clone(), shipped.into()], None)
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{stdout}");
+    assert_eq!(stdout, "ok: 1 file checked, 0 errors, 0 warnings\n");
+    assert!(t.upstream_requests() > before, "the server was asked");
+    let (code, stdout) = check(vec!["--url".into(), upstream, misspelt.clone()], None)
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains(
+            "get_customer_info takes no argument \"customerId\" (its arguments: customer_id)"
+        ),
+        "{stdout}"
+    );
+
+    // Through scopegate: the token comes from the environment and the CA from --ca-file.
+    let through = |policy: &str| {
+        [
+            "--url",
+            t.url(),
+            "--ca-file",
+            &ca,
+            "--token-env",
+            "CHECK_TOKEN",
+            policy,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let (code, stdout) = check(through(shipped), Some(token.clone())).await.unwrap();
+    assert_eq!(code, Some(0), "{stdout}");
+    let (code, stdout) = check(through(&misspelt), Some(token.clone()))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("takes no argument \"customerId\""),
+        "{stdout}"
+    );
+
+    // No token: scopegate's 401 is the finding, and the check fails rather than passing blind.
+    let (code, stdout) = check(through(shipped), None).await.unwrap();
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!(
+            "{}: error: cannot fetch tools/list: the environment variable CHECK_TOKEN holds no token\n",
+            t.url()
+        )),
+        "{stdout}"
+    );
+    let mut without = through(shipped);
+    without.drain(4..6);
+    let (code, stdout) = check(without, Some(token.clone())).await.unwrap();
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!(
+            "{}: error: cannot fetch tools/list: MCP server answered 401 Unauthorized",
+            t.url()
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&token));
+}

@@ -49,6 +49,9 @@ pub struct DemoClient {
     pub secret: String,
     /// The scopes this client may ask for; all of them when its request names none.
     pub scopes: Vec<String>,
+    /// The `tenant` claim of its tokens, for policies that keep each tenant to its own data;
+    /// `None`: no such claim.
+    pub tenant: Option<String>,
 }
 
 /// How the issuer is set up.
@@ -68,12 +71,14 @@ pub struct IssuerConfig {
 
 impl IssuerConfig {
     /// The demo's setup: `support-agent` may read customers, create tickets and calculate account
-    /// values; `readonly-agent` may only read customers. Both use [`DEMO_CLIENT_SECRET`].
+    /// values; `readonly-agent` may only read customers; `acme-agent` may read customers and its
+    /// tokens say `tenant = "acme"`. All use [`DEMO_CLIENT_SECRET`].
     pub fn demo(audience: impl Into<String>) -> Self {
         let client = |id: &str, scopes: &[&str]| DemoClient {
             id: id.to_owned(),
             secret: DEMO_CLIENT_SECRET.to_owned(),
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            tenant: None,
         };
         Self {
             issuer_url: None,
@@ -84,6 +89,10 @@ impl IssuerConfig {
                     &["customer:read", "ticket:create", "account:calculate"],
                 ),
                 client("readonly-agent", &["customer:read"]),
+                DemoClient {
+                    tenant: Some("acme".to_owned()),
+                    ..client("acme-agent", &["customer:read"])
+                },
             ],
             token_ttl: DEFAULT_TOKEN_TTL,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -613,7 +622,7 @@ async fn token(state: &State, req: Request<Incoming>) -> Result<Response<BoxBody
     let now = unix_now();
     let ttl = state.token_ttl.as_secs();
     let scope = scopes.join(" ");
-    let access_token = state.mint(&json!({
+    let mut claims = json!({
         "iss": state.issuer,
         "sub": client.id,
         "aud": state.audience,
@@ -623,7 +632,11 @@ async fn token(state: &State, req: Request<Incoming>) -> Result<Response<BoxBody
         "jti": state.next_jti(),
         "client_id": client.id,
         "scope": scope,
-    }));
+    });
+    if let Some(tenant) = &client.tenant {
+        claims["tenant"] = json!(tenant);
+    }
+    let access_token = state.mint(&claims);
     let mut response = json_response(
         StatusCode::OK,
         &json!({

@@ -243,8 +243,9 @@ struct Customer {
     purchases_cents: &'static [u64],
 }
 
-/// Ordered most recent first, as `get_recent_customers` lists them.
-const CUSTOMERS: [Customer; 3] = [
+/// Ordered most recent first, as `get_recent_customers` lists them. The last two belong to
+/// tenants, their ids prefixed with the tenant (`policies/tenant-isolation.toml`'s convention).
+const CUSTOMERS: [Customer; 5] = [
     Customer {
         id: "C001",
         name: "Alice Martin",
@@ -265,6 +266,20 @@ const CUSTOMERS: [Customer; 3] = [
         email: "carla.diaz@example.com",
         tier: "bronze",
         purchases_cents: &[1_999],
+    },
+    Customer {
+        id: "acme-7",
+        name: "Dana Okafor",
+        email: "dana.okafor@acme.example",
+        tier: "gold",
+        purchases_cents: &[52_000],
+    },
+    Customer {
+        id: "globex-1",
+        name: "Emil Novak",
+        email: "emil.novak@globex.example",
+        tier: "silver",
+        purchases_cents: &[7_500, 2_250],
     },
 ];
 

@@ -16,6 +16,8 @@ use scopegate_core::server::{self, Running};
 
 /// The shipped customer-service policy: the demo enforces the very file platform teams start from.
 pub const CUSTOMER_SERVICE_POLICY: &str = include_str!("../../../policies/customer-service.toml");
+/// The shipped tenant-isolation policy (version 2: a condition on the token's `tenant` claim).
+pub const TENANT_ISOLATION_POLICY: &str = include_str!("../../../policies/tenant-isolation.toml");
 
 pub struct DemoSystem {
     pub issuer: IssuerHandle,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, Uri};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
@@ -33,15 +33,17 @@ pub struct Listing {
     pub tools: Vec<Value>,
 }
 
-/// Where and how the upstream is asked.
-struct Upstream {
-    client: HttpClient,
-    url: Uri,
-    timeout: Duration,
-    max_bytes: usize,
+/// Where and how an MCP server is asked.
+pub struct Upstream {
+    pub client: HttpClient,
+    pub url: Uri,
+    /// A bearer token to send (an MCP server behind scopegate, or one that wants a token).
+    pub token: Option<String>,
+    pub timeout: Duration,
+    pub max_bytes: usize,
 }
 
-/// The upstream's tools, every page.
+/// The config's upstream's tools, every page.
 pub async fn list_tools(config: &Config) -> anyhow::Result<Listing> {
     let upstream = Upstream {
         client: crate::client::build(
@@ -50,33 +52,42 @@ pub async fn list_tools(config: &Config) -> anyhow::Result<Listing> {
         )
         .context("upstream.ca_file")?,
         url: config.upstream.url.clone(),
+        token: None,
         timeout: config.upstream.response_timeout,
         max_bytes: config.mcp.max_list_bytes,
     };
-    // A server that does not speak 2026-07-28 refuses the stateless request (an error answer or
-    // a 4xx asking for a session); it is then asked the older way.
-    if let Some(tools) = upstream.pages(&[], Some(STATELESS)).await? {
-        return Ok(Listing {
-            revision: STATELESS,
+    upstream.list_tools().await
+}
+
+impl Upstream {
+    /// This server's tools, every page, in whichever revision it speaks.
+    pub async fn list_tools(&self) -> anyhow::Result<Listing> {
+        let upstream = self;
+        // A server that does not speak 2026-07-28 refuses the stateless request (an error answer or
+        // a 4xx asking for a session); it is then asked the older way.
+        if let Some(tools) = upstream.pages(&[], Some(STATELESS)).await? {
+            return Ok(Listing {
+                revision: STATELESS,
+                tools,
+            });
+        }
+        let session = upstream.handshake().await?;
+        let mut headers = vec![("mcp-protocol-version", session.revision.clone())];
+        if let Some(id) = &session.id {
+            headers.push(("mcp-session-id", id.clone()));
+        }
+        let tools = upstream.pages(&headers, None).await;
+        if let Some(id) = &session.id {
+            // Ending the session is a courtesy; the listing is what matters.
+            let _ = upstream.send(Method::DELETE, &headers, Bytes::new()).await;
+            tracing::debug!(session = %id, "upstream session ended");
+        }
+        let tools = tools?.ok_or_else(|| anyhow!("the upstream did not answer tools/list"))?;
+        Ok(Listing {
+            revision: HANDSHAKE,
             tools,
-        });
+        })
     }
-    let session = upstream.handshake().await?;
-    let mut headers = vec![("mcp-protocol-version", session.revision.clone())];
-    if let Some(id) = &session.id {
-        headers.push(("mcp-session-id", id.clone()));
-    }
-    let tools = upstream.pages(&headers, None).await;
-    if let Some(id) = &session.id {
-        // Ending the session is a courtesy; the listing is what matters.
-        let _ = upstream.send(Method::DELETE, &headers, Bytes::new()).await;
-        tracing::debug!(session = %id, "upstream session ended");
-    }
-    let tools = tools?.ok_or_else(|| anyhow!("the upstream did not answer tools/list"))?;
-    Ok(Listing {
-        revision: HANDSHAKE,
-        tools,
-    })
 }
 
 /// An `initialize`d session: its id (a stateless 2025 server issues none) and revision.
@@ -194,6 +205,12 @@ impl Upstream {
             .uri(self.url.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json, text/event-stream");
+        if let Some(token) = &self.token {
+            request = request.header(
+                AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {token}"))?,
+            );
+        }
         for (name, value) in headers {
             request = request.header(*name, HeaderValue::from_str(value)?);
         }

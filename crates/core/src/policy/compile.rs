@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
 use toml::Spanned;
 
+use super::cel_json;
 use super::condition::Condition;
 use super::error::{Problems, line_of};
 use super::glob::{Glob, GlobList, RESERVED};
@@ -63,6 +64,7 @@ pub(super) fn compile(raw: RawPolicy, source: &str, problems: &mut Problems) -> 
         methods: HashMap::new(),
         deny: compile_deny(&raw, mode, problems),
         hierarchy: compile_hierarchy(&raw, problems),
+        args_read: Default::default(),
         source_hash: format!("{:016x}", fnv1a_64(source.as_bytes())),
     };
 
@@ -138,6 +140,15 @@ pub(super) fn compile(raw: RawPolicy, source: &str, problems: &mut Problems) -> 
             }
         }
     }
+    let mut args_read = cel_json::ArgFields::default();
+    let rule_conditions = policy
+        .rules
+        .iter()
+        .flat_map(|rule| rule.when.iter().chain(rule.require.iter().map(|r| &r.when)));
+    for condition in rule_conditions.chain(policy.deny.iter().map(|deny| &deny.when)) {
+        condition.read_args_into(&mut args_read);
+    }
+    policy.args_read = args_read;
     policy
 }
 

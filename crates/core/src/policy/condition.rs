@@ -19,6 +19,7 @@ use cel::{Context, Env, Program, Value};
 use serde_json::value::RawValue;
 
 use super::ScopeSet;
+use super::cel_json::ArgFields;
 
 /// The variables a condition may read; any other name is a load error.
 pub const VARIABLES: [&str; 5] = ["jwt", "args", "tool", "method", "scopes"];
@@ -26,6 +27,13 @@ pub const VARIABLES: [&str; 5] = ["jwt", "args", "tool", "method", "scopes"];
 /// The standard CEL environment, built once: building it per evaluation would cost more than
 /// most expressions do.
 static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
+
+thread_local! {
+    /// The same environment, one per thread, for evaluation: each evaluation's context holds a
+    /// clone of the `Arc`, and one count shared by every core would move between their caches
+    /// at every call.
+    static THREAD_ENV: Arc<Env> = Arc::new(Env::stdlib());
+}
 
 /// One compiled `when` expression.
 pub(super) struct Condition {
@@ -50,6 +58,8 @@ impl std::fmt::Debug for Condition {
 struct Uses {
     jwt: bool,
     args: bool,
+    /// `args` read other than through its fields.
+    args_whole: bool,
     scopes: bool,
 }
 
@@ -122,7 +132,10 @@ pub(super) struct Scope<'f, 'a> {
     tool: &'f str,
     method: &'f str,
     scopes: &'f ScopeSet,
-    args: OnceCell<Result<Box<dyn Val>, String>>,
+    /// The fields of `args` the policy's conditions read.
+    args_read: &'f ArgFields,
+    /// Borrows its strings from the request's raw arguments.
+    args: OnceCell<Result<Box<dyn Val + 'a>, String>>,
     scope_list: OnceCell<Box<dyn Val + 'f>>,
 }
 
@@ -132,12 +145,14 @@ impl<'f, 'a> Scope<'f, 'a> {
         method: &'f str,
         tool: &'f str,
         scopes: &'f ScopeSet,
+        args_read: &'f ArgFields,
     ) -> Self {
         Scope {
             facts,
             tool,
             method,
             scopes,
+            args_read,
             args: OnceCell::new(),
             scope_list: OnceCell::new(),
         }
@@ -148,15 +163,16 @@ impl<'f, 'a> Scope<'f, 'a> {
         self.scopes
     }
 
-    /// `args` as CEL sees it, converted once per decision and only when a condition reads it.
-    fn args(&self) -> Result<&dyn Val, String> {
+    /// `args` as CEL sees it, converted once per decision and only when a condition reads it:
+    /// straight from the raw JSON, its strings borrowed rather than copied, and only the fields
+    /// the policy's conditions read.
+    fn args(&self) -> Result<&(dyn Val + 'a), String> {
         self.args
             .get_or_init(|| match self.facts.arguments {
                 Arguments::Raw(None) | Arguments::Unknown => {
                     Ok(Box::new(CelMap::from(HashMap::new())))
                 }
-                Arguments::Raw(Some(raw)) => serde_json::from_str::<serde_json::Value>(raw.get())
-                    .map(|json| to_val(&json))
+                Arguments::Raw(Some(raw)) => super::cel_json::from_raw(raw, self.args_read)
                     .map_err(|error| format!("arguments unreadable: {error}")),
             })
             .as_deref()
@@ -234,6 +250,7 @@ impl Condition {
         let reads = Uses {
             jwt: found.has_variable("jwt"),
             args: found.has_variable("args"),
+            args_whole: found.whole.iter().any(|v| v == "args"),
             scopes: found.has_variable("scopes"),
         };
         Ok(Condition {
@@ -263,6 +280,13 @@ impl Condition {
         fields
     }
 
+    /// Adds what this condition reads of `args` to what the arguments must hold.
+    pub(super) fn read_args_into(&self, read: &mut ArgFields) {
+        if self.reads.args {
+            read.add(self.reads.args_whole, &self.argument_fields());
+        }
+    }
+
     /// `(field, JSON type)` for each `args` field used as that type.
     pub(super) fn argument_uses(&self) -> &[(String, &'static str)] {
         &self.arg_uses
@@ -288,7 +312,7 @@ impl Condition {
             method: CelString::from(scope.method),
             scopes: self.reads.scopes.then(|| scope.scope_list()),
         };
-        let mut context = Context::with_env(Arc::clone(&ENV));
+        let mut context = Context::with_env(THREAD_ENV.with(Arc::clone));
         context.set_variable_resolver(&variables);
         match self.program.execute(&context) {
             Ok(Value::Bool(true)) => Outcome::True,

@@ -129,7 +129,13 @@ impl Policy {
         action: &Action<'_>,
         facts: &Facts<'_>,
     ) -> Decision<'p> {
-        let scope = Scope::new(facts, action.method, self.condition_tool(action), scopes);
+        let scope = Scope::new(
+            facts,
+            action.method,
+            self.condition_tool(action),
+            scopes,
+            &self.args_read,
+        );
         // A shadowed `[[deny]]` must not hide what the rest of the policy enforces.
         let mut shadowed = None;
         for deny in &self.deny {
@@ -190,7 +196,13 @@ impl Policy {
         action: &Action<'_>,
         facts: &Facts<'_>,
     ) -> Vec<ConditionValue<'p>> {
-        let scope = Scope::new(facts, action.method, self.condition_tool(action), scopes);
+        let scope = Scope::new(
+            facts,
+            action.method,
+            self.condition_tool(action),
+            scopes,
+            &self.args_read,
+        );
         let mut values: Vec<ConditionValue<'p>> = self
             .deny
             .iter()

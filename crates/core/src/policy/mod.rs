@@ -10,6 +10,7 @@
 //! order wins, so put narrow globs (`admin_delete_*`) before broad ones (`admin_*`). A tool
 //! that no rule matches is denied.
 
+mod cel_json;
 pub mod cli;
 mod compile;
 mod condition;
@@ -125,6 +126,9 @@ pub struct Policy {
     deny: Vec<DenyRule>,
     /// `[scopes]`: what each broad scope implies.
     hierarchy: hierarchy::Hierarchy,
+    /// The fields of `args` that any condition reads: a call's arguments are converted for the
+    /// conditions with only these.
+    args_read: cel_json::ArgFields,
     source_hash: String,
 }
 

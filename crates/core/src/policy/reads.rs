@@ -10,6 +10,9 @@ use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
 pub(super) struct Reads {
     /// Free variables, deduplicated, in the order first met.
     pub variables: Vec<String>,
+    /// Free variables read other than as `x.field` or `has(x.field)` (whole, indexed, passed
+    /// on): a value that holds only the selected fields would not do for them.
+    pub whole: Vec<String>,
     /// `(variable, field, tested)`: `args.x` read, or tested with `has(args.x)`.
     pub fields: Vec<(String, String, bool)>,
     /// `(field, JSON type)`: an `args` field compared with a literal of that type, or used as a
@@ -83,20 +86,22 @@ fn walk(expr: &IdedExpr, bound: &mut Vec<String>, reads: &mut Reads) {
     match &expr.expr {
         Expr::Unspecified | Expr::Literal(_) => {}
         Expr::Ident(name) => {
-            if !bound.contains(name) && !reads.has_variable(name) {
-                reads.variables.push(name.clone());
+            if !bound.contains(name) && !reads.whole.contains(name) {
+                reads.whole.push(name.clone());
             }
+            free(name, bound, reads);
         }
-        Expr::Select(select) => {
-            if let Expr::Ident(name) = &select.operand.expr
-                && !bound.contains(name)
-            {
-                reads
-                    .fields
-                    .push((name.clone(), select.field.clone(), select.test));
+        Expr::Select(select) => match &select.operand.expr {
+            Expr::Ident(name) => {
+                if !bound.contains(name) {
+                    reads
+                        .fields
+                        .push((name.clone(), select.field.clone(), select.test));
+                }
+                free(name, bound, reads);
             }
-            walk(&select.operand, bound, reads);
-        }
+            _ => walk(&select.operand, bound, reads),
+        },
         Expr::Call(call) => {
             if COMPARISONS.contains(&call.func_name.as_str())
                 && let [left, right] = call.args.as_slice()
@@ -148,6 +153,13 @@ fn walk(expr: &IdedExpr, bound: &mut Vec<String>, reads: &mut Reads) {
             walk(&comprehension.result, bound, reads);
             bound.truncate(depth);
         }
+    }
+}
+
+/// Records `name` as a free variable unless a comprehension binds it.
+fn free(name: &str, bound: &[String], reads: &mut Reads) {
+    if !bound.iter().any(|b| b == name) && !reads.has_variable(name) {
+        reads.variables.push(name.to_owned());
     }
 }
 

@@ -409,3 +409,61 @@ fn method_and_tool_and_scopes_are_readable() {
             .is_allow()
     );
 }
+
+#[test]
+fn arguments_no_condition_reads_are_left_out_but_a_whole_read_sees_them_all() {
+    // The rule reads one field; the deny rule reads the whole object, so every field is built.
+    let policy = policy(
+        r#"version = 2
+[[tools]]
+name = "t"
+scopes = []
+when = 'args.customer_id == "acme-7"'
+
+[[deny]]
+when = 'size(args) > 2'
+reason = "too many arguments"
+"#,
+    );
+    let held = scopes(&[]);
+    let two = Input::new(json!({}), Some(json!({"customer_id": "acme-7", "x": [1]})));
+    assert_eq!(
+        reason(&policy.decide_with(&held, &call("t"), &two.facts())),
+        "allow"
+    );
+    let three = Input::new(
+        json!({}),
+        Some(json!({"customer_id": "acme-7", "x": [1], "y": {"z": 2}})),
+    );
+    assert_eq!(
+        reason(&policy.decide_with(&held, &call("t"), &three.facts())),
+        "denied_by_rule"
+    );
+
+    // Without the whole read, `has()` still sees a field it names, and only those are kept.
+    let policy = policy_fields();
+    let with = Input::new(
+        json!({}),
+        Some(json!({"priority": "urgent", "big": [1, 2]})),
+    );
+    assert_eq!(
+        reason(&policy.decide_with(&held, &call("t"), &with.facts())),
+        "allow"
+    );
+    let without = Input::new(json!({}), Some(json!({"big": [1, 2]})));
+    assert_eq!(
+        reason(&policy.decide_with(&held, &call("t"), &without.facts())),
+        "condition_failed"
+    );
+}
+
+fn policy_fields() -> Policy {
+    policy(
+        r#"version = 2
+[[tools]]
+name = "t"
+scopes = []
+when = 'has(args.priority) && args.priority == "urgent"'
+"#,
+    )
+}

@@ -31,9 +31,22 @@ pub struct CheckOptions {
     /// The scopes the issuer grants, when known: a rule scope outside them is reported, and so
     /// is a known scope that no rule uses.
     pub known_scopes: Option<Vec<String>>,
-    /// A saved `tools/list` answer: each condition's `args.X` is checked against the tool's
+    /// A `tools/list` answer: each condition's `args.X` is checked against the tool's
     /// `inputSchema`.
-    pub tools: Option<PathBuf>,
+    pub tools: Option<Tools>,
+}
+
+/// Where `policy check` finds the tools' input schemas.
+#[derive(Debug, Clone)]
+pub enum Tools {
+    /// A saved `tools/list` answer (JSON).
+    File(PathBuf),
+    /// One fetched from a running server at `url` by the caller (the policy tools themselves
+    /// stay offline): the answer, or why there is none.
+    Fetched {
+        url: String,
+        listing: Result<serde_json::Value, String>,
+    },
 }
 
 /// Validates and lints each file, printing one `file:line:col: error|warning: message` line per
@@ -46,7 +59,19 @@ pub struct CheckOptions {
 pub fn check(paths: &[&Path], options: &CheckOptions, out: &mut dyn Write) -> io::Result<bool> {
     let (mut errors, mut warnings) = (0, 0);
     let (files, mut findings) = expand(paths);
-    let schemas = match options.tools.as_deref().map(schema::read) {
+    let schemas = match &options.tools {
+        None => None,
+        Some(Tools::File(path)) => Some(schema::read(path)),
+        Some(Tools::Fetched { url, listing }) => Some(match listing {
+            Ok(listing) => schema::parse(url, listing),
+            Err(error) => Err(Finding::file(
+                url,
+                Severity::Error,
+                format!("cannot fetch tools/list: {error}"),
+            )),
+        }),
+    };
+    let schemas = match schemas {
         None => None,
         Some(Ok(schemas)) => Some(schemas),
         Some(Err(finding)) => {

@@ -1,5 +1,5 @@
-//! `policy check --tools FILE`: conditions checked against the tools' real input schemas, from a
-//! saved `tools/list` result. An `args.X` that the tool does not take, or a comparison whose type
+//! `policy check --tools FILE` (or `--url`): conditions checked against the tools' real input
+//! schemas, from a saved `tools/list` result or one fetched from a running server. An `args.X` that the tool does not take, or a comparison whose type
 //! the schema rules out, is an error (the condition could never hold, or always fails closed); an
 //! optional argument read without `has()` is a warning. Owns reading the listing and these checks;
 //! not the other lints (`lint.rs`).
@@ -30,13 +30,26 @@ pub(super) fn read(path: &Path) -> Result<HashMap<String, Schema>, Finding> {
         .map_err(|error| fail(format!("cannot read the tools file: {error}")))?;
     let json: serde_json::Value = serde_json::from_str(&text)
         .map_err(|error| fail(format!("the tools file is not JSON: {error}")))?;
+    parse(&origin, &json)
+}
+
+/// Each tool's schema from a `tools/list` answer (whole, its `result`, or the `tools` array);
+/// `origin` names where it came from in a finding.
+pub(super) fn parse(
+    origin: &str,
+    json: &serde_json::Value,
+) -> Result<HashMap<String, Schema>, Finding> {
     let tools = json
         .pointer("/result/tools")
         .or_else(|| json.get("tools"))
-        .or(Some(&json))
+        .or(Some(json))
         .and_then(|tools| tools.as_array())
         .ok_or_else(|| {
-            fail("expected a tools/list answer: {\"result\": {\"tools\": [...]}}".into())
+            Finding::file(
+                origin,
+                Severity::Error,
+                "expected a tools/list answer: {\"result\": {\"tools\": [...]}}",
+            )
         })?;
     let mut schemas = HashMap::new();
     for tool in tools {
