@@ -528,7 +528,7 @@ async fn check_url_fetches_the_tools_from_a_running_server_and_catches_a_misspel
     assert_eq!(code, Some(1), "{stdout}");
     assert!(
         stdout.starts_with(&format!(
-            "{}: error: cannot fetch tools/list: MCP server answered 401 Unauthorized",
+            "{}: error: cannot fetch tools/list: the upstream answered 401 Unauthorized",
             t.url()
         )),
         "{stdout}"
