@@ -74,7 +74,9 @@ pub struct Config {
     pub listen: ListenConfig,
     pub upstream: UpstreamConfig,
     pub mcp: McpConfig,
-    pub auth: AuthSettings,
+    /// Every accepted issuer, in config order: one for the single-issuer `[auth]`. They share
+    /// the token size limit and the key cache settings.
+    pub issuers: Vec<AuthSettings>,
     /// Extra CA bundle for reaching the IdP (JWKS, discovery) over TLS.
     pub auth_ca_file: Option<PathBuf>,
     /// `authorization_servers` for the protected-resource metadata.
@@ -250,12 +252,10 @@ fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Conf
     let listen = validate_listen(raw.listen, base, problems);
     let upstream = validate_upstream(raw.upstream, base, problems);
     let mcp = validate_mcp(raw.mcp, problems);
-    let auth = auth::validate_auth(&raw.auth, problems);
-    let auth_ca_file = raw.auth.ca_file.map(|p| resolve(base, p.into_inner()));
-    let authorization_servers = raw
-        .auth
-        .authorization_servers
-        .unwrap_or_else(|| vec![raw.auth.issuer.get_ref().clone()]);
+    let auth_span = raw.auth.span();
+    let raw_auth = raw.auth.into_inner();
+    let auth = auth::validate_auth(&raw_auth, auth_span, problems);
+    let auth_ca_file = raw_auth.ca_file.map(|p| resolve(base, p.into_inner()));
     let policy_watch_interval = problems.duration(
         raw.policy.watch_interval.as_ref(),
         "policy.watch_interval",
@@ -268,15 +268,15 @@ fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Conf
         }),
         None => DEFAULT_ADMIN_ADDRESS.parse().ok(),
     };
+    let auth = auth?;
     Some(Config {
         listen: listen?,
         upstream: upstream?,
         mcp: mcp?,
-        auth: auth?,
+        issuers: auth.issuers,
         auth_ca_file,
-        authorization_servers,
-        token_cache_entries: raw
-            .auth
+        authorization_servers: auth.authorization_servers,
+        token_cache_entries: raw_auth
             .token_cache_entries
             .unwrap_or(crate::auth::DEFAULT_TOKEN_CACHE_ENTRIES),
         policy_file: resolve(base, raw.policy.file.into_inner()),

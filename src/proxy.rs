@@ -93,11 +93,12 @@ impl Proxy {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Proxy> {
         metrics.policy_loaded(&policy);
-        let auth = Authenticator::with_token_cache(
-            config.auth.clone(),
+        let auth = Authenticator::for_issuers(
+            config.issuers.clone(),
             auth_client,
             config.token_cache_entries,
         );
+        metrics.issuers_configured(auth.issuer_labels());
         let state = policy_state(&config.mcp.resource, &config.authorization_servers, policy);
         Ok(Proxy {
             mcp_path: config.mcp.path.clone(),
@@ -286,11 +287,9 @@ impl Proxy {
 
         // Authenticate before reading the body, so a caller without a valid token costs no
         // buffering and no parsing.
-        let principal = self
-            .auth
-            .authenticate(&parts.headers)
-            .await
-            .map_err(ProxyError::Unauthenticated)?;
+        let attempt = self.auth.attempt(&parts.headers).await;
+        ctx.token_issuer(attempt.issuer);
+        let principal = attempt.result.map_err(ProxyError::Unauthenticated)?;
         ctx.authenticated(&principal);
 
         // A session is its creator's: another principal's request for it is told it does not

@@ -7,6 +7,7 @@
 mod bearer;
 mod discovery;
 mod fetch;
+mod issuers;
 mod jwks;
 mod jwt;
 #[cfg(test)]
@@ -17,7 +18,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
+use jsonwebtoken::Algorithm;
 
 use crate::client::HttpClient;
 use crate::policy::{ClaimsCache, GrantedCache, ScopeSet};
@@ -277,12 +278,20 @@ pub struct Authenticator {
 }
 
 struct Inner {
-    settings: AuthSettings,
-    /// One prepared `Validation` per allowed algorithm, so the hot path builds none.
-    validations: Vec<(Algorithm, Validation)>,
-    keys: Arc<jwks::KeySource>,
+    /// In config order; never empty.
+    issuers: Vec<issuers::IssuerVerifier>,
+    /// Largest token accepted, whichever issuer it names (the check runs before one is known).
+    max_token_bytes: usize,
     /// `None` when disabled (0 entries).
     tokens: Option<token_cache::TokenCache>,
+}
+
+/// One request's authentication: the principal or why not, and the configured issuer the token
+/// named, when one was recognised (for the per-issuer metrics and the audit line).
+#[derive(Debug)]
+pub struct Attempt {
+    pub issuer: Option<Arc<str>>,
+    pub result: Result<Arc<Principal>, AuthError>,
 }
 
 impl Authenticator {
@@ -295,106 +304,141 @@ impl Authenticator {
     /// As [`Self::new`], caching up to `token_cache_entries` verified tokens (each until its `exp`,
     /// or until the key that verified it leaves the key set); 0 disables the cache.
     pub fn with_token_cache(
-        mut settings: AuthSettings,
+        settings: AuthSettings,
         client: HttpClient,
         token_cache_entries: u64,
     ) -> Self {
-        settings.algorithms.retain(|alg| {
-            let hmac = alg.family() == AlgorithmFamily::Hmac;
-            if hmac {
-                tracing::warn!(
-                    ?alg,
-                    "HMAC algorithms are never accepted; dropped from the allow-list"
-                );
-            }
-            !hmac
-        });
-        settings.algorithms.dedup();
-        let validations = settings
-            .algorithms
-            .iter()
-            .map(|&alg| (alg, jwt::validation(alg, &settings)))
+        Self::for_issuers(vec![settings], client, token_cache_entries)
+    }
+
+    /// Accepts tokens of every issuer in `issuers` (at least one; the first issuer's
+    /// `max_token_bytes` applies to all, as the config layer sets it for all alike).
+    ///
+    /// # Panics
+    /// When `issuers` is empty: the config layer never builds such a list.
+    pub fn for_issuers(
+        issuers: Vec<AuthSettings>,
+        client: HttpClient,
+        token_cache_entries: u64,
+    ) -> Self {
+        assert!(!issuers.is_empty(), "at least one issuer");
+        let max_token_bytes = issuers[0].max_token_bytes;
+        let issuers = issuers
+            .into_iter()
+            .map(|settings| issuers::IssuerVerifier::new(settings, client.clone()))
             .collect();
-        let keys = Arc::new(jwks::KeySource::new(
-            client,
-            settings.issuer.clone(),
-            settings.jwks_uri.clone(),
-            settings.jwks.clone(),
-        ));
-        let tokens = token_cache::TokenCache::new(token_cache_entries);
         Self {
             inner: Arc::new(Inner {
-                settings,
-                validations,
-                keys,
-                tokens,
+                issuers,
+                max_token_bytes,
+                tokens: token_cache::TokenCache::new(token_cache_entries),
             }),
         }
     }
 
+    /// The accepted issuers' identifiers, in config order: the bounded values of the `issuer`
+    /// metric label.
+    pub fn issuer_labels(&self) -> impl Iterator<Item = &str> {
+        self.inner.issuers.iter().map(|i| &*i.label)
+    }
+
     /// Authenticates a request from its headers: the bearer token must be well formed, signed by a
-    /// key from the issuer's key set, and carry acceptable claims. A token verified before is
+    /// key from its issuer's key set, and carry acceptable claims. A token verified before is
     /// answered from the cache while it is unexpired and its key is still in the set.
     pub async fn authenticate(
         &self,
         headers: &http::HeaderMap,
     ) -> Result<Arc<Principal>, AuthError> {
+        self.attempt(headers).await.result
+    }
+
+    /// As [`Self::authenticate`], also saying which issuer the token named.
+    pub async fn attempt(&self, headers: &http::HeaderMap) -> Attempt {
+        let mut issuer = None;
+        let result = self.verify(headers, &mut issuer).await;
+        Attempt {
+            issuer: issuer.map(|i| self.inner.issuers[i].label.clone()),
+            result,
+        }
+    }
+
+    async fn verify(
+        &self,
+        headers: &http::HeaderMap,
+        issuer: &mut Option<usize>,
+    ) -> Result<Arc<Principal>, AuthError> {
         let inner = &*self.inner;
-        let settings = &inner.settings;
-        let token = bearer::token_bytes(headers, settings.max_token_bytes)?;
+        let token = bearer::token_bytes(headers, inner.max_token_bytes)?;
         let now = jsonwebtoken::get_current_timestamp();
         if let Some(cache) = &inner.tokens
             && let Some(entry) = cache.get(token, now)
         {
-            if inner.keys.still_verifies(&entry.key) {
+            *issuer = Some(entry.issuer);
+            if inner.issuers[entry.issuer].keys.still_verifies(&entry.key) {
                 return Ok(entry.principal.clone());
             }
             cache.remove(token);
         }
         let token = bearer::compact_jws(token)?;
-        // Every header check runs before any key lookup, so a token we would refuse anyway never
-        // causes a key set fetch.
-        let header =
-            jwt::check_header(token, &settings.algorithms, settings.require_typ.as_deref())?;
-        let key = inner
-            .keys
-            .key_for(header.kid.as_deref(), header.alg)
-            .await?;
-        let validation = inner
-            .validations
-            .iter()
-            .find_map(|(alg, v)| (*alg == header.alg).then_some(v))
-            .ok_or(AuthError::AlgorithmNotAllowed)?;
-        let claims = jwt::verify(token, &key.key, validation)?;
-        let principal = Arc::new(jwt::principal(claims, settings, now)?);
+        let index = issuers::select(&inner.issuers, token)?;
+        *issuer = Some(index);
+        let (principal, key) = inner.issuers[index].verify(token, now).await?;
+        let principal = Arc::new(principal);
         if let Some(cache) = &inner.tokens {
-            cache.insert(token.as_bytes(), principal.clone(), key);
+            cache.insert(token.as_bytes(), principal.clone(), key, index);
         }
         Ok(principal)
     }
 
-    /// Fetches the key set now (through the same rate limit as every fetch: within the refetch
-    /// interval of the last fetch, that fetch's outcome is returned). Returns the key count.
+    /// Fetches every issuer's key set now (through the same rate limit as every fetch: within
+    /// the refetch interval of the last fetch, that fetch's outcome is returned). Returns the
+    /// key count over all issuers, or the first failure.
     pub async fn refresh_keys(&self) -> Result<usize, AuthError> {
-        self.inner.keys.refresh().await.map_err(AuthError::KeyFetch)
+        let mut total = 0;
+        let mut first_error = None;
+        for issuer in &self.inner.issuers {
+            match issuer.keys.refresh().await {
+                Ok(count) => total += count,
+                Err(error) => {
+                    first_error.get_or_insert(AuthError::KeyFetch(error));
+                }
+            }
+        }
+        first_error.map_or(Ok(total), Err)
     }
 
-    /// The task that keeps the key set fresh in the background: it refetches when the set's
-    /// lifetime ends and retries failed fetches every `refetch_interval`, so an idle proxy holds
-    /// current keys and a failing IdP is counted before a request needs a key. Runs until its
-    /// task is aborted; requests never wait for it.
+    /// The task that keeps every issuer's key set fresh in the background: each refetches when
+    /// its set's lifetime ends and retries failed fetches every `refetch_interval`, so an idle
+    /// proxy holds current keys and a failing IdP is counted before a request needs a key. Runs
+    /// until its task is aborted (which aborts every issuer's refresher with it); requests never
+    /// wait for it.
     pub fn keep_keys_fresh(&self) -> impl Future<Output = ()> + Send + 'static {
-        Arc::clone(&self.inner.keys).keep_fresh()
+        let sources: Vec<_> = self
+            .inner
+            .issuers
+            .iter()
+            .map(|i| Arc::clone(&i.keys))
+            .collect();
+        async move {
+            let mut set = tokio::task::JoinSet::new();
+            for source in sources {
+                set.spawn(source.keep_fresh());
+            }
+            while set.join_next().await.is_some() {}
+        }
     }
 
-    /// Whether a key set is loaded that may still verify tokens (fresh, or stale within `max_stale`).
+    /// Whether every issuer has a key set loaded that may still verify tokens (fresh, or stale
+    /// within `max_stale`).
     pub fn has_keys(&self) -> bool {
-        self.inner.keys.has_usable_keys()
+        self.inner.issuers.iter().all(|i| i.keys.has_usable_keys())
     }
 
-    /// Key count, last successful fetch and fetch counters, for metrics.
+    /// Key count, last successful fetch and fetch counters over all issuers, for metrics.
     pub fn jwks_status(&self) -> JwksStatus {
-        self.inner.keys.status()
+        let mut statuses = self.inner.issuers.iter().map(|i| i.keys.status());
+        let first = statuses.next().unwrap_or_default();
+        statuses.fold(first, JwksStatus::combine)
     }
 }
 
@@ -420,7 +464,15 @@ pub fn fuzz_unverified(
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
-            .field("settings", &self.inner.settings)
+            .field(
+                "issuers",
+                &self
+                    .inner
+                    .issuers
+                    .iter()
+                    .map(|i| &i.settings)
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

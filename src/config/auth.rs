@@ -1,11 +1,12 @@
-//! The `[auth]` table: issuer, audiences, keys and their cache, checked into the settings the
-//! authenticator takes. Part of reading the config file (see the parent module).
+//! The `[auth]` table: one issuer at its top or several in `[[auth.issuers]]`, each with its
+//! audiences, keys and token checks, and the key cache they share, checked into the settings
+//! the authenticator takes. Part of reading the config file (see the parent module).
 
 use jsonwebtoken::Algorithm;
 use toml::Spanned;
 
 use super::problems::Problems;
-use super::raw::{RawAuth, RawJwks};
+use super::raw::{RawAuth, RawIssuer, RawJwks};
 use super::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, parse_http_url};
 use crate::auth::{AuthSettings, JwksSettings};
 use crate::units::parse_size;
@@ -13,32 +14,191 @@ use crate::units::parse_size;
 /// Algorithms accepted when `auth.algorithms` is absent: the two that IdPs issue by default.
 const DEFAULT_ALGORITHMS: [Algorithm; 2] = [Algorithm::RS256, Algorithm::ES256];
 
-pub(super) fn validate_auth(raw: &RawAuth, problems: &mut Problems) -> Option<AuthSettings> {
-    let issuer = problems.value(&raw.issuer, "auth.issuer", |s| {
+/// `[auth]` checked: every issuer's settings, and what all issuers share.
+pub(super) struct AuthTable {
+    /// In config order; one for the single-issuer form.
+    pub(super) issuers: Vec<AuthSettings>,
+    /// `authorization_servers` as written, else every issuer.
+    pub(super) authorization_servers: Vec<String>,
+}
+
+/// The issuer keys, wherever they were written: at the top of `[auth]` or in an entry of
+/// `[[auth.issuers]]`. `key` is the prefix problems are named with.
+struct IssuerKeys<'a> {
+    key: String,
+    issuer: &'a Spanned<String>,
+    audiences: &'a Spanned<Vec<String>>,
+    jwks_uri: Option<&'a Spanned<String>>,
+    algorithms: Option<&'a Spanned<Vec<Spanned<String>>>>,
+    leeway: Option<&'a Spanned<String>>,
+    scope_claim: Option<&'a String>,
+    require_typ: Option<&'a String>,
+}
+
+impl<'a> IssuerKeys<'a> {
+    fn of_entry(index: usize, raw: &'a RawIssuer) -> Self {
+        Self {
+            key: format!("auth.issuers[{index}]"),
+            issuer: &raw.issuer,
+            audiences: &raw.audiences,
+            jwks_uri: raw.jwks_uri.as_ref(),
+            algorithms: raw.algorithms.as_ref(),
+            leeway: raw.leeway.as_ref(),
+            scope_claim: raw.scope_claim.as_ref(),
+            require_typ: raw.require_typ.as_ref(),
+        }
+    }
+}
+
+/// The names of the issuer keys that may stand at the top of `[auth]`, for the problem that
+/// says they cannot be mixed with `[[auth.issuers]]`.
+fn top_level_issuer_keys(raw: &RawAuth) -> Vec<&'static str> {
+    [
+        ("issuer", raw.issuer.is_some()),
+        ("audiences", raw.audiences.is_some()),
+        ("jwks_uri", raw.jwks_uri.is_some()),
+        ("algorithms", raw.algorithms.is_some()),
+        ("leeway", raw.leeway.is_some()),
+        ("scope_claim", raw.scope_claim.is_some()),
+        ("require_typ", raw.require_typ.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(key, present)| present.then_some(key))
+    .collect()
+}
+
+/// `span` is the `[auth]` table's, where a missing issuer is reported.
+pub(super) fn validate_auth(
+    raw: &RawAuth,
+    span: std::ops::Range<usize>,
+    problems: &mut Problems,
+) -> Option<AuthTable> {
+    let max_token_bytes = match &raw.max_token_size {
+        Some(size) => problems.value(size, "auth.max_token_size", |s| parse_size(s)),
+        None => Some(DEFAULT_MAX_TOKEN_BYTES),
+    };
+    let jwks = validate_jwks(raw.jwks.as_ref(), problems);
+    let mut keys = Vec::new();
+    match &raw.issuers {
+        Some(entries) => {
+            // Either form, never both: an issuer key at the top next to a list would read as
+            // a default for the entries to one reader and as an issuer of its own to another.
+            let mixed = top_level_issuer_keys(raw);
+            if !mixed.is_empty() {
+                problems.at(
+                    Some(entries.span()),
+                    "auth.issuers",
+                    &format!(
+                        "cannot be combined with issuer keys at the top of [auth] ({}): move them into an [[auth.issuers]] entry",
+                        mixed.join(", ")
+                    ),
+                );
+            }
+            if entries.get_ref().is_empty() {
+                problems.at(
+                    Some(entries.span()),
+                    "auth.issuers",
+                    "must list at least one issuer",
+                );
+            }
+            keys.extend(
+                entries
+                    .get_ref()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, entry)| IssuerKeys::of_entry(i, entry)),
+            );
+        }
+        None => match (&raw.issuer, &raw.audiences) {
+            (Some(issuer), Some(audiences)) => keys.push(IssuerKeys {
+                key: "auth".into(),
+                issuer,
+                audiences,
+                jwks_uri: raw.jwks_uri.as_ref(),
+                algorithms: raw.algorithms.as_ref(),
+                leeway: raw.leeway.as_ref(),
+                scope_claim: raw.scope_claim.as_ref(),
+                require_typ: raw.require_typ.as_ref(),
+            }),
+            (issuer, _) => {
+                let missing = if issuer.is_none() {
+                    "auth.issuer"
+                } else {
+                    "auth.audiences"
+                };
+                problems.at(
+                    Some(span),
+                    missing,
+                    "missing: [auth] names its issuer and audiences, or lists [[auth.issuers]]",
+                );
+                return None;
+            }
+        },
+    }
+    let mut issuers = Vec::with_capacity(keys.len());
+    for (i, entry) in keys.iter().enumerate() {
+        let name = entry.issuer.get_ref();
+        if keys[..i]
+            .iter()
+            .any(|earlier| earlier.issuer.get_ref() == name)
+        {
+            problems.at(
+                Some(entry.issuer.span()),
+                &format!("{}.issuer", entry.key),
+                "is listed twice: a token is matched to its issuer by `iss`",
+            );
+        }
+    }
+    for entry in &keys {
+        if let (Some(settings), Some(max), Some(jwks)) = (
+            validate_issuer(entry, problems),
+            max_token_bytes,
+            jwks.as_ref(),
+        ) {
+            issuers.push(AuthSettings {
+                max_token_bytes: max,
+                jwks: jwks.clone(),
+                ..settings
+            });
+        }
+    }
+    let authorization_servers = raw
+        .authorization_servers
+        .clone()
+        .unwrap_or_else(|| keys.iter().map(|k| k.issuer.get_ref().clone()).collect());
+    (issuers.len() == keys.len()).then_some(AuthTable {
+        issuers,
+        authorization_servers,
+    })
+}
+
+fn validate_issuer(raw: &IssuerKeys<'_>, problems: &mut Problems) -> Option<AuthSettings> {
+    let key = |name: &str| format!("{}.{name}", raw.key);
+    let issuer = problems.value(raw.issuer, &key("issuer"), |s| {
         parse_http_url(s)?;
         Ok(s.to_string())
     });
     if raw.audiences.get_ref().is_empty() {
         problems.at(
             Some(raw.audiences.span()),
-            "auth.audiences",
+            &key("audiences"),
             "must name at least one audience (usually mcp.resource)",
         );
     }
-    let jwks_uri = match &raw.jwks_uri {
+    let jwks_uri = match raw.jwks_uri {
         Some(uri) => problems
-            .value(uri, "auth.jwks_uri", |s| {
+            .value(uri, &key("jwks_uri"), |s| {
                 parse_http_url(s).map(|_| s.to_string())
             })
             .map(Some),
         None => Some(None),
     };
-    let algorithms = match &raw.algorithms {
+    let algorithms = match raw.algorithms {
         None => Some(DEFAULT_ALGORITHMS.to_vec()),
         Some(list) if list.get_ref().is_empty() => {
             problems.at(
                 Some(list.span()),
-                "auth.algorithms",
+                &key("algorithms"),
                 "must name at least one algorithm",
             );
             None
@@ -47,27 +207,25 @@ pub(super) fn validate_auth(raw: &RawAuth, problems: &mut Problems) -> Option<Au
             let parsed: Vec<_> = list
                 .get_ref()
                 .iter()
-                .map(|alg| problems.value(alg, "auth.algorithms", |s| parse_algorithm(s)))
+                .map(|alg| problems.value(alg, &key("algorithms"), |s| parse_algorithm(s)))
                 .collect();
             parsed.into_iter().collect::<Option<Vec<_>>>()
         }
     };
-    let leeway = problems.duration(raw.leeway.as_ref(), "auth.leeway", DEFAULT_LEEWAY);
-    let max_token_bytes = match &raw.max_token_size {
-        Some(size) => problems.value(size, "auth.max_token_size", |s| parse_size(s)),
-        None => Some(DEFAULT_MAX_TOKEN_BYTES),
-    };
-    let jwks = validate_jwks(raw.jwks.as_ref(), problems);
+    let leeway = problems.duration(raw.leeway, &key("leeway"), DEFAULT_LEEWAY);
+    if raw.audiences.get_ref().is_empty() {
+        return None;
+    }
     Some(AuthSettings {
         issuer: issuer?,
         audiences: raw.audiences.get_ref().clone(),
         jwks_uri: jwks_uri?,
         algorithms: algorithms?,
         leeway: leeway?,
-        scope_claim: raw.scope_claim.clone().unwrap_or_else(|| "scope".into()),
-        require_typ: raw.require_typ.clone(),
-        max_token_bytes: max_token_bytes?,
-        jwks: jwks?,
+        scope_claim: raw.scope_claim.cloned().unwrap_or_else(|| "scope".into()),
+        require_typ: raw.require_typ.cloned(),
+        max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+        jwks: JwksSettings::default(),
     })
 }
 
@@ -138,3 +296,7 @@ fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
         )),
     }
 }
+
+#[cfg(test)]
+#[path = "auth_tests.rs"]
+mod tests;
