@@ -4,6 +4,9 @@
 
 mod common;
 
+#[path = "issuers/introspection.rs"]
+mod introspection;
+
 use common::{Options, TestSystem, header, read, sample, scrape, session_call};
 use serde_json::Value;
 

@@ -183,6 +183,8 @@ fn every_reason_is_bounded_snake_case() {
         AuthError::CritHeader,
         AuthError::BadTyp,
         AuthError::KeysUnavailable,
+        AuthError::Inactive,
+        AuthError::IntrospectionUnavailable,
         AuthError::KeyFetch("x".into()),
     ];
     for e in &all {

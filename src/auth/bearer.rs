@@ -51,6 +51,30 @@ pub(super) fn compact_jws(token: &[u8]) -> Result<&str, AuthError> {
     std::str::from_utf8(token).map_err(|_| AuthError::malformed("token is not a compact JWS"))
 }
 
+/// Whether the token has the shape of a compact JWS: a JWT to verify, rather than an opaque
+/// token to introspect.
+pub(super) fn is_compact_jws(token: &[u8]) -> bool {
+    check_compact_jws(token).is_ok()
+}
+
+/// An opaque token as RFC 6750 §2.1 spells one (`b64token`): letters, digits and `-._~+/`,
+/// then optional `=` padding. Checked before the token is sent anywhere.
+pub(super) fn check_b64token(token: &[u8]) -> Result<(), AuthError> {
+    let body_len = token.len() - token.iter().rev().take_while(|&&b| b == b'=').count();
+    let (body, _padding) = token.split_at(body_len);
+    let ok = !body.is_empty()
+        && body.iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthError::malformed(
+            "token is neither a compact JWS nor an RFC 6750 b64token",
+        ))
+    }
+}
+
 /// Three non-empty base64url segments separated by two dots. JWE (five segments), unsecured JWTs
 /// (empty signature) and anything with padding or whitespace are refused here.
 fn check_compact_jws(token: &[u8]) -> Result<(), AuthError> {

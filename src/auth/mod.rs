@@ -7,6 +7,7 @@
 mod bearer;
 mod discovery;
 mod fetch;
+mod introspect;
 mod issuers;
 mod jwks;
 mod jwt;
@@ -23,6 +24,9 @@ use jsonwebtoken::Algorithm;
 use crate::client::HttpClient;
 use crate::policy::{ClaimsCache, GrantedCache, ScopeSet};
 
+pub use introspect::{
+    ClientAuth, DEFAULT_INTROSPECTION_CACHE_TTL, IntrospectionSettings, REFUSED_TTL, Secret,
+};
 pub use jwks::JwksStatus;
 
 /// Clock skew tolerated on `exp` and `nbf`: IdPs and sidecars run on different hosts, and 30 s
@@ -84,6 +88,8 @@ pub struct AuthSettings {
     pub max_token_bytes: usize,
     /// Key set fetching and caching.
     pub jwks: JwksSettings,
+    /// RFC 7662 introspection of this issuer's opaque tokens. Default `None`: only JWTs.
+    pub introspection: Option<IntrospectionSettings>,
 }
 
 impl AuthSettings {
@@ -99,6 +105,7 @@ impl AuthSettings {
             require_typ: None,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             jwks: JwksSettings::default(),
+            introspection: None,
         }
     }
 }
@@ -209,6 +216,14 @@ pub enum AuthError {
     BadTyp,
     #[error("signing keys unavailable")]
     KeysUnavailable,
+    /// The issuer's introspection endpoint says the token is not active (unknown, revoked,
+    /// expired): RFC 7662 §2.2 gives no reason, so neither do we.
+    #[error("token is not active")]
+    Inactive,
+    /// The introspection endpoint could not be asked or did not answer usably: the token may be
+    /// fine, so this is a 503, never an allow and never a 401.
+    #[error("token introspection unavailable")]
+    IntrospectionUnavailable,
     /// Only from [`Authenticator::refresh_keys`], never from `authenticate`: the detail names URLs
     /// and is meant for logs and start-up errors, not clients.
     #[error("key set fetch failed: {0}")]
@@ -218,7 +233,7 @@ pub enum AuthError {
 impl AuthError {
     /// Every [`Self::reason`] a request can be refused with (all but `KeyFetch`'s, which only
     /// [`Authenticator::refresh_keys`] returns): the `reason` label values counted from start.
-    pub const REFUSAL_REASONS: [&'static str; 16] = [
+    pub const REFUSAL_REASONS: [&'static str; 18] = [
         "missing_token",
         "malformed",
         "multiple_authorization",
@@ -235,6 +250,8 @@ impl AuthError {
         "crit_header",
         "bad_typ",
         "keys_unavailable",
+        "inactive",
+        "introspection_unavailable",
     ];
 
     /// Bounded snake_case label for metrics and audit lines.
@@ -256,6 +273,8 @@ impl AuthError {
             Self::CritHeader => "crit_header",
             Self::BadTyp => "bad_typ",
             Self::KeysUnavailable => "keys_unavailable",
+            Self::Inactive => "inactive",
+            Self::IntrospectionUnavailable => "introspection_unavailable",
             Self::KeyFetch(_) => "jwks_fetch_failed",
         }
     }
@@ -284,6 +303,9 @@ struct Inner {
     max_token_bytes: usize,
     /// `None` when disabled (0 entries).
     tokens: Option<token_cache::TokenCache>,
+    /// The one issuer that introspects opaque tokens (an opaque token names no issuer, so the
+    /// config allows one), with its index.
+    introspector: Option<(usize, introspect::Introspector)>,
 }
 
 /// One request's authentication: the principal or why not, and the configured issuer the token
@@ -323,6 +345,12 @@ impl Authenticator {
     ) -> Self {
         assert!(!issuers.is_empty(), "at least one issuer");
         let max_token_bytes = issuers[0].max_token_bytes;
+        let introspector = issuers.iter().enumerate().find_map(|(index, settings)| {
+            let introspection = settings.introspection.clone()?;
+            let introspector =
+                introspect::Introspector::new(settings.clone(), introspection, client.clone());
+            Some((index, introspector))
+        });
         let issuers = issuers
             .into_iter()
             .map(|settings| issuers::IssuerVerifier::new(settings, client.clone()))
@@ -332,6 +360,7 @@ impl Authenticator {
                 issuers,
                 max_token_bytes,
                 tokens: token_cache::TokenCache::new(token_cache_entries),
+                introspector,
             }),
         }
     }
@@ -378,6 +407,13 @@ impl Authenticator {
                 return Ok(entry.principal.clone());
             }
             cache.remove(token);
+        }
+        if !bearer::is_compact_jws(token)
+            && let Some((index, introspector)) = &inner.introspector
+        {
+            bearer::check_b64token(token)?;
+            *issuer = Some(*index);
+            return introspector.principal(token, now).await;
         }
         let token = bearer::compact_jws(token)?;
         let index = issuers::select(&inner.issuers, token)?;
@@ -429,9 +465,12 @@ impl Authenticator {
     }
 
     /// Whether every issuer has a key set loaded that may still verify tokens (fresh, or stale
-    /// within `max_stale`).
+    /// within `max_stale`); an issuer that introspects opaque tokens can serve without one.
     pub fn has_keys(&self) -> bool {
-        self.inner.issuers.iter().all(|i| i.keys.has_usable_keys())
+        self.inner
+            .issuers
+            .iter()
+            .all(|i| i.settings.introspection.is_some() || i.keys.has_usable_keys())
     }
 
     /// Key count, last successful fetch and fetch counters over all issuers, for metrics.

@@ -6,9 +6,12 @@ use jsonwebtoken::Algorithm;
 use toml::Spanned;
 
 use super::problems::Problems;
-use super::raw::{RawAuth, RawIssuer, RawJwks};
+use super::raw::{RawAuth, RawIntrospection, RawIssuer, RawJwks};
 use super::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, parse_http_url};
-use crate::auth::{AuthSettings, JwksSettings};
+use crate::auth::{
+    AuthSettings, ClientAuth, DEFAULT_INTROSPECTION_CACHE_TTL, IntrospectionSettings, JwksSettings,
+    Secret,
+};
 use crate::units::parse_size;
 
 /// Algorithms accepted when `auth.algorithms` is absent: the two that IdPs issue by default.
@@ -33,6 +36,7 @@ struct IssuerKeys<'a> {
     leeway: Option<&'a Spanned<String>>,
     scope_claim: Option<&'a String>,
     require_typ: Option<&'a String>,
+    introspection: Option<&'a Spanned<RawIntrospection>>,
 }
 
 impl<'a> IssuerKeys<'a> {
@@ -46,6 +50,7 @@ impl<'a> IssuerKeys<'a> {
             leeway: raw.leeway.as_ref(),
             scope_claim: raw.scope_claim.as_ref(),
             require_typ: raw.require_typ.as_ref(),
+            introspection: raw.introspection.as_ref(),
         }
     }
 }
@@ -61,16 +66,19 @@ fn top_level_issuer_keys(raw: &RawAuth) -> Vec<&'static str> {
         ("leeway", raw.leeway.is_some()),
         ("scope_claim", raw.scope_claim.is_some()),
         ("require_typ", raw.require_typ.is_some()),
+        ("introspection", raw.introspection.is_some()),
     ]
     .into_iter()
     .filter_map(|(key, present)| present.then_some(key))
     .collect()
 }
 
-/// `span` is the `[auth]` table's, where a missing issuer is reported.
+/// `span` is the `[auth]` table's, where a missing issuer is reported; `env` looks up the
+/// variables that hold secrets.
 pub(super) fn validate_auth(
     raw: &RawAuth,
     span: std::ops::Range<usize>,
+    env: &dyn Fn(&str) -> Option<String>,
     problems: &mut Problems,
 ) -> Option<AuthTable> {
     let max_token_bytes = match &raw.max_token_size {
@@ -119,6 +127,7 @@ pub(super) fn validate_auth(
                 leeway: raw.leeway.as_ref(),
                 scope_claim: raw.scope_claim.as_ref(),
                 require_typ: raw.require_typ.as_ref(),
+                introspection: raw.introspection.as_ref(),
             }),
             (issuer, _) => {
                 let missing = if issuer.is_none() {
@@ -149,9 +158,18 @@ pub(super) fn validate_auth(
             );
         }
     }
+    let introspecting: Vec<_> = keys.iter().filter(|k| k.introspection.is_some()).collect();
+    if let [_, second, ..] = &introspecting[..] {
+        problems.at(
+            second.introspection.map(Spanned::span),
+            &format!("{}.introspection", second.key),
+            "only one issuer may introspect opaque tokens: such a token names no issuer, and \
+             sending it to every IdP would show one IdP's tokens to another",
+        );
+    }
     for entry in &keys {
         if let (Some(settings), Some(max), Some(jwks)) = (
-            validate_issuer(entry, problems),
+            validate_issuer(entry, env, problems),
             max_token_bytes,
             jwks.as_ref(),
         ) {
@@ -172,7 +190,11 @@ pub(super) fn validate_auth(
     })
 }
 
-fn validate_issuer(raw: &IssuerKeys<'_>, problems: &mut Problems) -> Option<AuthSettings> {
+fn validate_issuer(
+    raw: &IssuerKeys<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Option<AuthSettings> {
     let key = |name: &str| format!("{}.{name}", raw.key);
     let issuer = problems.value(raw.issuer, &key("issuer"), |s| {
         parse_http_url(s)?;
@@ -213,6 +235,12 @@ fn validate_issuer(raw: &IssuerKeys<'_>, problems: &mut Problems) -> Option<Auth
         }
     };
     let leeway = problems.duration(raw.leeway, &key("leeway"), DEFAULT_LEEWAY);
+    let introspection = match raw.introspection {
+        None => Some(None),
+        Some(table) => {
+            validate_introspection(table.get_ref(), &key("introspection"), env, problems).map(Some)
+        }
+    };
     if raw.audiences.get_ref().is_empty() {
         return None;
     }
@@ -226,6 +254,55 @@ fn validate_issuer(raw: &IssuerKeys<'_>, problems: &mut Problems) -> Option<Auth
         require_typ: raw.require_typ.cloned(),
         max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
         jwks: JwksSettings::default(),
+        introspection: introspection?,
+    })
+}
+
+fn validate_introspection(
+    raw: &RawIntrospection,
+    key: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Option<IntrospectionSettings> {
+    let endpoint = match &raw.endpoint {
+        Some(url) => problems
+            .value(url, &format!("{key}.endpoint"), |s| {
+                parse_http_url(s).map(|_| s.to_string())
+            })
+            .map(Some),
+        None => Some(None),
+    };
+    let client_auth = match &raw.auth_method {
+        None => Some(ClientAuth::Basic),
+        Some(method) => problems.value(method, &format!("{key}.auth_method"), |s| {
+            match s.as_str() {
+                "client_secret_basic" => Ok(ClientAuth::Basic),
+                "client_secret_post" => Ok(ClientAuth::Post),
+                _ => Err("must be \"client_secret_basic\" or \"client_secret_post\"".into()),
+            }
+        }),
+    };
+    let cache_ttl = problems.duration(
+        raw.cache_ttl.as_ref(),
+        &format!("{key}.cache_ttl"),
+        DEFAULT_INTROSPECTION_CACHE_TTL,
+    );
+    // Read when the config loads, so a missing secret stops the start rather than failing every
+    // opaque token later.
+    let client_secret = problems.value(
+        &raw.client_secret_env,
+        &format!("{key}.client_secret_env"),
+        |name| match env(name) {
+            Some(secret) if !secret.is_empty() => Ok(Secret(secret)),
+            _ => Err(format!("the variable {name} is not set")),
+        },
+    );
+    Some(IntrospectionSettings {
+        endpoint: endpoint?,
+        client_id: raw.client_id.get_ref().clone(),
+        client_secret: client_secret?,
+        client_auth: client_auth?,
+        cache_ttl: cache_ttl?,
     })
 }
 

@@ -149,3 +149,53 @@ fn the_single_issuer_form_is_one_issuer() {
         vec!["https://idp.example.com"]
     );
 }
+
+const INTROSPECTION: &str = r#"
+[auth.issuers.introspection]
+client_id = "scopegate"
+client_secret_env = "IDP_SECRET"
+cache_ttl = "30s"
+auth_method = "client_secret_post"
+"#;
+
+#[test]
+fn introspection_reads_its_secret_from_the_named_variable() {
+    let source = with_auth(&format!("{TWO_ISSUERS}{INTROSPECTION}"));
+    let path = Path::new("/etc/scopegate/config.toml");
+    let env = [("IDP_SECRET".to_string(), "s3cret".to_string())];
+    let config = Config::parse_with_overrides(&source, path, &env).unwrap();
+    let introspection = config.issuers[1].introspection.as_ref().unwrap();
+    assert_eq!(introspection.client_secret.0, "s3cret");
+    assert_eq!(introspection.client_id, "scopegate");
+    assert_eq!(introspection.cache_ttl, Duration::from_secs(30));
+    assert_eq!(introspection.client_auth, crate::auth::ClientAuth::Post);
+    assert_eq!(introspection.endpoint, None);
+    assert!(config.issuers[0].introspection.is_none());
+
+    let error = Config::parse(&source, path).unwrap_err().to_string();
+    assert!(
+        error.contains(
+            "auth.issuers[1].introspection.client_secret_env: the variable IDP_SECRET is not set"
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn only_one_issuer_may_introspect_opaque_tokens() {
+    let both = TWO_ISSUERS.replace(
+        "[[auth.issuers]]\nissuer = \"https://new-idp.example.com\"",
+        &format!("{INTROSPECTION}\n[[auth.issuers]]\nissuer = \"https://new-idp.example.com\""),
+    );
+    let source = with_auth(&format!("{both}{INTROSPECTION}"));
+    let env = [("IDP_SECRET".to_string(), "s".to_string())];
+    let error = Config::parse_with_overrides(&source, Path::new("c.toml"), &env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains(
+            "auth.issuers[1].introspection: only one issuer may introspect opaque tokens"
+        ),
+        "{error}"
+    );
+}

@@ -90,6 +90,7 @@ pub(super) struct RawAuth {
     pub(super) leeway: Option<Spanned<String>>,
     pub(super) scope_claim: Option<String>,
     pub(super) require_typ: Option<String>,
+    pub(super) introspection: Option<Spanned<RawIntrospection>>,
     pub(super) issuers: Option<Spanned<Vec<RawIssuer>>>,
     pub(super) max_token_size: Option<Spanned<String>>,
     pub(super) authorization_servers: Option<Vec<String>>,
@@ -109,6 +110,18 @@ pub(super) struct RawIssuer {
     pub(super) leeway: Option<Spanned<String>>,
     pub(super) scope_claim: Option<String>,
     pub(super) require_typ: Option<String>,
+    pub(super) introspection: Option<Spanned<RawIntrospection>>,
+}
+
+/// `[auth.issuers.introspection]` (RFC 7662), for an issuer's opaque tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIntrospection {
+    pub(super) endpoint: Option<Spanned<String>>,
+    pub(super) client_id: Spanned<String>,
+    pub(super) client_secret_env: Spanned<String>,
+    pub(super) auth_method: Option<Spanned<String>>,
+    pub(super) cache_ttl: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

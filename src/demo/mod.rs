@@ -5,6 +5,7 @@
 
 pub mod certs;
 pub mod issuer;
+mod issuer_opaque;
 pub mod private_dir;
 pub mod process;
 pub mod sample_server;

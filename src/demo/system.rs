@@ -61,6 +61,9 @@ pub struct SystemOptions {
     pub second_issuer: bool,
     /// Extra lines for the first and second `[[auth.issuers]]` entry.
     pub issuer_settings: [String; 2],
+    /// The environment the config is read with (overrides and secrets such as
+    /// `client_secret_env`), as (variable, value) pairs: the test process's own is left alone.
+    pub env: Vec<(String, String)>,
 }
 
 impl DemoSystem {
@@ -177,7 +180,7 @@ address = "{admin_addr}"
                 (None, Some(process))
             }
             None => {
-                let config = Config::parse(&config_text, &config_file)
+                let config = Config::parse_with_overrides(&config_text, &config_file, &options.env)
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 (Some(server::start(&config).await?), None)
             }
