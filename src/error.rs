@@ -325,7 +325,15 @@ fn unauthenticated(error: &AuthError, resource_metadata: &str) -> Response<Bytes
             .insert(RETRY_AFTER, HeaderValue::from_static("5"));
         return response;
     }
-    let challenge = if error.token_presented() {
+    let challenge = if error.dpop_challenge() {
+        // RFC 9449 §7.1: the scheme the token came with (or should have), the proof
+        // algorithms accepted, and `invalid_dpop_proof` when the proof is what failed.
+        format!(
+            "DPoP resource_metadata=\"{resource_metadata}\", algs=\"{}\", error=\"{}\", error_description=\"{description}\"",
+            crate::auth::DPOP_ALGS,
+            error.challenge_error()
+        )
+    } else if error.token_presented() {
         format!(
             "Bearer resource_metadata=\"{resource_metadata}\", error=\"invalid_token\", error_description=\"{description}\""
         )

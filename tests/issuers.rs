@@ -4,6 +4,8 @@
 
 mod common;
 
+#[path = "issuers/dpop.rs"]
+mod dpop;
 #[path = "issuers/introspection.rs"]
 mod introspection;
 

@@ -185,6 +185,12 @@ fn every_reason_is_bounded_snake_case() {
         AuthError::KeysUnavailable,
         AuthError::Inactive,
         AuthError::IntrospectionUnavailable,
+        AuthError::InvalidDpopProof("x".into()),
+        AuthError::NotDpopBound,
+        AuthError::BoundTokenAsBearer,
+        AuthError::DpopRequired,
+        AuthError::DpopNotAccepted,
+        AuthError::UnsupportedBinding,
         AuthError::KeyFetch("x".into()),
     ];
     for e in &all {
@@ -218,9 +224,8 @@ async fn a_token_is_verified_only_with_the_keys_of_the_issuer_it_names() {
     let claims = |iss: String| json!({"iss": iss, "aud": "mcp", "exp": now() + 60, "sub": "s"});
 
     for (key, server, label) in [(&key_a, &server_a, 0), (&key_b, &server_b, 1)] {
-        let attempt = auth
-            .attempt(&bearer(&key.mint(claims(server.issuer()))))
-            .await;
+        let headers = bearer(&key.mint(claims(server.issuer())));
+        let attempt = auth.attempt(&RequestView::headers_only(&headers)).await;
         assert!(attempt.result.is_ok(), "{:?}", attempt.result);
         assert_eq!(
             attempt.issuer.as_deref(),
@@ -230,15 +235,15 @@ async fn a_token_is_verified_only_with_the_keys_of_the_issuer_it_names() {
     }
 
     // Issuer B's name, issuer A's key (same kid): B's key does not verify it.
-    let forged = key_a.mint(claims(server_b.issuer()));
-    let attempt = auth.attempt(&bearer(&forged)).await;
+    let forged = bearer(&key_a.mint(claims(server_b.issuer())));
+    let attempt = auth.attempt(&RequestView::headers_only(&forged)).await;
     assert_eq!(attempt.result.unwrap_err(), AuthError::BadSignature);
     assert_eq!(attempt.issuer.as_deref(), Some(server_b.issuer().as_str()));
 
     // An issuer nobody configured is refused before any key is looked up.
     let hits = (server_a.jwks_hits(), server_b.jwks_hits());
-    let stranger = key_a.mint(claims("https://stranger.example.com".into()));
-    let attempt = auth.attempt(&bearer(&stranger)).await;
+    let stranger = bearer(&key_a.mint(claims("https://stranger.example.com".into())));
+    let attempt = auth.attempt(&RequestView::headers_only(&stranger)).await;
     assert_eq!(attempt.result.unwrap_err(), AuthError::WrongIssuer);
     assert_eq!(attempt.issuer, None);
     assert_eq!((server_a.jwks_hits(), server_b.jwks_hits()), hits);

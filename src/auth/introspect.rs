@@ -240,7 +240,8 @@ impl Introspector {
     }
 }
 
-pub(super) fn sha256(bytes: &[u8]) -> [u8; 32] {
+/// SHA-256 of `bytes` (cache keys, DPoP `ath`, thumbprints).
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     let mut out = [0; 32];
     out.copy_from_slice(digest.as_ref());

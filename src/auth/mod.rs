@@ -6,6 +6,7 @@
 
 mod bearer;
 mod discovery;
+mod dpop;
 mod fetch;
 mod introspect;
 mod issuers;
@@ -24,8 +25,11 @@ use jsonwebtoken::Algorithm;
 use crate::client::HttpClient;
 use crate::policy::{ClaimsCache, GrantedCache, ScopeSet};
 
+pub use dpop::{
+    DPOP_ALGS, DpopMode, MemoryReplayCache, PROOF_MAX_AGE, ReplayCache, jwk_thumbprint,
+};
 pub use introspect::{
-    ClientAuth, DEFAULT_INTROSPECTION_CACHE_TTL, IntrospectionSettings, REFUSED_TTL, Secret,
+    ClientAuth, DEFAULT_INTROSPECTION_CACHE_TTL, IntrospectionSettings, REFUSED_TTL, Secret, sha256,
 };
 pub use jwks::JwksStatus;
 
@@ -90,6 +94,9 @@ pub struct AuthSettings {
     pub jwks: JwksSettings,
     /// RFC 7662 introspection of this issuer's opaque tokens. Default `None`: only JWTs.
     pub introspection: Option<IntrospectionSettings>,
+    /// DPoP (RFC 9449) for this issuer's tokens. Default [`DpopMode::Allowed`]: a token bound by
+    /// `cnf.jkt` needs a proof, an unbound one is a bearer token.
+    pub dpop: DpopMode,
 }
 
 impl AuthSettings {
@@ -106,6 +113,7 @@ impl AuthSettings {
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             jwks: JwksSettings::default(),
             introspection: None,
+            dpop: DpopMode::Allowed,
         }
     }
 }
@@ -224,6 +232,23 @@ pub enum AuthError {
     /// fine, so this is a 503, never an allow and never a 401.
     #[error("token introspection unavailable")]
     IntrospectionUnavailable,
+    /// The `DPoP` header's proof is missing or fails a check (RFC 9449 §4.3).
+    #[error("{0}")]
+    InvalidDpopProof(Cow<'static, str>),
+    #[error("token is not DPoP-bound")]
+    NotDpopBound,
+    #[error("a DPoP-bound token must be sent with the DPoP scheme and a proof")]
+    BoundTokenAsBearer,
+    #[error("this issuer's tokens must be DPoP-bound")]
+    DpopRequired,
+    #[error("DPoP is not accepted for this issuer's tokens")]
+    DpopNotAccepted,
+    #[error("token is bound to its holder in a way this proxy does not check")]
+    UnsupportedBinding,
+    /// Any failure of a token sent with the `DPoP` scheme: answered with a `DPoP` challenge
+    /// (RFC 9449 §7.1); reason and description are the inner failure's.
+    #[error("{0}")]
+    ViaDpop(Box<AuthError>),
     /// Only from [`Authenticator::refresh_keys`], never from `authenticate`: the detail names URLs
     /// and is meant for logs and start-up errors, not clients.
     #[error("key set fetch failed: {0}")]
@@ -233,7 +258,7 @@ pub enum AuthError {
 impl AuthError {
     /// Every [`Self::reason`] a request can be refused with (all but `KeyFetch`'s, which only
     /// [`Authenticator::refresh_keys`] returns): the `reason` label values counted from start.
-    pub const REFUSAL_REASONS: [&'static str; 18] = [
+    pub const REFUSAL_REASONS: [&'static str; 24] = [
         "missing_token",
         "malformed",
         "multiple_authorization",
@@ -252,6 +277,12 @@ impl AuthError {
         "keys_unavailable",
         "inactive",
         "introspection_unavailable",
+        "invalid_dpop_proof",
+        "not_dpop_bound",
+        "bound_token_as_bearer",
+        "dpop_required",
+        "dpop_not_accepted",
+        "unsupported_binding",
     ];
 
     /// Bounded snake_case label for metrics and audit lines.
@@ -275,6 +306,13 @@ impl AuthError {
             Self::KeysUnavailable => "keys_unavailable",
             Self::Inactive => "inactive",
             Self::IntrospectionUnavailable => "introspection_unavailable",
+            Self::InvalidDpopProof(_) => "invalid_dpop_proof",
+            Self::NotDpopBound => "not_dpop_bound",
+            Self::BoundTokenAsBearer => "bound_token_as_bearer",
+            Self::DpopRequired => "dpop_required",
+            Self::DpopNotAccepted => "dpop_not_accepted",
+            Self::UnsupportedBinding => "unsupported_binding",
+            Self::ViaDpop(inner) => inner.reason(),
             Self::KeyFetch(_) => "jwks_fetch_failed",
         }
     }
@@ -283,6 +321,25 @@ impl AuthError {
     /// (RFC 6750 §3.1).
     pub fn token_presented(&self) -> bool {
         !matches!(self, Self::MissingToken)
+    }
+
+    /// Whether the answer is a `DPoP` challenge (RFC 9449 §7.1) rather than a `Bearer` one: the
+    /// token came with the `DPoP` scheme, or the failure is that it should have.
+    pub fn dpop_challenge(&self) -> bool {
+        matches!(
+            self,
+            Self::ViaDpop(_) | Self::BoundTokenAsBearer | Self::DpopRequired
+        )
+    }
+
+    /// The `error` of the challenge: `invalid_dpop_proof` for a proof's failure, else
+    /// `invalid_token`.
+    pub fn challenge_error(&self) -> &'static str {
+        match self {
+            Self::InvalidDpopProof(_) => "invalid_dpop_proof",
+            Self::ViaDpop(inner) => inner.challenge_error(),
+            _ => "invalid_token",
+        }
     }
 
     pub(crate) fn malformed(why: &'static str) -> Self {
@@ -306,6 +363,45 @@ struct Inner {
     /// The one issuer that introspects opaque tokens (an opaque token names no issuer, so the
     /// config allows one), with its index.
     introspector: Option<(usize, introspect::Introspector)>,
+    /// The `jti`s of DPoP proofs already used.
+    replay: Arc<dyn ReplayCache>,
+}
+
+/// What the authenticator reads of a request: its headers, and for DPoP proofs the method and
+/// the URL the client addressed.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    pub headers: &'a http::HeaderMap,
+    pub method: &'a http::Method,
+    /// `https` on TLS, `http` on plaintext.
+    pub scheme: &'a str,
+    /// The request's authority (`:authority`, else `Host`).
+    pub authority: Option<&'a str>,
+    pub path: &'a str,
+    /// This resource's identifier: a proof's `htu` may name it rather than the address the
+    /// request arrived at (behind a load balancer the two differ).
+    pub resource: &'a str,
+}
+
+impl<'a> RequestView<'a> {
+    /// Headers alone: enough for bearer tokens; a DPoP proof then matches no URL.
+    pub fn headers_only(headers: &'a http::HeaderMap) -> Self {
+        RequestView {
+            headers,
+            method: &http::Method::POST,
+            scheme: "https",
+            authority: None,
+            path: "",
+            resource: "",
+        }
+    }
+
+    fn addressed_url(&self) -> Option<String> {
+        Some(format!(
+            "{}://{}{}",
+            self.scheme, self.authority?, self.path
+        ))
+    }
 }
 
 /// One request's authentication: the principal or why not, and the configured issuer the token
@@ -345,6 +441,12 @@ impl Authenticator {
     ) -> Self {
         assert!(!issuers.is_empty(), "at least one issuer");
         let max_token_bytes = issuers[0].max_token_bytes;
+        // A proof is accepted within PROOF_MAX_AGE plus the leeway either side of now.
+        let replay_window = issuers
+            .iter()
+            .map(|i| PROOF_MAX_AGE + 2 * i.leeway)
+            .max()
+            .unwrap_or(PROOF_MAX_AGE);
         let introspector = issuers.iter().enumerate().find_map(|(index, settings)| {
             let introspection = settings.introspection.clone()?;
             let introspector =
@@ -361,8 +463,26 @@ impl Authenticator {
                 max_token_bytes,
                 tokens: token_cache::TokenCache::new(token_cache_entries),
                 introspector,
+                replay: Arc::new(MemoryReplayCache::new(replay_window)),
             }),
         }
+    }
+
+    /// Whether any issuer accepts DPoP: then a `Bearer` challenge comes with a `DPoP` one.
+    pub fn accepts_dpop(&self) -> bool {
+        self.inner
+            .issuers
+            .iter()
+            .any(|i| i.settings.dpop != DpopMode::Off)
+    }
+
+    /// Whether every issuer requires DPoP-bound tokens (the metadata's
+    /// `dpop_bound_access_tokens_required`).
+    pub fn requires_dpop(&self) -> bool {
+        self.inner
+            .issuers
+            .iter()
+            .all(|i| i.settings.dpop == DpopMode::Required)
     }
 
     /// The accepted issuers' identifiers, in config order: the bounded values of the `issuer`
@@ -378,13 +498,16 @@ impl Authenticator {
         &self,
         headers: &http::HeaderMap,
     ) -> Result<Arc<Principal>, AuthError> {
-        self.attempt(headers).await.result
+        self.attempt(&RequestView::headers_only(headers))
+            .await
+            .result
     }
 
-    /// As [`Self::authenticate`], also saying which issuer the token named.
-    pub async fn attempt(&self, headers: &http::HeaderMap) -> Attempt {
+    /// As [`Self::authenticate`] for a whole request (so DPoP proofs can be checked), also
+    /// saying which issuer the token named.
+    pub async fn attempt(&self, request: &RequestView<'_>) -> Attempt {
         let mut issuer = None;
-        let result = self.verify(headers, &mut issuer).await;
+        let result = self.verify(request, &mut issuer).await;
         Attempt {
             issuer: issuer.map(|i| self.inner.issuers[i].label.clone()),
             result,
@@ -393,11 +516,43 @@ impl Authenticator {
 
     async fn verify(
         &self,
-        headers: &http::HeaderMap,
+        request: &RequestView<'_>,
+        issuer: &mut Option<usize>,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let (scheme, token) = bearer::token_bytes(request.headers, self.inner.max_token_bytes)?;
+        let dpop = scheme == bearer::Scheme::Dpop;
+        let result = async {
+            let principal = self.principal(token, issuer).await?;
+            // Checked on every request, cached token or not: a proof holds for one request.
+            let settings = &self.inner.issuers[issuer.unwrap_or(0)].settings;
+            let replay = &*self.inner.replay;
+            dpop::check_binding(
+                &principal,
+                settings.dpop,
+                dpop,
+                token,
+                request,
+                settings.leeway,
+                replay,
+            )
+            .await?;
+            Ok(principal)
+        }
+        .await;
+        match result {
+            Err(error) if dpop => Err(AuthError::ViaDpop(Box::new(error))),
+            result => result,
+        }
+    }
+
+    /// The verified principal a token stands for: from the cache, by introspection, or by
+    /// verifying it as a JWT of the issuer it names. Sets `issuer` once that is known.
+    async fn principal(
+        &self,
+        token: &[u8],
         issuer: &mut Option<usize>,
     ) -> Result<Arc<Principal>, AuthError> {
         let inner = &*self.inner;
-        let token = bearer::token_bytes(headers, inner.max_token_bytes)?;
         let now = jsonwebtoken::get_current_timestamp();
         if let Some(cache) = &inner.tokens
             && let Some(entry) = cache.get(token, now)
@@ -490,7 +645,7 @@ pub fn fuzz_unverified(
     settings: &AuthSettings,
 ) -> Result<(), AuthError> {
     use base64::Engine as _;
-    let token = bearer::compact_jws(bearer::token_bytes(headers, settings.max_token_bytes)?)?;
+    let token = bearer::compact_jws(bearer::token_bytes(headers, settings.max_token_bytes)?.1)?;
     jwt::check_header(token, &settings.algorithms, settings.require_typ.as_deref())?;
     let payload = token.split('.').nth(1).unwrap_or_default();
     let json = base64::engine::general_purpose::URL_SAFE_NO_PAD

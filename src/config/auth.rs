@@ -9,8 +9,8 @@ use super::problems::Problems;
 use super::raw::{RawAuth, RawIntrospection, RawIssuer, RawJwks};
 use super::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, parse_http_url};
 use crate::auth::{
-    AuthSettings, ClientAuth, DEFAULT_INTROSPECTION_CACHE_TTL, IntrospectionSettings, JwksSettings,
-    Secret,
+    AuthSettings, ClientAuth, DEFAULT_INTROSPECTION_CACHE_TTL, DpopMode, IntrospectionSettings,
+    JwksSettings, Secret,
 };
 use crate::units::parse_size;
 
@@ -36,6 +36,7 @@ struct IssuerKeys<'a> {
     leeway: Option<&'a Spanned<String>>,
     scope_claim: Option<&'a String>,
     require_typ: Option<&'a String>,
+    dpop: Option<&'a Spanned<String>>,
     introspection: Option<&'a Spanned<RawIntrospection>>,
 }
 
@@ -50,6 +51,7 @@ impl<'a> IssuerKeys<'a> {
             leeway: raw.leeway.as_ref(),
             scope_claim: raw.scope_claim.as_ref(),
             require_typ: raw.require_typ.as_ref(),
+            dpop: raw.dpop.as_ref(),
             introspection: raw.introspection.as_ref(),
         }
     }
@@ -66,6 +68,7 @@ fn top_level_issuer_keys(raw: &RawAuth) -> Vec<&'static str> {
         ("leeway", raw.leeway.is_some()),
         ("scope_claim", raw.scope_claim.is_some()),
         ("require_typ", raw.require_typ.is_some()),
+        ("dpop", raw.dpop.is_some()),
         ("introspection", raw.introspection.is_some()),
     ]
     .into_iter()
@@ -127,6 +130,7 @@ pub(super) fn validate_auth(
                 leeway: raw.leeway.as_ref(),
                 scope_claim: raw.scope_claim.as_ref(),
                 require_typ: raw.require_typ.as_ref(),
+                dpop: raw.dpop.as_ref(),
                 introspection: raw.introspection.as_ref(),
             }),
             (issuer, _) => {
@@ -235,6 +239,15 @@ fn validate_issuer(
         }
     };
     let leeway = problems.duration(raw.leeway, &key("leeway"), DEFAULT_LEEWAY);
+    let dpop = match raw.dpop {
+        None => Some(DpopMode::Allowed),
+        Some(mode) => problems.value(mode, &key("dpop"), |s| match s.as_str() {
+            "allowed" => Ok(DpopMode::Allowed),
+            "required" => Ok(DpopMode::Required),
+            "off" => Ok(DpopMode::Off),
+            _ => Err("must be \"allowed\", \"required\" or \"off\"".into()),
+        }),
+    };
     let introspection = match raw.introspection {
         None => Some(None),
         Some(table) => {
@@ -255,6 +268,7 @@ fn validate_issuer(
         max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
         jwks: JwksSettings::default(),
         introspection: introspection?,
+        dpop: dpop?,
     })
 }
 

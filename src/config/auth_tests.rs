@@ -199,3 +199,21 @@ fn only_one_issuer_may_introspect_opaque_tokens() {
         "{error}"
     );
 }
+
+#[test]
+fn dpop_is_allowed_unless_an_issuer_says_otherwise() {
+    let config = parse(&TWO_ISSUERS.replace(
+        "require_typ = \"at+jwt\"",
+        "require_typ = \"at+jwt\"\ndpop = \"required\"",
+    ))
+    .unwrap();
+    assert_eq!(config.issuers[0].dpop, crate::auth::DpopMode::Allowed);
+    assert_eq!(config.issuers[1].dpop, crate::auth::DpopMode::Required);
+    let error = parse(&TWO_ISSUERS.replace("leeway = \"5s\"", "dpop = \"maybe\""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("auth.issuers[1].dpop: must be \"allowed\", \"required\" or \"off\""),
+        "{error}"
+    );
+}

@@ -90,6 +90,7 @@ pub(super) struct RawAuth {
     pub(super) leeway: Option<Spanned<String>>,
     pub(super) scope_claim: Option<String>,
     pub(super) require_typ: Option<String>,
+    pub(super) dpop: Option<Spanned<String>>,
     pub(super) introspection: Option<Spanned<RawIntrospection>>,
     pub(super) issuers: Option<Spanned<Vec<RawIssuer>>>,
     pub(super) max_token_size: Option<Spanned<String>>,
@@ -110,6 +111,7 @@ pub(super) struct RawIssuer {
     pub(super) leeway: Option<Spanned<String>>,
     pub(super) scope_claim: Option<String>,
     pub(super) require_typ: Option<String>,
+    pub(super) dpop: Option<Spanned<String>>,
     pub(super) introspection: Option<Spanned<RawIntrospection>>,
 }
 

@@ -4,6 +4,7 @@
 //! integration tests as their real peers. None of it is meant for production.
 
 pub mod certs;
+pub mod dpop_key;
 pub mod issuer;
 mod issuer_opaque;
 pub mod private_dir;
