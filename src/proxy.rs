@@ -334,21 +334,7 @@ impl Proxy {
 
         // Authenticate before reading the body, so a caller without a valid token costs no
         // buffering and no parsing.
-        let authority = match parts.uri.authority() {
-            Some(authority) => Some(authority.as_str()),
-            None => parts
-                .headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok()),
-        };
-        let request = RequestView {
-            headers: &parts.headers,
-            method: &parts.method,
-            scheme: self.scheme,
-            authority,
-            path: parts.uri.path(),
-            resource: &self.resource,
-        };
+        let request = RequestView::of(&parts, self.scheme, &self.resource);
         let attempt = self.auth.attempt(&request).await;
         ctx.token_issuer(attempt.issuer);
         let principal = attempt.result.map_err(ProxyError::Unauthenticated)?;

@@ -1,5 +1,6 @@
-//! The accepted issuers: each one's settings, prepared validations and key set, and which of
-//! them a JWT belongs to. Owns the rule that a token is verified only with the keys of the
+//! The accepted issuers: each one's settings, prepared validations and key set, which of them a
+//! JWT belongs to, and the authenticator's key-set figures over all of them (refresh, readiness,
+//! metrics). Owns the rule that a token is verified only with the keys of the
 //! issuer its `iss` names; not the token checks themselves (`jwt.rs`) nor the key cache
 //! (`jwks.rs`).
 //!
@@ -15,7 +16,7 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
 use serde::Deserialize;
 
 use super::jwks::{KeySource, VerifyingKey};
-use super::{AuthError, AuthSettings, Principal, jwt};
+use super::{AuthError, AuthSettings, JwksStatus, Principal, jwt};
 use crate::client::HttpClient;
 
 /// One accepted issuer, ready to verify its tokens.
@@ -80,6 +81,69 @@ impl IssuerVerifier {
             .ok_or(AuthError::AlgorithmNotAllowed)?;
         let claims = jwt::verify(token, &key.key, validation)?;
         Ok((jwt::principal(claims, settings, now)?, key))
+    }
+}
+
+/// The issuers' key sets, as the server and the admin endpoints see them.
+impl super::Authenticator {
+    /// The accepted issuers' identifiers, in config order: the bounded values of the `issuer`
+    /// metric label.
+    pub fn issuer_labels(&self) -> impl Iterator<Item = &str> {
+        self.inner.issuers.iter().map(|i| &*i.label)
+    }
+
+    /// Fetches every issuer's key set now (through the same rate limit as every fetch: within
+    /// the refetch interval of the last fetch, that fetch's outcome is returned). Returns the
+    /// key count over all issuers, or the first failure.
+    pub async fn refresh_keys(&self) -> Result<usize, AuthError> {
+        let mut total = 0;
+        let mut first_error = None;
+        for issuer in &self.inner.issuers {
+            match issuer.keys.refresh().await {
+                Ok(count) => total += count,
+                Err(error) => {
+                    first_error.get_or_insert(AuthError::KeyFetch(error));
+                }
+            }
+        }
+        first_error.map_or(Ok(total), Err)
+    }
+
+    /// The task that keeps every issuer's key set fresh in the background: each refetches when
+    /// its set's lifetime ends and retries failed fetches every `refetch_interval`, so an idle
+    /// proxy holds current keys and a failing IdP is counted before a request needs a key. Runs
+    /// until its task is aborted (which aborts every issuer's refresher with it); requests never
+    /// wait for it.
+    pub fn keep_keys_fresh(&self) -> impl Future<Output = ()> + Send + 'static {
+        let sources: Vec<_> = self
+            .inner
+            .issuers
+            .iter()
+            .map(|i| Arc::clone(&i.keys))
+            .collect();
+        async move {
+            let mut set = tokio::task::JoinSet::new();
+            for source in sources {
+                set.spawn(source.keep_fresh());
+            }
+            while set.join_next().await.is_some() {}
+        }
+    }
+
+    /// Whether every issuer has a key set loaded that may still verify tokens (fresh, or stale
+    /// within `max_stale`); an issuer that introspects opaque tokens can serve without one.
+    pub fn has_keys(&self) -> bool {
+        self.inner
+            .issuers
+            .iter()
+            .all(|i| i.settings.introspection.is_some() || i.keys.has_usable_keys())
+    }
+
+    /// Key count, last successful fetch and fetch counters over all issuers, for metrics.
+    pub fn jwks_status(&self) -> JwksStatus {
+        let mut statuses = self.inner.issuers.iter().map(|i| i.keys.status());
+        let first = statuses.next().unwrap_or_default();
+        statuses.fold(first, JwksStatus::combine)
     }
 }
 

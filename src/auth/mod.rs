@@ -12,6 +12,7 @@ mod introspect;
 mod issuers;
 mod jwks;
 mod jwt;
+mod request;
 #[cfg(test)]
 mod test_support;
 mod token_cache;
@@ -32,6 +33,7 @@ pub use introspect::{
     ClientAuth, DEFAULT_INTROSPECTION_CACHE_TTL, IntrospectionSettings, REFUSED_TTL, Secret, sha256,
 };
 pub use jwks::JwksStatus;
+pub use request::{Attempt, RequestView};
 
 /// Clock skew tolerated on `exp` and `nbf`: IdPs and sidecars run on different hosts, and 30 s
 /// covers ordinary NTP drift without keeping an expired token alive for long.
@@ -367,51 +369,6 @@ struct Inner {
     replay: Arc<dyn ReplayCache>,
 }
 
-/// What the authenticator reads of a request: its headers, and for DPoP proofs the method and
-/// the URL the client addressed.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestView<'a> {
-    pub headers: &'a http::HeaderMap,
-    pub method: &'a http::Method,
-    /// `https` on TLS, `http` on plaintext.
-    pub scheme: &'a str,
-    /// The request's authority (`:authority`, else `Host`).
-    pub authority: Option<&'a str>,
-    pub path: &'a str,
-    /// This resource's identifier: a proof's `htu` may name it rather than the address the
-    /// request arrived at (behind a load balancer the two differ).
-    pub resource: &'a str,
-}
-
-impl<'a> RequestView<'a> {
-    /// Headers alone: enough for bearer tokens; a DPoP proof then matches no URL.
-    pub fn headers_only(headers: &'a http::HeaderMap) -> Self {
-        RequestView {
-            headers,
-            method: &http::Method::POST,
-            scheme: "https",
-            authority: None,
-            path: "",
-            resource: "",
-        }
-    }
-
-    fn addressed_url(&self) -> Option<String> {
-        Some(format!(
-            "{}://{}{}",
-            self.scheme, self.authority?, self.path
-        ))
-    }
-}
-
-/// One request's authentication: the principal or why not, and the configured issuer the token
-/// named, when one was recognised (for the per-issuer metrics and the audit line).
-#[derive(Debug)]
-pub struct Attempt {
-    pub issuer: Option<Arc<str>>,
-    pub result: Result<Arc<Principal>, AuthError>,
-}
-
 impl Authenticator {
     /// Builds the authenticator. Fetches nothing: call [`Self::refresh_keys`] at start-up to load
     /// the keys early; otherwise the first request does.
@@ -466,29 +423,6 @@ impl Authenticator {
                 replay: Arc::new(MemoryReplayCache::new(replay_window)),
             }),
         }
-    }
-
-    /// Whether any issuer accepts DPoP: then a `Bearer` challenge comes with a `DPoP` one.
-    pub fn accepts_dpop(&self) -> bool {
-        self.inner
-            .issuers
-            .iter()
-            .any(|i| i.settings.dpop != DpopMode::Off)
-    }
-
-    /// Whether every issuer requires DPoP-bound tokens (the metadata's
-    /// `dpop_bound_access_tokens_required`).
-    pub fn requires_dpop(&self) -> bool {
-        self.inner
-            .issuers
-            .iter()
-            .all(|i| i.settings.dpop == DpopMode::Required)
-    }
-
-    /// The accepted issuers' identifiers, in config order: the bounded values of the `issuer`
-    /// metric label.
-    pub fn issuer_labels(&self) -> impl Iterator<Item = &str> {
-        self.inner.issuers.iter().map(|i| &*i.label)
     }
 
     /// Authenticates a request from its headers: the bearer token must be well formed, signed by a
@@ -579,60 +513,6 @@ impl Authenticator {
             cache.insert(token.as_bytes(), principal.clone(), key, index);
         }
         Ok(principal)
-    }
-
-    /// Fetches every issuer's key set now (through the same rate limit as every fetch: within
-    /// the refetch interval of the last fetch, that fetch's outcome is returned). Returns the
-    /// key count over all issuers, or the first failure.
-    pub async fn refresh_keys(&self) -> Result<usize, AuthError> {
-        let mut total = 0;
-        let mut first_error = None;
-        for issuer in &self.inner.issuers {
-            match issuer.keys.refresh().await {
-                Ok(count) => total += count,
-                Err(error) => {
-                    first_error.get_or_insert(AuthError::KeyFetch(error));
-                }
-            }
-        }
-        first_error.map_or(Ok(total), Err)
-    }
-
-    /// The task that keeps every issuer's key set fresh in the background: each refetches when
-    /// its set's lifetime ends and retries failed fetches every `refetch_interval`, so an idle
-    /// proxy holds current keys and a failing IdP is counted before a request needs a key. Runs
-    /// until its task is aborted (which aborts every issuer's refresher with it); requests never
-    /// wait for it.
-    pub fn keep_keys_fresh(&self) -> impl Future<Output = ()> + Send + 'static {
-        let sources: Vec<_> = self
-            .inner
-            .issuers
-            .iter()
-            .map(|i| Arc::clone(&i.keys))
-            .collect();
-        async move {
-            let mut set = tokio::task::JoinSet::new();
-            for source in sources {
-                set.spawn(source.keep_fresh());
-            }
-            while set.join_next().await.is_some() {}
-        }
-    }
-
-    /// Whether every issuer has a key set loaded that may still verify tokens (fresh, or stale
-    /// within `max_stale`); an issuer that introspects opaque tokens can serve without one.
-    pub fn has_keys(&self) -> bool {
-        self.inner
-            .issuers
-            .iter()
-            .all(|i| i.settings.introspection.is_some() || i.keys.has_usable_keys())
-    }
-
-    /// Key count, last successful fetch and fetch counters over all issuers, for metrics.
-    pub fn jwks_status(&self) -> JwksStatus {
-        let mut statuses = self.inner.issuers.iter().map(|i| i.keys.status());
-        let first = statuses.next().unwrap_or_default();
-        statuses.fold(first, JwksStatus::combine)
     }
 }
 
