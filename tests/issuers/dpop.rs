@@ -410,3 +410,26 @@ async fn a_certificate_bound_token_is_refused_rather_than_taken_as_bearer() {
     );
     assert_eq!(t.upstream_requests(), before);
 }
+
+#[tokio::test]
+async fn an_opaque_token_is_bound_through_the_cnf_of_its_introspection_answer() {
+    let t = common::start_with(super::introspection::introspecting("")).await;
+    let key = DpopKey::generate();
+    let mut claims = t.system.issuer.claims_for("dpop-client", &[]);
+    claims["cnf"] = json!({ "jkt": key.thumbprint() });
+    let token = t.system.issuer.mint_opaque(claims);
+    let proof = key.proof("POST", t.url(), &token);
+    let (status, _, body, _) = send(&t, &token, &[&proof], initialize(), None).await;
+    assert_eq!(status, 200, "{body}");
+
+    let before = t.upstream_requests();
+    let (status, headers, body) =
+        read(t.post(Some(&token), initialize()).send().await.unwrap()).await;
+    assert_eq!(status, 401);
+    assert!(
+        header(&headers, "www-authenticate").starts_with("DPoP "),
+        "{headers:?}"
+    );
+    assert_eq!(body["error"]["data"]["reason"], "bound_token_as_bearer");
+    assert_eq!(t.upstream_requests(), before);
+}

@@ -11,7 +11,7 @@ use super::refused;
 
 const SECRET_ENV: &str = "SCOPEGATE_INTROSPECTION_SECRET";
 
-fn introspecting(extra: &str) -> Options {
+pub(super) fn introspecting(extra: &str) -> Options {
     Options {
         auth_settings: format!(
             "[auth.introspection]\nclient_id = \"{INTROSPECTION_CLIENT}\"\nclient_secret_env = \"{SECRET_ENV}\"\n{extra}\n"
