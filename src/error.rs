@@ -353,6 +353,13 @@ fn unauthenticated(error: &AuthError, resource_metadata: &str) -> Response<Bytes
         json!({ "reason": error.reason(), "error": error_code }),
     );
     insert_challenge(&mut response, challenge);
+    // RFC 9449 §8: the nonce to retry with.
+    if let Some(nonce) = error
+        .dpop_nonce()
+        .and_then(|n| HeaderValue::try_from(n).ok())
+    {
+        response.headers_mut().insert("dpop-nonce", nonce);
+    }
     response
 }
 

@@ -191,6 +191,7 @@ fn every_reason_is_bounded_snake_case() {
         AuthError::DpopRequired,
         AuthError::DpopNotAccepted,
         AuthError::UnsupportedBinding,
+        AuthError::UseDpopNonce("n".into()),
         AuthError::KeyFetch("x".into()),
     ];
     for e in &all {

@@ -106,6 +106,60 @@ impl super::Authenticator {
     }
 }
 
+/// How long a nonce this proxy issued is accepted: long enough for a client's session of
+/// requests, short enough that a nonce seen once is not a ticket for long.
+pub const NONCE_LIFETIME: Duration = Duration::from_secs(300);
+
+/// Stateless server nonces (RFC 9449 §8): the issue time and an HMAC-SHA256 of it under a key
+/// made at start-up, so any nonce this process issued within [`NONCE_LIFETIME`] is recognised
+/// without remembering it. Each process has its own key: behind several replicas a client may be
+/// asked for a new nonce when it reaches another one.
+pub(super) struct NonceKey {
+    key: aws_lc_rs::hmac::Key,
+}
+
+impl NonceKey {
+    pub(super) fn generate() -> Self {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let key = aws_lc_rs::hmac::Key::generate(aws_lc_rs::hmac::HMAC_SHA256, &rng)
+            .expect("the system's random source works");
+        NonceKey { key }
+    }
+
+    /// A nonce for `now` (seconds since the epoch).
+    pub(super) fn issue(&self, now: u64) -> String {
+        let stamp = now.to_be_bytes();
+        let tag = aws_lc_rs::hmac::sign(&self.key, &stamp);
+        let mut bytes = stamp.to_vec();
+        bytes.extend_from_slice(tag.as_ref());
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Whether `nonce` was issued by this key within its lifetime (the tag compared in constant
+    /// time).
+    pub(super) fn accepts(&self, nonce: &str, now: u64) -> bool {
+        let Ok(bytes) = URL_SAFE_NO_PAD.decode(nonce) else {
+            return false;
+        };
+        let Some((stamp, tag)) = bytes.split_first_chunk::<8>() else {
+            return false;
+        };
+        if aws_lc_rs::hmac::verify(&self.key, stamp, tag).is_err() {
+            return false;
+        }
+        let issued = u64::from_be_bytes(*stamp);
+        issued <= now && now - issued <= NONCE_LIFETIME.as_secs()
+    }
+}
+
+/// How proofs are checked for one issuer.
+pub(super) struct ProofRules<'a> {
+    pub leeway: Duration,
+    pub replay: &'a dyn ReplayCache,
+    /// `Some` when the issuer asks for server nonces.
+    pub nonces: Option<&'a NonceKey>,
+}
+
 /// The token's sender constraint, checked against the request. `dpop` says whether the token
 /// came with the `DPoP` scheme.
 pub(super) async fn check_binding(
@@ -114,8 +168,7 @@ pub(super) async fn check_binding(
     dpop: bool,
     token: &[u8],
     request: &RequestView<'_>,
-    leeway: Duration,
-    replay: &dyn ReplayCache,
+    rules: &ProofRules<'_>,
 ) -> Result<(), AuthError> {
     let jkt = match principal.claims.get("cnf") {
         None => None,
@@ -131,7 +184,7 @@ pub(super) async fn check_binding(
     match (dpop, jkt, mode) {
         (_, Some(_), DpopMode::Off) | (true, _, DpopMode::Off) => Err(AuthError::DpopNotAccepted),
         (true, None, _) => Err(AuthError::NotDpopBound),
-        (true, Some(jkt), _) => check_proof(jkt, token, request, leeway, replay).await,
+        (true, Some(jkt), _) => check_proof(jkt, token, request, rules).await,
         (false, Some(_), _) => Err(AuthError::BoundTokenAsBearer),
         (false, None, DpopMode::Required) => Err(AuthError::DpopRequired),
         (false, None, _) => Ok(()),
@@ -147,9 +200,9 @@ async fn check_proof(
     jkt: &str,
     token: &[u8],
     request: &RequestView<'_>,
-    leeway: Duration,
-    replay: &dyn ReplayCache,
+    rules: &ProofRules<'_>,
 ) -> Result<(), AuthError> {
+    let leeway = rules.leeway;
     let mut proofs = request.headers.get_all("dpop").iter();
     let proof = proofs.next().ok_or(invalid("no DPoP proof"))?;
     if proofs.next().is_some() {
@@ -176,9 +229,20 @@ async fn check_proof(
         .and_then(|json| jwt::parse_object(&json, "proof claims").ok())
         .ok_or(invalid("proof claims are not a JSON object"))?;
     let jti = check_claims(&claims, token, request, leeway)?;
+    if let Some(nonces) = rules.nonces {
+        let now = jsonwebtoken::get_current_timestamp();
+        let fresh = match claims.get("nonce") {
+            Some(Value::String(nonce)) => nonces.accepts(nonce, now),
+            _ => false,
+        };
+        if !fresh {
+            return Err(AuthError::UseDpopNonce(nonces.issue(now)));
+        }
+    }
     // Scoped to the key, so nobody can use up another client's `jti`s in advance.
     let key = URL_SAFE_NO_PAD.encode(sha256(format!("{jkt}.{jti}").as_bytes()));
-    if !replay
+    if !rules
+        .replay
         .insert_if_absent(&key, PROOF_MAX_AGE + 2 * leeway)
         .await
     {
@@ -351,6 +415,25 @@ mod tests {
             normalize_url("https://h/mcp"),
             normalize_url("https://h/MCP")
         );
+    }
+
+    #[test]
+    fn a_nonce_is_accepted_from_its_own_key_within_its_lifetime_only() {
+        let key = NonceKey::generate();
+        let now = 1_800_000_000;
+        let nonce = key.issue(now);
+        assert!(key.accepts(&nonce, now));
+        assert!(key.accepts(&nonce, now + NONCE_LIFETIME.as_secs()));
+        assert!(!key.accepts(&nonce, now + NONCE_LIFETIME.as_secs() + 1));
+        assert!(!key.accepts(&nonce, now - 1), "not from the future");
+        assert!(
+            !NonceKey::generate().accepts(&nonce, now),
+            "another process's key"
+        );
+        let mut forged = URL_SAFE_NO_PAD.decode(&nonce).unwrap();
+        forged[7] ^= 1; // another time stamp under the same tag
+        assert!(!key.accepts(&URL_SAFE_NO_PAD.encode(forged), now));
+        assert!(!key.accepts("garbage", now));
     }
 
     #[tokio::test]

@@ -99,6 +99,8 @@ pub struct AuthSettings {
     /// DPoP (RFC 9449) for this issuer's tokens. Default [`DpopMode::Allowed`]: a token bound by
     /// `cnf.jkt` needs a proof, an unbound one is a bearer token.
     pub dpop: DpopMode,
+    /// Whether DPoP proofs must carry a nonce this proxy issued (RFC 9449 §8). Default `false`.
+    pub dpop_nonce: bool,
 }
 
 impl AuthSettings {
@@ -116,6 +118,7 @@ impl AuthSettings {
             jwks: JwksSettings::default(),
             introspection: None,
             dpop: DpopMode::Allowed,
+            dpop_nonce: false,
         }
     }
 }
@@ -247,6 +250,10 @@ pub enum AuthError {
     DpopNotAccepted,
     #[error("token is bound to its holder in a way this proxy does not check")]
     UnsupportedBinding,
+    /// The proof lacks a nonce, or its nonce is not one this proxy issued within its lifetime:
+    /// the client retries with the fresh one carried here (sent as `DPoP-Nonce`).
+    #[error("a fresh DPoP nonce is required")]
+    UseDpopNonce(String),
     /// Any failure of a token sent with the `DPoP` scheme: answered with a `DPoP` challenge
     /// (RFC 9449 §7.1); reason and description are the inner failure's.
     #[error("{0}")]
@@ -260,7 +267,7 @@ pub enum AuthError {
 impl AuthError {
     /// Every [`Self::reason`] a request can be refused with (all but `KeyFetch`'s, which only
     /// [`Authenticator::refresh_keys`] returns): the `reason` label values counted from start.
-    pub const REFUSAL_REASONS: [&'static str; 24] = [
+    pub const REFUSAL_REASONS: [&'static str; 25] = [
         "missing_token",
         "malformed",
         "multiple_authorization",
@@ -285,6 +292,7 @@ impl AuthError {
         "dpop_required",
         "dpop_not_accepted",
         "unsupported_binding",
+        "use_dpop_nonce",
     ];
 
     /// Bounded snake_case label for metrics and audit lines.
@@ -314,6 +322,7 @@ impl AuthError {
             Self::DpopRequired => "dpop_required",
             Self::DpopNotAccepted => "dpop_not_accepted",
             Self::UnsupportedBinding => "unsupported_binding",
+            Self::UseDpopNonce(_) => "use_dpop_nonce",
             Self::ViaDpop(inner) => inner.reason(),
             Self::KeyFetch(_) => "jwks_fetch_failed",
         }
@@ -339,8 +348,18 @@ impl AuthError {
     pub fn challenge_error(&self) -> &'static str {
         match self {
             Self::InvalidDpopProof(_) => "invalid_dpop_proof",
+            Self::UseDpopNonce(_) => "use_dpop_nonce",
             Self::ViaDpop(inner) => inner.challenge_error(),
             _ => "invalid_token",
+        }
+    }
+
+    /// The nonce to send as `DPoP-Nonce`, when the refusal asks for one.
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        match self {
+            Self::UseDpopNonce(nonce) => Some(nonce),
+            Self::ViaDpop(inner) => inner.dpop_nonce(),
+            _ => None,
         }
     }
 
@@ -367,6 +386,8 @@ struct Inner {
     introspector: Option<(usize, introspect::Introspector)>,
     /// The `jti`s of DPoP proofs already used.
     replay: Arc<dyn ReplayCache>,
+    /// Issues and checks DPoP nonces, for the issuers that ask for them.
+    nonces: dpop::NonceKey,
 }
 
 impl Authenticator {
@@ -421,6 +442,7 @@ impl Authenticator {
                 tokens: token_cache::TokenCache::new(token_cache_entries),
                 introspector,
                 replay: Arc::new(MemoryReplayCache::new(replay_window)),
+                nonces: dpop::NonceKey::generate(),
             }),
         }
     }
@@ -459,17 +481,12 @@ impl Authenticator {
             let principal = self.principal(token, issuer).await?;
             // Checked on every request, cached token or not: a proof holds for one request.
             let settings = &self.inner.issuers[issuer.unwrap_or(0)].settings;
-            let replay = &*self.inner.replay;
-            dpop::check_binding(
-                &principal,
-                settings.dpop,
-                dpop,
-                token,
-                request,
-                settings.leeway,
-                replay,
-            )
-            .await?;
+            let proof = dpop::ProofRules {
+                leeway: settings.leeway,
+                replay: &*self.inner.replay,
+                nonces: settings.dpop_nonce.then_some(&self.inner.nonces),
+            };
+            dpop::check_binding(&principal, settings.dpop, dpop, token, request, &proof).await?;
             Ok(principal)
         }
         .await;

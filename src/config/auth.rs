@@ -37,6 +37,7 @@ struct IssuerKeys<'a> {
     scope_claim: Option<&'a String>,
     require_typ: Option<&'a String>,
     dpop: Option<&'a Spanned<String>>,
+    dpop_nonce: Option<bool>,
     introspection: Option<&'a Spanned<RawIntrospection>>,
 }
 
@@ -52,6 +53,7 @@ impl<'a> IssuerKeys<'a> {
             scope_claim: raw.scope_claim.as_ref(),
             require_typ: raw.require_typ.as_ref(),
             dpop: raw.dpop.as_ref(),
+            dpop_nonce: raw.dpop_nonce,
             introspection: raw.introspection.as_ref(),
         }
     }
@@ -69,6 +71,7 @@ fn top_level_issuer_keys(raw: &RawAuth) -> Vec<&'static str> {
         ("scope_claim", raw.scope_claim.is_some()),
         ("require_typ", raw.require_typ.is_some()),
         ("dpop", raw.dpop.is_some()),
+        ("dpop_nonce", raw.dpop_nonce.is_some()),
         ("introspection", raw.introspection.is_some()),
     ]
     .into_iter()
@@ -131,6 +134,7 @@ pub(super) fn validate_auth(
                 scope_claim: raw.scope_claim.as_ref(),
                 require_typ: raw.require_typ.as_ref(),
                 dpop: raw.dpop.as_ref(),
+                dpop_nonce: raw.dpop_nonce,
                 introspection: raw.introspection.as_ref(),
             }),
             (issuer, _) => {
@@ -269,6 +273,7 @@ fn validate_issuer(
         jwks: JwksSettings::default(),
         introspection: introspection?,
         dpop: dpop?,
+        dpop_nonce: raw.dpop_nonce.unwrap_or(false),
     })
 }
 

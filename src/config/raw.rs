@@ -91,6 +91,7 @@ pub(super) struct RawAuth {
     pub(super) scope_claim: Option<String>,
     pub(super) require_typ: Option<String>,
     pub(super) dpop: Option<Spanned<String>>,
+    pub(super) dpop_nonce: Option<bool>,
     pub(super) introspection: Option<Spanned<RawIntrospection>>,
     pub(super) issuers: Option<Spanned<Vec<RawIssuer>>>,
     pub(super) max_token_size: Option<Spanned<String>>,
@@ -112,6 +113,7 @@ pub(super) struct RawIssuer {
     pub(super) scope_claim: Option<String>,
     pub(super) require_typ: Option<String>,
     pub(super) dpop: Option<Spanned<String>>,
+    pub(super) dpop_nonce: Option<bool>,
     pub(super) introspection: Option<Spanned<RawIntrospection>>,
 }
 

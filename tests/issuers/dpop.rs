@@ -433,3 +433,66 @@ async fn an_opaque_token_is_bound_through_the_cnf_of_its_introspection_answer() 
     assert_eq!(body["error"]["data"]["reason"], "bound_token_as_bearer");
     assert_eq!(t.upstream_requests(), before);
 }
+
+#[tokio::test]
+async fn with_server_nonces_a_proof_without_one_is_answered_with_a_nonce_to_retry_with() {
+    let t = common::start_with(Options {
+        auth_settings: "dpop_nonce = true".into(),
+        ..Options::default()
+    })
+    .await;
+    let key = DpopKey::generate();
+    let token = bound_token(&t, &key, &[]);
+    let url = t.url().to_string();
+    let before = t.upstream_requests();
+    let (status, challenge, body, headers) = send(
+        &t,
+        &token,
+        &[&key.proof("POST", &url, &token)],
+        initialize(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    let metadata = scopegate::metadata::url_for(&t.system.resource);
+    assert_eq!(
+        challenge,
+        format!(
+            "DPoP resource_metadata=\"{metadata}\", algs=\"{DPOP_ALGS}\", error=\"use_dpop_nonce\", error_description=\"a fresh DPoP nonce is required\""
+        )
+    );
+    assert_eq!(body["error"]["data"]["reason"], "use_dpop_nonce");
+    assert_eq!(t.upstream_requests(), before);
+    let nonce = header(&headers, "dpop-nonce").to_string();
+    assert!(!nonce.is_empty());
+
+    // A made-up nonce is no better than none.
+    let mut claims = key.claims("POST", &url, &token);
+    claims["nonce"] = json!("made-up");
+    let (status, _, body, _) = send(
+        &t,
+        &token,
+        &[&key.sign(key.header(), claims)],
+        initialize(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["data"]["reason"].as_str()),
+        (401, Some("use_dpop_nonce"))
+    );
+    assert_eq!(t.upstream_requests(), before);
+
+    // The proxy's own nonce is accepted.
+    let mut claims = key.claims("POST", &url, &token);
+    claims["nonce"] = json!(nonce);
+    let (status, _, body, _) = send(
+        &t,
+        &token,
+        &[&key.sign(key.header(), claims)],
+        initialize(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
