@@ -309,9 +309,10 @@ fn retry_after_secs(wait: std::time::Duration) -> u64 {
 
 fn unauthenticated(error: &AuthError, resource_metadata: &str) -> Response<Bytes> {
     let description = header_safe(&error.to_string());
+    // By reason, so a token sent with the DPoP scheme (wrapped) is answered the same way.
     if matches!(
-        error,
-        AuthError::KeysUnavailable | AuthError::IntrospectionUnavailable
+        error.reason(),
+        "keys_unavailable" | "introspection_unavailable"
     ) {
         // The token may be fine: the IdP's keys or its introspection answer are not to be had. A 401 would send the client
         // to fetch a new token that fails the same way, so say "try later" instead.

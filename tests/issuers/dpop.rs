@@ -496,3 +496,20 @@ async fn with_server_nonces_a_proof_without_one_is_answered_with_a_nonce_to_retr
     .await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn an_idp_failure_is_a_503_for_a_dpop_token_too() {
+    let t = common::start_with(super::introspection::introspecting("")).await;
+    t.system.issuer.set_introspection_down(true);
+    let key = DpopKey::generate();
+    let mut claims = t.system.issuer.claims_for("dpop-client", &[]);
+    claims["cnf"] = json!({ "jkt": key.thumbprint() });
+    let token = t.system.issuer.mint_opaque(claims);
+    let before = t.upstream_requests();
+    let proof = key.proof("POST", t.url(), &token);
+    let (status, _, body, headers) = send(&t, &token, &[&proof], initialize(), None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(header(&headers, "retry-after"), "5");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert_eq!(t.upstream_requests(), before);
+}
