@@ -93,7 +93,7 @@ fn shipped_config_loads_as_is_and_names_what_the_deployment_mounts() {
         .unwrap_or_else(|e| panic!("deploy/config.example.toml: {e}"));
     // The design's premise: the MCP server is reachable on loopback only.
     assert_eq!(config.upstream.url.host(), Some("127.0.0.1"));
-    assert!(config.auth.issuer.starts_with("https://"));
+    assert!(config.issuers[0].issuer.starts_with("https://"));
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ mod inspection;
 mod inspector_properties;
 mod integrity;
 mod interop_node;
+mod issuers;
 mod logging;
 mod mcp2026;
 mod operations;

@@ -1,15 +1,22 @@
-//! Authentication: a token verified before (the verified-token cache), and a first verification
-//! per algorithm (signature and claims; the key set is already loaded, as it is after start-up).
+//! Authentication: a token verified before (the verified-token cache), an opaque token
+//! introspected before (the introspection cache), a first verification per algorithm (signature
+//! and claims; the key set is already loaded, as it is after start-up), and a DPoP-bound cached
+//! token with a new proof, whose check is one signature verification per request.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
-use http::HeaderMap;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::header::AUTHORIZATION;
+use http::{HeaderMap, Method};
 use jsonwebtoken::Algorithm;
-use scopegate_core::auth::{AuthSettings, Authenticator};
-use scopegate_testkit::issuer::{Issuer, IssuerConfig, IssuerHandle, KeyChoice};
+use scopegate_core::auth::{
+    AuthSettings, Authenticator, ClientAuth, IntrospectionSettings, RequestView, Secret,
+};
+use scopegate_testkit::dpop_key::DpopKey;
+use scopegate_testkit::issuer::{
+    DEMO_CLIENT_SECRET, INTROSPECTION_CLIENT, Issuer, IssuerConfig, IssuerHandle, KeyChoice,
+};
 use serde_json::json;
 
 const AUDIENCE: &str = "https://mcp.bench.example/mcp";
@@ -78,5 +85,78 @@ fn auth(c: &mut Criterion) {
     issuer.shutdown();
 }
 
-criterion_group!(benches, auth);
+const HTU: &str = "https://mcp.bench.example/mcp";
+
+/// The request as the proxy sees it: a POST to [`HTU`].
+fn view(headers: &HeaderMap) -> RequestView<'_> {
+    RequestView {
+        headers,
+        method: &Method::POST,
+        scheme: "https",
+        authority: Some("mcp.bench.example"),
+        path: "/mcp",
+        resource: AUDIENCE,
+    }
+}
+
+/// A cached opaque token (one introspection call at warm-up), then a cached JWT bound to a DPoP
+/// key with a fresh proof per request (the proof is signed outside the measured time).
+fn sender_constrained(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let issuer = rt
+        .block_on(Issuer::start(IssuerConfig::demo(AUDIENCE)))
+        .unwrap();
+    let mut settings = AuthSettings::new(issuer.issuer(), vec![AUDIENCE.to_owned()]);
+    settings.jwks_uri = Some(issuer.jwks_uri().to_owned());
+    settings.introspection = Some(IntrospectionSettings {
+        endpoint: Some(issuer.introspection_url()),
+        client_id: INTROSPECTION_CLIENT.to_owned(),
+        client_secret: Secret(DEMO_CLIENT_SECRET.to_owned()),
+        client_auth: ClientAuth::Basic,
+        cache_ttl: Duration::from_secs(300),
+    });
+    let client = scopegate_core::client::build(None, Duration::from_secs(5)).unwrap();
+    let auth = Authenticator::new(settings, client);
+    rt.block_on(auth.refresh_keys()).unwrap();
+
+    let opaque = issuer.mint_opaque(issuer.claims_for("bench-agent", &["customer:read"]));
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, format!("Bearer {opaque}").parse().unwrap());
+    rt.block_on(auth.authenticate(&headers)).unwrap();
+    c.bench_function("auth/cached_introspected_token", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(auth.authenticate(black_box(&headers)).await.unwrap()) })
+    });
+
+    let key = DpopKey::generate();
+    let mut claims = issuer.claims_for("bench-agent", &["customer:read"]);
+    claims["cnf"] = json!({ "jkt": key.thumbprint() });
+    let token = issuer.mint(claims);
+    let with_proof = || {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, format!("DPoP {token}").parse().unwrap());
+        headers.insert("dpop", key.proof("POST", HTU, &token).parse().unwrap());
+        headers
+    };
+    let warm = with_proof();
+    rt.block_on(auth.attempt(&view(&warm))).result.unwrap();
+    c.bench_function("auth/dpop_bound_cached_token_ES256_proof", |b| {
+        b.to_async(&rt).iter_batched(
+            with_proof,
+            |headers| {
+                let auth = &auth;
+                async move {
+                    black_box(auth.attempt(&view(&headers)).await.result.unwrap());
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    issuer.shutdown();
+}
+
+criterion_group!(benches, auth, sender_constrained);
 criterion_main!(benches);

@@ -45,6 +45,8 @@ pub struct Ctx {
     http_method: Method,
     /// Who the token says the caller is; shared with the token cache, not copied.
     principal: Option<Arc<Principal>>,
+    /// The configured issuer the token named, when one was recognised.
+    issuer: Option<Arc<str>>,
     method: Option<String>,
     tool: Option<String>,
     /// The policy rule that decided the first `tools/call`: the bounded `tool` metric label.
@@ -101,6 +103,7 @@ impl Ctx {
                 .map(str::to_string),
             http_method: method.clone(),
             principal: None,
+            issuer: None,
             method: None,
             tool: None,
             rule: None,
@@ -117,6 +120,11 @@ impl Ctx {
 
     pub fn request_id(&self) -> Option<&HeaderValue> {
         self.request_id.as_ref()
+    }
+
+    /// The issuer the token named, whether or not it was then accepted.
+    pub fn token_issuer(&mut self, issuer: Option<Arc<str>>) {
+        self.issuer = issuer;
     }
 
     pub fn authenticated(&mut self, principal: &Arc<Principal>) {
@@ -200,6 +208,7 @@ impl Ctx {
             http_method = self.http_method.as_str(),
             subject = principal.and_then(|p| p.subject.as_deref()),
             client_id = principal.and_then(|p| p.client_id.as_deref()),
+            issuer = self.issuer.as_deref(),
             method = self.method.as_deref(),
             tool = self.tool.as_deref(),
             rule = self.rule.as_deref(),
@@ -236,6 +245,16 @@ impl Ctx {
             && self.outcome != Outcome::Allow
         {
             metrics.denied(reason);
+        }
+        if let Some(issuer) = &self.issuer {
+            let outcome = match (self.error, self.reason) {
+                (Some(ErrorKind::Token), Some(reason)) => reason.as_str(),
+                _ => metrics::ACCEPTED,
+            };
+            metrics
+                .issuer_auth
+                .with_label_values(&[issuer, outcome])
+                .inc();
         }
         match self.error {
             Some(ErrorKind::Token) => {

@@ -76,7 +76,9 @@ pub struct Config {
     pub listen: ListenConfig,
     pub upstream: UpstreamConfig,
     pub mcp: McpConfig,
-    pub auth: AuthSettings,
+    /// Every accepted issuer, in config order: one for the single-issuer `[auth]`. They share
+    /// the token size limit and the key cache settings.
+    pub issuers: Vec<AuthSettings>,
     /// Extra CA bundle for reaching the IdP (JWKS, discovery) over TLS.
     pub auth_ca_file: Option<PathBuf>,
     /// `authorization_servers` for the protected-resource metadata.
@@ -179,7 +181,8 @@ impl Config {
             problems: vec![format!("{}: cannot read: {e}", path.display())],
         })?;
         let overrides = crate::env::ProcessEnv.vars_with_prefix(ENV_PREFIX);
-        Config::parse_with_overrides(&source, path, &overrides)
+        let env = |name: &str| crate::env::ProcessEnv.var(name);
+        Config::parse_with_env(&source, path, &overrides, &env)
     }
 
     /// Validates config text; `path` names it in messages and anchors relative paths.
@@ -198,6 +201,22 @@ impl Config {
         path: &Path,
         overrides: &[(String, String)],
     ) -> Result<Config, ConfigError> {
+        let env = |name: &str| {
+            overrides
+                .iter()
+                .find_map(|(n, value)| (n == name).then(|| value.clone()))
+        };
+        Config::parse_with_env(source, path, overrides, &env)
+    }
+
+    /// As [`Self::parse_with_overrides`]; the secrets the file names by variable (such as
+    /// `client_secret_env`) are looked up with `env`.
+    fn parse_with_env(
+        source: &str,
+        path: &Path,
+        overrides: &[(String, String)],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let applied = overrides::apply(source, overrides).map_err(|problems| ConfigError {
             problems: problems
                 .into_iter()
@@ -205,14 +224,19 @@ impl Config {
                 .collect(),
         })?;
         match applied {
-            None => Config::validate_text(source, path, true),
+            None => Config::validate_text(source, path, true, env),
             // Positions in the merged text would not match the file, so problems then name
             // only the key.
-            Some(merged) => Config::validate_text(&merged, path, false),
+            Some(merged) => Config::validate_text(&merged, path, false, env),
         }
     }
 
-    fn validate_text(source: &str, path: &Path, positions: bool) -> Result<Config, ConfigError> {
+    fn validate_text(
+        source: &str,
+        path: &Path,
+        positions: bool,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let mut problems = Problems::new(source, path);
         if !positions {
             problems.file = format!("{} (with {ENV_PREFIX}* overrides)", path.display());
@@ -222,7 +246,7 @@ impl Config {
             return Err(problems.into_error());
         };
         let base = path.parent().unwrap_or(Path::new("."));
-        let config = validate(raw, base, &mut problems);
+        let config = validate(raw, base, env, &mut problems);
         match config {
             Some(config) if problems.is_empty() => Ok(config),
             _ => Err(problems.into_error()),
@@ -230,16 +254,19 @@ impl Config {
     }
 }
 
-fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Config> {
+fn validate(
+    raw: RawConfig,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Option<Config> {
     let listen = validate_listen(raw.listen, base, problems);
     let upstream = validate_upstream(raw.upstream, base, problems);
     let mcp = validate_mcp(raw.mcp, problems);
-    let auth = auth::validate_auth(&raw.auth, problems);
-    let auth_ca_file = raw.auth.ca_file.map(|p| resolve(base, p.into_inner()));
-    let authorization_servers = raw
-        .auth
-        .authorization_servers
-        .unwrap_or_else(|| vec![raw.auth.issuer.get_ref().clone()]);
+    let auth_span = raw.auth.span();
+    let raw_auth = raw.auth.into_inner();
+    let auth = auth::validate_auth(&raw_auth, auth_span, env, problems);
+    let auth_ca_file = raw_auth.ca_file.map(|p| resolve(base, p.into_inner()));
     let policy_watch_interval = problems.duration(
         raw.policy.watch_interval.as_ref(),
         "policy.watch_interval",
@@ -256,15 +283,15 @@ fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Conf
         }),
         None => DEFAULT_ADMIN_ADDRESS.parse().ok(),
     };
+    let auth = auth?;
     Some(Config {
         listen: listen?,
         upstream: upstream?,
         mcp: mcp?,
-        auth: auth?,
+        issuers: auth.issuers,
         auth_ca_file,
-        authorization_servers,
-        token_cache_entries: raw
-            .auth
+        authorization_servers: auth.authorization_servers,
+        token_cache_entries: raw_auth
             .token_cache_entries
             .unwrap_or(crate::auth::DEFAULT_TOKEN_CACHE_ENTRIES),
         policy_file: resolve(base, raw.policy.file.into_inner()),

@@ -346,8 +346,12 @@ fn retry_after_secs(wait: std::time::Duration) -> u64 {
 
 fn unauthenticated(error: &AuthError, resource_metadata: &str) -> Response<Bytes> {
     let description = header_safe(&error.to_string());
-    if matches!(error, AuthError::KeysUnavailable) {
-        // The token may be fine: the IdP's keys are not to be had. A 401 would send the client
+    // By reason, so a token sent with the DPoP scheme (wrapped) is answered the same way.
+    if matches!(
+        error.reason(),
+        Reason::KeysUnavailable | Reason::IntrospectionUnavailable
+    ) {
+        // The token may be fine: the IdP's keys or its introspection answer are not to be had. A 401 would send the client
         // to fetch a new token that fails the same way, so say "try later" instead.
         let mut response = plain(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -359,7 +363,15 @@ fn unauthenticated(error: &AuthError, resource_metadata: &str) -> Response<Bytes
             .insert(RETRY_AFTER, HeaderValue::from_static("5"));
         return response;
     }
-    let challenge = if error.token_presented() {
+    let challenge = if error.dpop_challenge() {
+        // RFC 9449 §7.1: the scheme the token came with (or should have), the proof
+        // algorithms accepted, and `invalid_dpop_proof` when the proof is what failed.
+        format!(
+            "DPoP resource_metadata=\"{resource_metadata}\", algs=\"{}\", error=\"{}\", error_description=\"{description}\"",
+            crate::auth::DPOP_ALGS,
+            error.challenge_error()
+        )
+    } else if error.token_presented() {
         format!(
             "Bearer resource_metadata=\"{resource_metadata}\", error=\"invalid_token\", error_description=\"{description}\""
         )
@@ -379,6 +391,13 @@ fn unauthenticated(error: &AuthError, resource_metadata: &str) -> Response<Bytes
         json!({ "reason": error.reason(), "error": error_code }),
     );
     insert_challenge(&mut response, challenge);
+    // RFC 9449 §8: the nonce to retry with.
+    if let Some(nonce) = error
+        .dpop_nonce()
+        .and_then(|n| HeaderValue::try_from(n).ok())
+    {
+        response.headers_mut().insert("dpop-nonce", nonce);
+    }
     response
 }
 

@@ -13,10 +13,21 @@ struct Document<'a> {
     authorization_servers: &'a [String],
     scopes_supported: Vec<&'a str>,
     bearer_methods_supported: [&'static str; 1],
+    /// RFC 9449 §5.1 / RFC 9728 §2: the proof algorithms accepted, when DPoP is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dpop_signing_alg_values_supported: Option<Vec<&'static str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dpop_bound_access_tokens_required: Option<bool>,
 }
 
-/// Renders the document once per policy, so serving it costs a refcount.
-pub fn document(resource: &str, authorization_servers: &[String], scopes: Vec<&str>) -> Bytes {
+/// Renders the document once per policy, so serving it costs a refcount. `dpop`: `None` when no
+/// issuer accepts DPoP, else whether every issuer requires DPoP-bound tokens.
+pub fn document(
+    resource: &str,
+    authorization_servers: &[String],
+    scopes: Vec<&str>,
+    dpop: Option<bool>,
+) -> Bytes {
     let document = Document {
         resource,
         authorization_servers,
@@ -24,6 +35,9 @@ pub fn document(resource: &str, authorization_servers: &[String], scopes: Vec<&s
         // Tokens only in the Authorization header: never a query string (it lands in logs) nor a
         // form body (the body is JSON-RPC).
         bearer_methods_supported: ["header"],
+        dpop_signing_alg_values_supported: dpop
+            .map(|_| crate::auth::DPOP_ALGS.split(' ').collect()),
+        dpop_bound_access_tokens_required: dpop,
     };
     Bytes::from(serde_json::to_vec_pretty(&document).unwrap_or_default())
 }

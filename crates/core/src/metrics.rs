@@ -43,6 +43,9 @@ const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// The `result` of a key set fetch or a reload.
 const RESULTS: [&str; 2] = ["success", "failure"];
 
+/// The `outcome` of a token its issuer's checks accepted (refusals carry their reason).
+pub const ACCEPTED: &str = "accepted";
+
 /// The `tool` label of a call no rule names.
 const NO_RULE: &str = "_other";
 
@@ -85,6 +88,8 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub tool_calls: IntCounterVec,
     pub auth_failures: IntCounterVec,
+    /// Tokens by the configured issuer they named and how their checks ended.
+    pub issuer_auth: IntCounterVec,
     pub denials: IntCounterVec,
     pub request_duration: Histogram,
     pub upstream_duration: Histogram,
@@ -153,6 +158,11 @@ impl Metrics {
                 "scopegate_auth_failures_total",
                 "Requests refused for their token, by reason.",
                 &["reason"],
+            ),
+            issuer_auth: counter(
+                "scopegate_issuer_auth_total",
+                "Tokens naming a configured issuer, by issuer and outcome (accepted, or the refusal reason).",
+                &["issuer", "outcome"],
             ),
             denials: counter(
                 "scopegate_denials_total",
@@ -354,6 +364,18 @@ impl Metrics {
         }
         for rule in policy.rate_limited_rule_names() {
             self.rate_limited.with_label_values(&[rule]);
+        }
+    }
+
+    /// Lists every configured issuer's `issuer_auth` series at 0. The label takes only these
+    /// values: a token naming any other issuer is refused before it is attributed to one.
+    pub fn issuers_configured<'a>(&self, issuers: impl Iterator<Item = &'a str>) {
+        for issuer in issuers {
+            self.issuer_auth.with_label_values(&[issuer, ACCEPTED]);
+            for reason in Reason::ALL.into_iter().filter(|r| r.is_token()) {
+                self.issuer_auth
+                    .with_label_values(&[issuer, reason.as_str()]);
+            }
         }
     }
 

@@ -16,7 +16,7 @@ use hyper::body::{Body as _, Incoming};
 
 use crate::answer::{self, Answer};
 use crate::audit::Ctx;
-use crate::auth::{Authenticator, Principal};
+use crate::auth::{Authenticator, Principal, RequestView};
 use crate::client::HttpClient;
 use crate::config::Config;
 use crate::error::ProxyError;
@@ -51,6 +51,14 @@ const MAX_DRAINS: usize = 64;
 pub struct Proxy {
     mcp_path: String,
     resource: String,
+    /// `https`, or `http` on a plaintext listener: the scheme of the URL clients address, which
+    /// DPoP proofs name.
+    scheme: &'static str,
+    /// A `DPoP` challenge that goes beside each `Bearer` one, when an issuer accepts DPoP.
+    dpop_challenge: Option<HeaderValue>,
+    /// The metadata's DPoP members: `None` when no issuer accepts DPoP, else whether every
+    /// issuer requires it.
+    dpop_metadata: Option<bool>,
     authorization_servers: Vec<String>,
     metadata_url: String,
     metadata_paths: Vec<String>,
@@ -92,12 +100,27 @@ impl Proxy {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Proxy> {
         metrics.policy_loaded(&policy);
-        let auth = Authenticator::with_token_cache(
-            config.auth.clone(),
+        let auth = Authenticator::for_issuers(
+            config.issuers.clone(),
             auth_client,
             config.token_cache_entries,
         );
-        let state = policy_state(&config.mcp.resource, &config.authorization_servers, policy);
+        metrics.issuers_configured(auth.issuer_labels());
+        let dpop_metadata = auth.accepts_dpop().then(|| auth.requires_dpop());
+        let metadata_url = metadata::url_for(&config.mcp.resource);
+        let dpop_challenge = auth.accepts_dpop().then(|| {
+            HeaderValue::try_from(format!(
+                "DPoP resource_metadata=\"{metadata_url}\", algs=\"{}\"",
+                crate::auth::DPOP_ALGS
+            ))
+            .unwrap_or(HeaderValue::from_static("DPoP"))
+        });
+        let state = policy_state(
+            &config.mcp.resource,
+            &config.authorization_servers,
+            dpop_metadata,
+            policy,
+        );
         let shared = crate::state::SharedState::connect(&config.state, &metrics, clients.len())?;
         let integrity = match &config.integrity {
             Some(settings) => Some(Arc::new(Integrity::start(settings, metrics.clone())?)),
@@ -106,8 +129,15 @@ impl Proxy {
         Ok(Proxy {
             mcp_path: config.mcp.path.clone(),
             resource: config.mcp.resource.clone(),
+            scheme: if config.listen.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+            dpop_challenge,
+            dpop_metadata,
             authorization_servers: config.authorization_servers.clone(),
-            metadata_url: metadata::url_for(&config.mcp.resource),
+            metadata_url,
             metadata_paths: metadata::paths(&config.mcp.resource, &config.mcp.path),
             allowed_origins: config.listen.allowed_origins.clone(),
             max_body_bytes: config.mcp.max_body_bytes,
@@ -136,7 +166,12 @@ impl Proxy {
     /// Swaps in a new policy; requests in flight finish under the one they started with.
     pub fn replace_policy(&self, policy: Policy) {
         self.metrics.policy_loaded(&policy);
-        let state = policy_state(&self.resource, &self.authorization_servers, policy);
+        let state = policy_state(
+            &self.resource,
+            &self.authorization_servers,
+            self.dpop_metadata,
+            policy,
+        );
         self.policy.store(Arc::new(state));
     }
 
@@ -231,7 +266,20 @@ impl Proxy {
             Ok(response) => response,
             Err(error) => {
                 ctx.failed(&error);
-                error.into_response(&self.metadata_url).map(full)
+                // A client that holds a DPoP key learns it may use it (RFC 9449 §7.1).
+                let dpop_too = match &error {
+                    ProxyError::Unauthenticated(auth) => !auth.dpop_challenge(),
+                    _ => false,
+                };
+                let mut response = error.into_response(&self.metadata_url).map(full);
+                if let Some(challenge) = self.dpop_challenge.as_ref().filter(|_| dpop_too)
+                    && response.status() == http::StatusCode::UNAUTHORIZED
+                {
+                    response
+                        .headers_mut()
+                        .append(header::WWW_AUTHENTICATE, challenge.clone());
+                }
+                response
             }
         };
         if let Some(id) = ctx.request_id() {
@@ -295,11 +343,10 @@ impl Proxy {
 
         // Authenticate before reading the body, so a caller without a valid token costs no
         // buffering and no parsing.
-        let principal = self
-            .auth
-            .authenticate(&parts.headers)
-            .await
-            .map_err(ProxyError::Unauthenticated)?;
+        let request = RequestView::of(&parts, self.scheme, &self.resource);
+        let attempt = self.auth.attempt(&request).await;
+        ctx.token_issuer(attempt.issuer);
+        let principal = attempt.result.map_err(ProxyError::Unauthenticated)?;
         ctx.authenticated(&principal);
 
         // A session is its creator's: another principal's request for it is told it does not
@@ -591,9 +638,18 @@ impl Proxy {
     }
 }
 
-fn policy_state(resource: &str, authorization_servers: &[String], policy: Policy) -> PolicyState {
-    let metadata_document =
-        metadata::document(resource, authorization_servers, policy.scopes_supported());
+fn policy_state(
+    resource: &str,
+    authorization_servers: &[String],
+    dpop: Option<bool>,
+    policy: Policy,
+) -> PolicyState {
+    let metadata_document = metadata::document(
+        resource,
+        authorization_servers,
+        policy.scopes_supported(),
+        dpop,
+    );
     PolicyState {
         policy,
         metadata_document,

@@ -80,6 +80,16 @@ reasons! {
     KeyMismatch => "key_mismatch",
     CritHeader => "crit_header",
     BadTyp => "bad_typ",
+    Inactive => "inactive",
+    InvalidDpopProof => "invalid_dpop_proof",
+    NotDpopBound => "not_dpop_bound",
+    BoundTokenAsBearer => "bound_token_as_bearer",
+    DpopRequired => "dpop_required",
+    DpopNotAccepted => "dpop_not_accepted",
+    UnsupportedBinding => "unsupported_binding",
+    UseDpopNonce => "use_dpop_nonce",
+    /// The introspection endpoint cannot be asked: a 503, since the token may be fine.
+    IntrospectionUnavailable => "introspection_unavailable",
     /// The IdP's keys cannot be had: a 503, since the token may be fine.
     KeysUnavailable => "keys_unavailable",
     // ---- the policy ------------------------------------------------------------------------

@@ -71,7 +71,12 @@ pub(crate) fn upstream_client(config: &Config) -> anyhow::Result<crate::client::
 pub(crate) fn auth_client(config: &Config) -> anyhow::Result<crate::client::HttpClient> {
     crate::client::build(
         config.auth_ca_file.as_deref(),
-        config.auth.jwks.fetch_timeout,
+        config
+            .issuers
+            .first()
+            .map_or(crate::auth::DEFAULT_JWKS_FETCH_TIMEOUT, |i| {
+                i.jwks.fetch_timeout
+            }),
     )
     .context("auth.ca_file")
 }

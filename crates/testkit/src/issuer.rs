@@ -33,6 +33,9 @@ pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(300);
 /// The secret of the demo clients. Public on purpose: the demo issuer is for loopback use only.
 pub const DEMO_CLIENT_SECRET: &str = "demo-secret";
 
+/// The client the proxy authenticates as at the introspection endpoint.
+pub const INTROSPECTION_CLIENT: &str = "scopegate";
+
 /// How long a JWKS response may be cached; long enough that a cache is exercised, short enough
 /// that a rotation shows up within a demo session.
 const JWKS_MAX_AGE: &str = "max-age=300";
@@ -93,6 +96,8 @@ impl IssuerConfig {
                     tenant: Some("acme".to_owned()),
                     ..client("acme-agent", &["customer:read"])
                 },
+                // The resource server's own client, for token introspection (RFC 7662 §2.1).
+                client(INTROSPECTION_CLIENT, &[]),
             ],
             token_ttl: DEFAULT_TOKEN_TTL,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -157,6 +162,7 @@ impl Issuer {
             jwks_requests: AtomicUsize::new(0),
             jwks_body: Mutex::new(None),
             jti: AtomicU64::new(0),
+            opaque: Default::default(),
         });
 
         let (stop, stopped) = oneshot::channel();
@@ -357,6 +363,12 @@ impl IssuerHandle {
     }
 }
 
+impl IssuerHandle {
+    pub(super) fn state(&self) -> &State {
+        &self.inner.state
+    }
+}
+
 impl std::fmt::Debug for IssuerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IssuerHandle")
@@ -366,7 +378,7 @@ impl std::fmt::Debug for IssuerHandle {
     }
 }
 
-struct State {
+pub(super) struct State {
     /// `http://<bound addr>`, where the endpoints are.
     base: String,
     issuer: String,
@@ -379,6 +391,8 @@ struct State {
     jwks_requests: AtomicUsize,
     jwks_body: Mutex<Option<Vec<u8>>>,
     jti: AtomicU64,
+    /// Opaque tokens and the introspection endpoint's switches.
+    pub(super) opaque: crate::issuer_opaque::OpaqueTokens,
 }
 
 struct KeyRing {
@@ -415,7 +429,7 @@ impl State {
         json!({ "keys": ring.published.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() })
     }
 
-    fn next_jti(&self) -> String {
+    pub(super) fn next_jti(&self) -> String {
         let n = self.jti.fetch_add(1, Ordering::Relaxed);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -424,7 +438,7 @@ impl State {
     }
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -447,7 +461,8 @@ async fn route(state: &State, req: Request<Incoming>) -> Response<BoxBody> {
             Ok(response) => response,
             Err(error) => error.into_response(),
         },
-        (_, "/jwks" | "/token") => json_response(
+        (&Method::POST, "/introspect") => crate::issuer_opaque::introspect(state, req).await,
+        (_, "/jwks" | "/token" | "/introspect") => json_response(
             StatusCode::METHOD_NOT_ALLOWED,
             &json!({ "error": "method_not_allowed" }),
         ),
@@ -486,6 +501,7 @@ fn metadata(state: &State) -> Response<BoxBody> {
             "issuer": state.issuer,
             "jwks_uri": format!("{base}/jwks"),
             "token_endpoint": format!("{base}/token"),
+            "introspection_endpoint": format!("{base}/introspect"),
             "grant_types_supported": ["client_credentials"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "response_types_supported": ["token"],
@@ -509,7 +525,7 @@ fn scopes_supported(state: &State) -> Vec<String> {
 
 /// A token-endpoint error (RFC 6749 §5.2).
 #[derive(Debug, thiserror::Error)]
-enum TokenError {
+pub(super) enum TokenError {
     #[error("invalid_request: {0}")]
     InvalidRequest(&'static str),
     #[error("invalid_client")]
@@ -523,7 +539,7 @@ enum TokenError {
 }
 
 impl TokenError {
-    fn into_response(self) -> Response<BoxBody> {
+    pub(super) fn into_response(self) -> Response<BoxBody> {
         let (status, code, description) = match &self {
             Self::InvalidRequest(why) => {
                 (StatusCode::BAD_REQUEST, "invalid_request", (*why).into())
@@ -568,29 +584,7 @@ impl TokenError {
 }
 
 async fn token(state: &State, req: Request<Incoming>) -> Result<Response<BoxBody>, TokenError> {
-    let (parts, body) = req.into_parts();
-    let is_form = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !is_form {
-        return Err(TokenError::InvalidRequest(
-            "body must be application/x-www-form-urlencoded",
-        ));
-    }
-    let body: Bytes = Limited::new(body, MAX_FORM_BYTES)
-        .collect()
-        .await
-        .map_err(|_| TokenError::InvalidRequest("unreadable or oversized body"))?
-        .to_bytes();
-    let body =
-        std::str::from_utf8(&body).map_err(|_| TokenError::InvalidRequest("body is not UTF-8"))?;
-    let form = parse_form(body)?;
+    let (parts, form) = read_form(req).await?;
     let param = |name: &str| form.get(name).map(String::as_str);
 
     match param("grant_type") {
@@ -653,9 +647,38 @@ async fn token(state: &State, req: Request<Incoming>) -> Result<Response<BoxBody
     Ok(response)
 }
 
+/// A form-encoded request body (token and introspection requests), size-bounded.
+pub(super) async fn read_form(
+    req: Request<Incoming>,
+) -> Result<(http::request::Parts, HashMap<String, String>), TokenError> {
+    let (parts, body) = req.into_parts();
+    let is_form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(TokenError::InvalidRequest(
+            "body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let body: Bytes = Limited::new(body, MAX_FORM_BYTES)
+        .collect()
+        .await
+        .map_err(|_| TokenError::InvalidRequest("unreadable or oversized body"))?
+        .to_bytes();
+    let body =
+        std::str::from_utf8(&body).map_err(|_| TokenError::InvalidRequest("body is not UTF-8"))?;
+    Ok((parts, parse_form(body)?))
+}
+
 /// Finds the client by HTTP Basic (RFC 6749 §2.3.1) or by `client_id`/`client_secret` form fields,
 /// and checks its secret. Using both methods at once is an error.
-fn authenticate_client<'a>(
+pub(super) fn authenticate_client<'a>(
     state: &'a State,
     headers: &http::HeaderMap,
     form: &HashMap<String, String>,
@@ -740,7 +763,7 @@ fn percent_decode(input: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response<BoxBody> {
+pub(super) fn json_response(status: StatusCode, body: &Value) -> Response<BoxBody> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")

@@ -5,7 +5,9 @@
 //! together. None of it is meant for production, and the sidecar build never links it.
 
 pub mod certs;
+pub mod dpop_key;
 pub mod issuer;
+mod issuer_opaque;
 pub mod jwks_server;
 pub mod keys;
 pub mod private_dir;

@@ -21,6 +21,9 @@ pub const TENANT_ISOLATION_POLICY: &str = include_str!("../../../policies/tenant
 
 pub struct DemoSystem {
     pub issuer: IssuerHandle,
+    /// A second, independent issuer beside the first, when [`SystemOptions::second_issuer`]
+    /// asked for one: its own keys (with the same `kid`s as the first's), its own URL.
+    pub second_issuer: Option<IssuerHandle>,
     pub upstream: SampleServerHandle,
     /// The proxy, when it runs in this process.
     pub proxy: Option<Running>,
@@ -58,6 +61,15 @@ pub struct SystemOptions {
     pub upstream_url: Option<String>,
     /// Start with the issuer's JWKS answering 503, as an IdP that is down.
     pub jwks_down_at_start: bool,
+    /// Start a second issuer and list both as `[[auth.issuers]]`; `auth_settings` then holds
+    /// only the keys all issuers share, and each issuer's own extra lines are in
+    /// `issuer_settings`.
+    pub second_issuer: bool,
+    /// Extra lines for the first and second `[[auth.issuers]]` entry.
+    pub issuer_settings: [String; 2],
+    /// The environment the config is read with (overrides and secrets such as
+    /// `client_secret_env`), as (variable, value) pairs: the test process's own is left alone.
+    pub env: Vec<(String, String)>,
 }
 
 impl DemoSystem {
@@ -97,14 +109,38 @@ impl DemoSystem {
         let upstream = SampleServer::start(options.upstream.clone()).await?;
         let issuer = Issuer::start(IssuerConfig::demo(&resource)).await?;
         issuer.set_jwks_down(options.jwks_down_at_start);
+        let second_issuer = match options.second_issuer {
+            true => Some(Issuer::start(IssuerConfig::demo(&resource)).await?),
+            false => None,
+        };
 
         let policy_file = dir.join("policy.toml");
         let policy = options.policy.as_deref().unwrap_or(CUSTOMER_SERVICE_POLICY);
         write_private(&policy_file, policy)?;
-        let jwks_line = if options.discover_jwks {
-            String::new()
-        } else {
-            format!("jwks_uri = \"{}\"", issuer.jwks_uri())
+        let jwks_line = |issuer: &IssuerHandle| {
+            if options.discover_jwks {
+                String::new()
+            } else {
+                format!("jwks_uri = \"{}\"", issuer.jwks_uri())
+            }
+        };
+        let issuer_lines = |issuer: &IssuerHandle| {
+            format!(
+                "issuer = \"{}\"\naudiences = [\"{resource}\"]\n{}\nalgorithms = [\"ES256\", \"RS256\", \"EdDSA\"]\n",
+                issuer.issuer(),
+                jwks_line(issuer)
+            )
+        };
+        let auth_table = match &second_issuer {
+            None => format!("{}{}", issuer_lines(&issuer), options.auth_settings),
+            Some(second) => format!(
+                "{}\n[[auth.issuers]]\n{}{}\n[[auth.issuers]]\n{}{}",
+                options.auth_settings,
+                issuer_lines(&issuer),
+                options.issuer_settings[0],
+                issuer_lines(second),
+                options.issuer_settings[1],
+            ),
         };
         let config_file = dir.join("config.toml");
         let config_text = format!(
@@ -126,11 +162,7 @@ resource = "{resource}"
 {mcp_settings}
 
 [auth]
-issuer = "{issuer}"
-audiences = ["{resource}"]
-{jwks_line}
-algorithms = ["ES256", "RS256", "EdDSA"]
-{auth_settings}
+{auth_table}
 
 [policy]
 file = "policy.toml"
@@ -143,13 +175,11 @@ address = "{admin_addr}"
                 .upstream_url
                 .clone()
                 .unwrap_or_else(|| upstream.url()),
-            issuer = issuer.issuer(),
             listen_settings = options
                 .listen_settings
                 .replace("{proxy_port}", &proxy_addr.port().to_string()),
             upstream_settings = &options.upstream_settings,
             mcp_settings = &options.mcp_settings,
-            auth_settings = &options.auth_settings,
             extra_tables = &options.extra_tables,
         );
         write_private(&config_file, &config_text)?;
@@ -160,13 +190,14 @@ address = "{admin_addr}"
                 (None, Some(process))
             }
             None => {
-                let config = Config::parse(&config_text, &config_file)
+                let config = Config::parse_with_overrides(&config_text, &config_file, &options.env)
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 (Some(server::start(&config).await?), None)
             }
         };
         Ok(DemoSystem {
             issuer,
+            second_issuer,
             upstream,
             proxy,
             process,

@@ -42,7 +42,7 @@ async fn authorization_header_smuggling_is_refused() {
         challenge: invalid_token(&t, "more than one Authorization header"),
         reason: "multiple_authorization".into(),
     };
-    let scheme = malformed("authorization scheme must be Bearer");
+    let scheme = malformed("authorization scheme must be Bearer or DPoP");
     let charset = malformed("token has characters outside base64url");
     let cases: Vec<(&str, Vec<String>, Refusal)> = vec![
         (
@@ -80,7 +80,20 @@ async fn authorization_header_smuggling_is_refused() {
             vec![token.clone()],
             scheme.clone(),
         ),
-        ("DPoP scheme", vec![format!("DPoP {token}")], scheme.clone()),
+        (
+            // An unbound token cannot be upgraded by naming the DPoP scheme (RFC 9449 §7.1).
+            "DPoP scheme with an unbound token",
+            vec![format!("DPoP {token}")],
+            Refusal {
+                status: 401,
+                challenge: format!(
+                    "DPoP resource_metadata=\"{}\", algs=\"{}\", error=\"invalid_token\", error_description=\"token is not DPoP-bound\"",
+                    scopegate_core::metadata::url_for(&t.system.resource),
+                    scopegate_core::auth::DPOP_ALGS
+                ),
+                reason: "not_dpop_bound".into(),
+            },
+        ),
         (
             "scheme only",
             vec!["Bearer".into()],

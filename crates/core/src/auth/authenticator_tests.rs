@@ -5,6 +5,7 @@ use http::header::AUTHORIZATION;
 use serde_json::json;
 
 use super::*;
+use crate::reason::Reason;
 use scopegate_testkit::jwks_server::JwksServer;
 use scopegate_testkit::keys::{SigningKey, now};
 
@@ -161,7 +162,10 @@ fn hmac_algorithms_are_dropped_from_the_allow_list() {
     let mut s = AuthSettings::new("https://issuer", vec!["mcp".into()]);
     s.algorithms = vec![Algorithm::HS256, Algorithm::RS256];
     let auth = Authenticator::new(s, client());
-    assert_eq!(auth.inner.settings.algorithms, vec![Algorithm::RS256]);
+    assert_eq!(
+        auth.inner.issuers[0].settings.algorithms,
+        vec![Algorithm::RS256]
+    );
 }
 
 #[test]
@@ -183,6 +187,15 @@ fn every_token_refusal_is_counted_as_a_token_failure() {
         AuthError::CritHeader,
         AuthError::BadTyp,
         AuthError::KeysUnavailable,
+        AuthError::Inactive,
+        AuthError::IntrospectionUnavailable,
+        AuthError::InvalidDpopProof("x".into()),
+        AuthError::NotDpopBound,
+        AuthError::BoundTokenAsBearer,
+        AuthError::DpopRequired,
+        AuthError::DpopNotAccepted,
+        AuthError::UnsupportedBinding,
+        AuthError::UseDpopNonce("n".into()),
     ];
     for e in &all {
         assert!(e.reason().is_token(), "{e:?}");
@@ -191,4 +204,63 @@ fn every_token_refusal_is_counted_as_a_token_failure() {
 
 fn client() -> crate::client::HttpClient {
     crate::client::build(None, std::time::Duration::from_secs(2)).unwrap()
+}
+
+#[tokio::test]
+async fn a_token_is_verified_only_with_the_keys_of_the_issuer_it_names() {
+    // Both IdPs call their key `k1`: a lookup by `kid` across issuers would find the wrong one.
+    let key_a = SigningKey::generate_es256("k1").unwrap();
+    let key_b = SigningKey::generate_es256("k1").unwrap();
+    let server_a = JwksServer::start(vec![key_a.jwk()]).await;
+    let server_b = JwksServer::start(vec![key_b.jwk()]).await;
+    let auth = Authenticator::for_issuers(
+        vec![settings(&server_a, "mcp"), settings(&server_b, "mcp")],
+        client(),
+        DEFAULT_TOKEN_CACHE_ENTRIES,
+    );
+    let claims = |iss: String| json!({"iss": iss, "aud": "mcp", "exp": now() + 60, "sub": "s"});
+
+    for (key, server, label) in [(&key_a, &server_a, 0), (&key_b, &server_b, 1)] {
+        let headers = bearer(&key.mint(claims(server.issuer())));
+        let attempt = auth.attempt(&RequestView::headers_only(&headers)).await;
+        assert!(attempt.result.is_ok(), "{:?}", attempt.result);
+        assert_eq!(
+            attempt.issuer.as_deref(),
+            auth.issuer_labels().nth(label),
+            "attributed to its own issuer"
+        );
+    }
+
+    // Issuer B's name, issuer A's key (same kid): B's key does not verify it.
+    let forged = bearer(&key_a.mint(claims(server_b.issuer())));
+    let attempt = auth.attempt(&RequestView::headers_only(&forged)).await;
+    assert_eq!(attempt.result.unwrap_err(), AuthError::BadSignature);
+    assert_eq!(attempt.issuer.as_deref(), Some(server_b.issuer().as_str()));
+
+    // An issuer nobody configured is refused before any key is looked up.
+    let hits = (server_a.jwks_hits(), server_b.jwks_hits());
+    let stranger = bearer(&key_a.mint(claims("https://stranger.example.com".into())));
+    let attempt = auth.attempt(&RequestView::headers_only(&stranger)).await;
+    assert_eq!(attempt.result.unwrap_err(), AuthError::WrongIssuer);
+    assert_eq!(attempt.issuer, None);
+    assert_eq!((server_a.jwks_hits(), server_b.jwks_hits()), hits);
+
+    // A repeated `iss` cannot name one issuer to the selection and another to the checks.
+    let twice = key_a.sign_raw(
+        br#"{"alg":"ES256","kid":"k1"}"#,
+        format!(
+            r#"{{"iss":"{}","iss":"{}","aud":"mcp","exp":{}}}"#,
+            server_b.issuer(),
+            server_a.issuer(),
+            now() + 60
+        )
+        .as_bytes(),
+    );
+    assert_eq!(
+        auth.authenticate(&bearer(&twice))
+            .await
+            .unwrap_err()
+            .reason(),
+        Reason::Malformed
+    );
 }

@@ -9,11 +9,23 @@ use http::header::AUTHORIZATION;
 use super::AuthError;
 
 const SCHEME: &[u8] = b"bearer";
+const DPOP_SCHEME: &[u8] = b"dpop";
 
-/// The token's bytes from the request's single `Authorization` header, its form not yet
-/// checked: a token the cache holds was checked when it was first verified, and the cache
-/// compares it byte for byte, so a repeat caller skips [`compact_jws`].
-pub(super) fn token_bytes(headers: &HeaderMap, max_token_bytes: usize) -> Result<&[u8], AuthError> {
+/// How the token was presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scheme {
+    Bearer,
+    /// RFC 9449: the token comes with a `DPoP` proof header.
+    Dpop,
+}
+
+/// The scheme and the token's bytes from the request's single `Authorization` header, its form
+/// not yet checked: a token the cache holds was checked when it was first verified, and the
+/// cache compares it byte for byte, so a repeat caller skips [`compact_jws`].
+pub(super) fn token_bytes(
+    headers: &HeaderMap,
+    max_token_bytes: usize,
+) -> Result<(Scheme, &[u8]), AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next().ok_or(AuthError::MissingToken)?;
     // Two headers could be read differently by us and by the upstream; refuse rather than pick.
@@ -21,16 +33,23 @@ pub(super) fn token_bytes(headers: &HeaderMap, max_token_bytes: usize) -> Result
         return Err(AuthError::MultipleAuthorization);
     }
     let bytes = value.as_bytes();
-    let scheme_len = SCHEME.len();
-    let scheme_ok = bytes.len() > scheme_len
-        && bytes[..scheme_len].eq_ignore_ascii_case(SCHEME)
-        && bytes[scheme_len] == b' ';
-    if !scheme_ok {
-        if bytes.eq_ignore_ascii_case(SCHEME) {
+    let has = |scheme: &[u8]| {
+        bytes.len() > scheme.len()
+            && bytes[..scheme.len()].eq_ignore_ascii_case(scheme)
+            && bytes[scheme.len()] == b' '
+    };
+    let (scheme, scheme_len) = if has(SCHEME) {
+        (Scheme::Bearer, SCHEME.len())
+    } else if has(DPOP_SCHEME) {
+        (Scheme::Dpop, DPOP_SCHEME.len())
+    } else {
+        if bytes.eq_ignore_ascii_case(SCHEME) || bytes.eq_ignore_ascii_case(DPOP_SCHEME) {
             return Err(AuthError::malformed("empty bearer token"));
         }
-        return Err(AuthError::malformed("authorization scheme must be Bearer"));
-    }
+        return Err(AuthError::malformed(
+            "authorization scheme must be Bearer or DPoP",
+        ));
+    };
     let token = &bytes[scheme_len + 1..];
     // Size first, so an oversized value is not scanned.
     if token.len() > max_token_bytes {
@@ -41,7 +60,7 @@ pub(super) fn token_bytes(headers: &HeaderMap, max_token_bytes: usize) -> Result
     if token.is_empty() {
         return Err(AuthError::malformed("empty bearer token"));
     }
-    Ok(token)
+    Ok((scheme, token))
 }
 
 /// The token as text, once it has the shape of a compact JWS.
@@ -49,6 +68,30 @@ pub(super) fn compact_jws(token: &[u8]) -> Result<&str, AuthError> {
     check_compact_jws(token)?;
     // Only ASCII passed the check above, so this cannot fail.
     std::str::from_utf8(token).map_err(|_| AuthError::malformed("token is not a compact JWS"))
+}
+
+/// Whether the token has the shape of a compact JWS: a JWT to verify, rather than an opaque
+/// token to introspect.
+pub(super) fn is_compact_jws(token: &[u8]) -> bool {
+    check_compact_jws(token).is_ok()
+}
+
+/// An opaque token as RFC 6750 §2.1 spells one (`b64token`): letters, digits and `-._~+/`,
+/// then optional `=` padding. Checked before the token is sent anywhere.
+pub(super) fn check_b64token(token: &[u8]) -> Result<(), AuthError> {
+    let body_len = token.len() - token.iter().rev().take_while(|&&b| b == b'=').count();
+    let (body, _padding) = token.split_at(body_len);
+    let ok = !body.is_empty()
+        && body.iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthError::malformed(
+            "token is neither a compact JWS nor an RFC 6750 b64token",
+        ))
+    }
 }
 
 /// Three non-empty base64url segments separated by two dots. JWE (five segments), unsecured JWTs
@@ -99,7 +142,7 @@ mod tests {
     }
 
     fn extract(headers: &HeaderMap, max_token_bytes: usize) -> Result<&str, AuthError> {
-        compact_jws(token_bytes(headers, max_token_bytes)?)
+        compact_jws(token_bytes(headers, max_token_bytes)?.1)
     }
 
     fn reason(value: &str) -> &'static str {

@@ -37,18 +37,29 @@ pub(super) async fn discover_jwks_uri(
     issuer: &str,
     timeout: Duration,
 ) -> Result<String, String> {
+    discover_member(client, issuer, timeout, "jwks_uri").await
+}
+
+/// Fetches the issuer's metadata and returns the endpoint URL named by `member` (`jwks_uri`,
+/// `introspection_endpoint`). Tries each metadata URL; the error lists why each failed.
+pub(super) async fn discover_member(
+    client: &HttpClient,
+    issuer: &str,
+    timeout: Duration,
+    member: &'static str,
+) -> Result<String, String> {
     let mut errors = Vec::new();
     for url in metadata_urls(issuer)? {
         let result = match fetch::get_json(client, &url, timeout).await {
             Ok((_, body)) => {
-                jwks_uri_from_metadata(&body, issuer).map_err(|e| format!("{url}: {e}"))
+                member_from_metadata(&body, issuer, member).map_err(|e| format!("{url}: {e}"))
             }
             Err(e) => Err(e),
         };
         match result {
-            Ok(jwks_uri) => {
-                tracing::info!(%issuer, %jwks_uri, metadata = %url, "discovered key set URL");
-                return Ok(jwks_uri);
+            Ok(found) => {
+                tracing::info!(%issuer, member, url = %found, metadata = %url, "discovered endpoint");
+                return Ok(found);
             }
             Err(e) => errors.push(e),
         }
@@ -59,12 +70,24 @@ pub(super) async fn discover_jwks_uri(
 #[derive(Deserialize)]
 struct Metadata {
     issuer: String,
-    jwks_uri: String,
+    #[serde(flatten)]
+    members: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Reads `jwks_uri` from a metadata document whose `issuer` must equal ours exactly (OIDC
-/// Discovery §4.3, RFC 8414 §3.3): otherwise one issuer's document could name another's keys.
+/// Reads `jwks_uri` from a metadata document (see [`member_from_metadata`]).
+#[cfg(test)]
 pub(super) fn jwks_uri_from_metadata(body: &[u8], issuer: &str) -> Result<String, String> {
+    member_from_metadata(body, issuer, "jwks_uri")
+}
+
+/// Reads the URL `member` from a metadata document whose `issuer` must equal ours exactly (OIDC
+/// Discovery §4.3, RFC 8414 §3.3): otherwise one issuer's document could name another's keys or
+/// endpoints.
+pub(super) fn member_from_metadata(
+    body: &[u8],
+    issuer: &str,
+    member: &'static str,
+) -> Result<String, String> {
     let doc: Metadata =
         serde_json::from_slice(body).map_err(|e| format!("not a metadata document: {e}"))?;
     if doc.issuer != issuer {
@@ -73,20 +96,22 @@ pub(super) fn jwks_uri_from_metadata(body: &[u8], issuer: &str) -> Result<String
             doc.issuer
         ));
     }
-    let uri: http::Uri = doc
-        .jwks_uri
+    let Some(serde_json::Value::String(found)) = doc.members.get(member) else {
+        return Err(format!("not a metadata document: no {member}"));
+    };
+    let uri: http::Uri = found
         .parse()
-        .map_err(|e| format!("jwks_uri is not a URL: {e}"))?;
+        .map_err(|e| format!("{member} is not a URL: {e}"))?;
     match uri.scheme_str() {
         Some("https") => {}
-        // A plain-http key set is accepted only from a plain-http issuer (local development).
+        // A plain-http endpoint is accepted only from a plain-http issuer (local development).
         Some("http") if issuer.starts_with("http://") => {}
-        _ => return Err("jwks_uri must be an https URL".to_owned()),
+        _ => return Err(format!("{member} must be an https URL")),
     }
     if uri.authority().is_none() {
-        return Err("jwks_uri is not an absolute URL".to_owned());
+        return Err(format!("{member} is not an absolute URL"));
     }
-    Ok(doc.jwks_uri)
+    Ok(found.clone())
 }
 
 #[cfg(test)]

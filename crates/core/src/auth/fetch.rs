@@ -1,10 +1,11 @@
-//! One bounded GET of a JSON document (key set, authorization server metadata): timeout, status
-//! and size checked. Owns nothing about what the document means.
+//! One bounded request for a JSON document (GET: key set, authorization server metadata; POST of
+//! a form: token introspection): timeout, status and size checked. Owns nothing about what the
+//! document means.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::ACCEPT;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request};
 use http_body_util::{BodyExt as _, Full, Limited};
 
@@ -28,6 +29,38 @@ pub(super) async fn get_json(
         .header(ACCEPT, "application/json")
         .body(Full::new(Bytes::new()))
         .map_err(|e| format!("{url}: bad request URL: {e}"))?;
+    send(client, request, url, timeout).await
+}
+
+/// POSTs `form` (already `application/x-www-form-urlencoded`) to `url`, with `authorization`
+/// when given; as [`get_json`] otherwise. Errors never include the form, which holds a token.
+pub(super) async fn post_form(
+    client: &HttpClient,
+    url: &str,
+    authorization: Option<&http::HeaderValue>,
+    form: String,
+    timeout: Duration,
+) -> Result<(HeaderMap, Bytes), String> {
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(url)
+        .header(ACCEPT, "application/json")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(authorization) = authorization {
+        request = request.header(AUTHORIZATION, authorization);
+    }
+    let request = request
+        .body(Full::new(Bytes::from(form)))
+        .map_err(|e| format!("{url}: bad request URL: {e}"))?;
+    send(client, request, url, timeout).await
+}
+
+async fn send(
+    client: &HttpClient,
+    request: Request<Full<Bytes>>,
+    url: &str,
+    timeout: Duration,
+) -> Result<(HeaderMap, Bytes), String> {
     let fetch = async {
         let response = client
             .request(request)

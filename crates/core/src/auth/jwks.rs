@@ -303,7 +303,7 @@ pub(super) fn freshness(headers: &HeaderMap, settings: &JwksSettings) -> Duratio
 }
 
 /// Key set state for metrics and readiness.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JwksStatus {
     /// Keys in the current set (0 before the first successful fetch).
     pub keys: usize,
@@ -317,6 +317,26 @@ pub struct JwksStatus {
     pub fetch_failures: u64,
     /// Fetches that failed since the last successful one: above 0 while the IdP is failing.
     pub consecutive_failures: u64,
+}
+
+impl JwksStatus {
+    /// Two issuers' figures as one: keys and fetches added up, the oldest last success (the
+    /// age alert fires for the stalest set), fresh only if both are, the longer failure streak.
+    pub fn combine(self, other: JwksStatus) -> JwksStatus {
+        let last_success = match (self.last_success, other.last_success) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            // One issuer never fetched: as a whole, the sets are not all loaded.
+            _ => None,
+        };
+        JwksStatus {
+            keys: self.keys + other.keys,
+            last_success,
+            fresh: self.fresh && other.fresh,
+            fetch_successes: self.fetch_successes + other.fetch_successes,
+            fetch_failures: self.fetch_failures + other.fetch_failures,
+            consecutive_failures: self.consecutive_failures.max(other.consecutive_failures),
+        }
+    }
 }
 
 type FetchOutcome = Result<usize, String>;

@@ -6,22 +6,33 @@
 
 mod bearer;
 mod discovery;
+mod dpop;
 mod fetch;
+mod introspect;
+mod issuers;
 mod jwks;
 mod jwt;
+mod request;
 mod token_cache;
 
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
+use jsonwebtoken::Algorithm;
 
 use crate::client::HttpClient;
 use crate::policy::{ClaimsCache, GrantedCache, ScopeSet};
 use crate::reason::Reason;
 
+pub use dpop::{
+    DPOP_ALGS, DpopMode, MemoryReplayCache, PROOF_MAX_AGE, ReplayCache, jwk_thumbprint,
+};
+pub use introspect::{
+    ClientAuth, DEFAULT_INTROSPECTION_CACHE_TTL, IntrospectionSettings, REFUSED_TTL, Secret, sha256,
+};
 pub use jwks::JwksStatus;
+pub use request::{Attempt, RequestView};
 
 /// Clock skew tolerated on `exp` and `nbf`: IdPs and sidecars run on different hosts, and 30 s
 /// covers ordinary NTP drift without keeping an expired token alive for long.
@@ -82,6 +93,13 @@ pub struct AuthSettings {
     pub max_token_bytes: usize,
     /// Key set fetching and caching.
     pub jwks: JwksSettings,
+    /// RFC 7662 introspection of this issuer's opaque tokens. Default `None`: only JWTs.
+    pub introspection: Option<IntrospectionSettings>,
+    /// DPoP (RFC 9449) for this issuer's tokens. Default [`DpopMode::Allowed`]: a token bound by
+    /// `cnf.jkt` needs a proof, an unbound one is a bearer token.
+    pub dpop: DpopMode,
+    /// Whether DPoP proofs must carry a nonce this proxy issued (RFC 9449 §8). Default `false`.
+    pub dpop_nonce: bool,
 }
 
 impl AuthSettings {
@@ -97,6 +115,9 @@ impl AuthSettings {
             require_typ: None,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             jwks: JwksSettings::default(),
+            introspection: None,
+            dpop: DpopMode::Allowed,
+            dpop_nonce: false,
         }
     }
 }
@@ -207,6 +228,35 @@ pub enum AuthError {
     BadTyp,
     #[error("signing keys unavailable")]
     KeysUnavailable,
+    /// The issuer's introspection endpoint says the token is not active (unknown, revoked,
+    /// expired): RFC 7662 §2.2 gives no reason, so neither do we.
+    #[error("token is not active")]
+    Inactive,
+    /// The introspection endpoint could not be asked or did not answer usably: the token may be
+    /// fine, so this is a 503, never an allow and never a 401.
+    #[error("token introspection unavailable")]
+    IntrospectionUnavailable,
+    /// The `DPoP` header's proof is missing or fails a check (RFC 9449 §4.3).
+    #[error("{0}")]
+    InvalidDpopProof(Cow<'static, str>),
+    #[error("token is not DPoP-bound")]
+    NotDpopBound,
+    #[error("a DPoP-bound token must be sent with the DPoP scheme and a proof")]
+    BoundTokenAsBearer,
+    #[error("this issuer's tokens must be DPoP-bound")]
+    DpopRequired,
+    #[error("DPoP is not accepted for this issuer's tokens")]
+    DpopNotAccepted,
+    #[error("token is bound to its holder in a way this proxy does not check")]
+    UnsupportedBinding,
+    /// The proof lacks a nonce, or its nonce is not one this proxy issued within its lifetime:
+    /// the client retries with the fresh one carried here (sent as `DPoP-Nonce`).
+    #[error("a fresh DPoP nonce is required")]
+    UseDpopNonce(String),
+    /// Any failure of a token sent with the `DPoP` scheme: answered with a `DPoP` challenge
+    /// (RFC 9449 §7.1); reason and description are the inner failure's.
+    #[error("{0}")]
+    ViaDpop(Box<AuthError>),
 }
 
 impl AuthError {
@@ -229,6 +279,16 @@ impl AuthError {
             Self::CritHeader => Reason::CritHeader,
             Self::BadTyp => Reason::BadTyp,
             Self::KeysUnavailable => Reason::KeysUnavailable,
+            Self::Inactive => Reason::Inactive,
+            Self::IntrospectionUnavailable => Reason::IntrospectionUnavailable,
+            Self::InvalidDpopProof(_) => Reason::InvalidDpopProof,
+            Self::NotDpopBound => Reason::NotDpopBound,
+            Self::BoundTokenAsBearer => Reason::BoundTokenAsBearer,
+            Self::DpopRequired => Reason::DpopRequired,
+            Self::DpopNotAccepted => Reason::DpopNotAccepted,
+            Self::UnsupportedBinding => Reason::UnsupportedBinding,
+            Self::UseDpopNonce(_) => Reason::UseDpopNonce,
+            Self::ViaDpop(inner) => inner.reason(),
         }
     }
 
@@ -236,6 +296,35 @@ impl AuthError {
     /// (RFC 6750 §3.1).
     pub fn token_presented(&self) -> bool {
         !matches!(self, Self::MissingToken)
+    }
+
+    /// Whether the answer is a `DPoP` challenge (RFC 9449 §7.1) rather than a `Bearer` one: the
+    /// token came with the `DPoP` scheme, or the failure is that it should have.
+    pub fn dpop_challenge(&self) -> bool {
+        matches!(
+            self,
+            Self::ViaDpop(_) | Self::BoundTokenAsBearer | Self::DpopRequired
+        )
+    }
+
+    /// The `error` of the challenge: `invalid_dpop_proof` for a proof's failure, else
+    /// `invalid_token`.
+    pub fn challenge_error(&self) -> &'static str {
+        match self {
+            Self::InvalidDpopProof(_) => "invalid_dpop_proof",
+            Self::UseDpopNonce(_) => "use_dpop_nonce",
+            Self::ViaDpop(inner) => inner.challenge_error(),
+            _ => "invalid_token",
+        }
+    }
+
+    /// The nonce to send as `DPoP-Nonce`, when the refusal asks for one.
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        match self {
+            Self::UseDpopNonce(nonce) => Some(nonce),
+            Self::ViaDpop(inner) => inner.dpop_nonce(),
+            _ => None,
+        }
     }
 
     pub(crate) fn malformed(why: &'static str) -> Self {
@@ -250,12 +339,19 @@ pub struct Authenticator {
 }
 
 struct Inner {
-    settings: AuthSettings,
-    /// One prepared `Validation` per allowed algorithm, so the hot path builds none.
-    validations: Vec<(Algorithm, Validation)>,
-    keys: Arc<jwks::KeySource>,
+    /// In config order; never empty.
+    issuers: Vec<issuers::IssuerVerifier>,
+    /// Largest token accepted, whichever issuer it names (the check runs before one is known).
+    max_token_bytes: usize,
     /// `None` when disabled (0 entries).
     tokens: Option<token_cache::TokenCache>,
+    /// The one issuer that introspects opaque tokens (an opaque token names no issuer, so the
+    /// config allows one), with its index.
+    introspector: Option<(usize, introspect::Introspector)>,
+    /// The `jti`s of DPoP proofs already used.
+    replay: Arc<dyn ReplayCache>,
+    /// Issues and checks DPoP nonces, for the issuers that ask for them.
+    nonces: dpop::NonceKey,
 }
 
 impl Authenticator {
@@ -268,106 +364,136 @@ impl Authenticator {
     /// As [`Self::new`], caching up to `token_cache_entries` verified tokens (each until its `exp`,
     /// or until the key that verified it leaves the key set); 0 disables the cache.
     pub fn with_token_cache(
-        mut settings: AuthSettings,
+        settings: AuthSettings,
         client: HttpClient,
         token_cache_entries: u64,
     ) -> Self {
-        settings.algorithms.retain(|alg| {
-            let hmac = alg.family() == AlgorithmFamily::Hmac;
-            if hmac {
-                tracing::warn!(
-                    ?alg,
-                    "HMAC algorithms are never accepted; dropped from the allow-list"
-                );
-            }
-            !hmac
-        });
-        settings.algorithms.dedup();
-        let validations = settings
-            .algorithms
+        Self::for_issuers(vec![settings], client, token_cache_entries)
+    }
+
+    /// Accepts tokens of every issuer in `issuers` (at least one; the first issuer's
+    /// `max_token_bytes` applies to all, as the config layer sets it for all alike).
+    ///
+    /// # Panics
+    /// When `issuers` is empty: the config layer never builds such a list.
+    pub fn for_issuers(
+        issuers: Vec<AuthSettings>,
+        client: HttpClient,
+        token_cache_entries: u64,
+    ) -> Self {
+        assert!(!issuers.is_empty(), "at least one issuer");
+        let max_token_bytes = issuers[0].max_token_bytes;
+        // A proof is accepted within PROOF_MAX_AGE plus the leeway either side of now.
+        let replay_window = issuers
             .iter()
-            .map(|&alg| (alg, jwt::validation(alg, &settings)))
+            .map(|i| PROOF_MAX_AGE + 2 * i.leeway)
+            .max()
+            .unwrap_or(PROOF_MAX_AGE);
+        let introspector = issuers.iter().enumerate().find_map(|(index, settings)| {
+            let introspection = settings.introspection.clone()?;
+            let introspector =
+                introspect::Introspector::new(settings.clone(), introspection, client.clone());
+            Some((index, introspector))
+        });
+        let issuers = issuers
+            .into_iter()
+            .map(|settings| issuers::IssuerVerifier::new(settings, client.clone()))
             .collect();
-        let keys = Arc::new(jwks::KeySource::new(
-            client,
-            settings.issuer.clone(),
-            settings.jwks_uri.clone(),
-            settings.jwks.clone(),
-        ));
-        let tokens = token_cache::TokenCache::new(token_cache_entries);
         Self {
             inner: Arc::new(Inner {
-                settings,
-                validations,
-                keys,
-                tokens,
+                issuers,
+                max_token_bytes,
+                tokens: token_cache::TokenCache::new(token_cache_entries),
+                introspector,
+                replay: Arc::new(MemoryReplayCache::new(replay_window)),
+                nonces: dpop::NonceKey::generate(),
             }),
         }
     }
 
     /// Authenticates a request from its headers: the bearer token must be well formed, signed by a
-    /// key from the issuer's key set, and carry acceptable claims. A token verified before is
+    /// key from its issuer's key set, and carry acceptable claims. A token verified before is
     /// answered from the cache while it is unexpired and its key is still in the set.
     pub async fn authenticate(
         &self,
         headers: &http::HeaderMap,
     ) -> Result<Arc<Principal>, AuthError> {
+        self.attempt(&RequestView::headers_only(headers))
+            .await
+            .result
+    }
+
+    /// As [`Self::authenticate`] for a whole request (so DPoP proofs can be checked), also
+    /// saying which issuer the token named.
+    pub async fn attempt(&self, request: &RequestView<'_>) -> Attempt {
+        let mut issuer = None;
+        let result = self.verify(request, &mut issuer).await;
+        Attempt {
+            issuer: issuer.map(|i| self.inner.issuers[i].label.clone()),
+            result,
+        }
+    }
+
+    async fn verify(
+        &self,
+        request: &RequestView<'_>,
+        issuer: &mut Option<usize>,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let (scheme, token) = bearer::token_bytes(request.headers, self.inner.max_token_bytes)?;
+        let dpop = scheme == bearer::Scheme::Dpop;
+        let result = async {
+            let principal = self.principal(token, issuer).await?;
+            // Checked on every request, cached token or not: a proof holds for one request.
+            let settings = &self.inner.issuers[issuer.unwrap_or(0)].settings;
+            let proof = dpop::ProofRules {
+                leeway: settings.leeway,
+                replay: &*self.inner.replay,
+                nonces: settings.dpop_nonce.then_some(&self.inner.nonces),
+            };
+            dpop::check_binding(&principal, settings.dpop, dpop, token, request, &proof).await?;
+            Ok(principal)
+        }
+        .await;
+        match result {
+            Err(error) if dpop => Err(AuthError::ViaDpop(Box::new(error))),
+            result => result,
+        }
+    }
+
+    /// The verified principal a token stands for: from the cache, by introspection, or by
+    /// verifying it as a JWT of the issuer it names. Sets `issuer` once that is known.
+    async fn principal(
+        &self,
+        token: &[u8],
+        issuer: &mut Option<usize>,
+    ) -> Result<Arc<Principal>, AuthError> {
         let inner = &*self.inner;
-        let settings = &inner.settings;
-        let token = bearer::token_bytes(headers, settings.max_token_bytes)?;
         let now = jsonwebtoken::get_current_timestamp();
         if let Some(cache) = &inner.tokens
             && let Some(entry) = cache.get(token, now)
         {
-            if inner.keys.still_verifies(&entry.key) {
+            *issuer = Some(entry.issuer);
+            if inner.issuers[entry.issuer].keys.still_verifies(&entry.key) {
                 return Ok(entry.principal.clone());
             }
             cache.remove(token);
         }
+        if !bearer::is_compact_jws(token)
+            && let Some((index, introspector)) = &inner.introspector
+        {
+            bearer::check_b64token(token)?;
+            *issuer = Some(*index);
+            return introspector.principal(token, now).await;
+        }
         let token = bearer::compact_jws(token)?;
-        // Every header check runs before any key lookup, so a token we would refuse anyway never
-        // causes a key set fetch.
-        let header =
-            jwt::check_header(token, &settings.algorithms, settings.require_typ.as_deref())?;
-        let key = inner
-            .keys
-            .key_for(header.kid.as_deref(), header.alg)
-            .await?;
-        let validation = inner
-            .validations
-            .iter()
-            .find_map(|(alg, v)| (*alg == header.alg).then_some(v))
-            .ok_or(AuthError::AlgorithmNotAllowed)?;
-        let claims = jwt::verify(token, &key.key, validation)?;
-        let principal = Arc::new(jwt::principal(claims, settings, now)?);
+        let index = issuers::select(&inner.issuers, token)?;
+        *issuer = Some(index);
+        let (principal, key) = inner.issuers[index].verify(token, now).await?;
+        let principal = Arc::new(principal);
         if let Some(cache) = &inner.tokens {
-            cache.insert(token.as_bytes(), principal.clone(), key);
+            cache.insert(token.as_bytes(), principal.clone(), key, index);
         }
         Ok(principal)
-    }
-
-    /// Fetches the key set now (through the same rate limit as every fetch: within the refetch
-    /// interval of the last fetch, that fetch's outcome is returned). Returns the key count.
-    pub async fn refresh_keys(&self) -> Result<usize, String> {
-        self.inner.keys.refresh().await
-    }
-
-    /// The task that keeps the key set fresh in the background: it refetches when the set's
-    /// lifetime ends and retries failed fetches every `refetch_interval`, so an idle proxy holds
-    /// current keys and a failing IdP is counted before a request needs a key. Runs until its
-    /// task is aborted; requests never wait for it.
-    pub fn keep_keys_fresh(&self) -> impl Future<Output = ()> + Send + 'static {
-        Arc::clone(&self.inner.keys).keep_fresh()
-    }
-
-    /// Whether a key set is loaded that may still verify tokens (fresh, or stale within `max_stale`).
-    pub fn has_keys(&self) -> bool {
-        self.inner.keys.has_usable_keys()
-    }
-
-    /// Key count, last successful fetch and fetch counters, for metrics.
-    pub fn jwks_status(&self) -> JwksStatus {
-        self.inner.keys.status()
     }
 }
 
@@ -380,7 +506,7 @@ pub fn fuzz_unverified(
     settings: &AuthSettings,
 ) -> Result<(), AuthError> {
     use base64::Engine as _;
-    let token = bearer::compact_jws(bearer::token_bytes(headers, settings.max_token_bytes)?)?;
+    let token = bearer::compact_jws(bearer::token_bytes(headers, settings.max_token_bytes)?.1)?;
     jwt::check_header(token, &settings.algorithms, settings.require_typ.as_deref())?;
     let payload = token.split('.').nth(1).unwrap_or_default();
     let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -393,7 +519,15 @@ pub fn fuzz_unverified(
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
-            .field("settings", &self.inner.settings)
+            .field(
+                "issuers",
+                &self
+                    .inner
+                    .issuers
+                    .iter()
+                    .map(|i| &i.settings)
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

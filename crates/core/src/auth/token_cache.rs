@@ -19,6 +19,8 @@ pub(super) struct Entry {
     pub principal: Arc<Principal>,
     /// The key that verified it: the entry is valid only while this very key is in the current set.
     pub key: Arc<VerifyingKey>,
+    /// Which configured issuer's key that is (its index).
+    pub issuer: usize,
 }
 
 /// Bounded; each entry expires at its token's `exp`.
@@ -70,7 +72,13 @@ impl TokenCache {
         (*entry.token == *token && now < entry.principal.expires_at).then_some(entry)
     }
 
-    pub(super) fn insert(&self, token: &[u8], principal: Arc<Principal>, key: Arc<VerifyingKey>) {
+    pub(super) fn insert(
+        &self,
+        token: &[u8],
+        principal: Arc<Principal>,
+        key: Arc<VerifyingKey>,
+        issuer: usize,
+    ) {
         let hash = self.hasher.hash_one(token);
         self.entries.insert(
             hash,
@@ -78,6 +86,7 @@ impl TokenCache {
                 token: token.into(),
                 principal,
                 key,
+                issuer,
             }),
         );
     }

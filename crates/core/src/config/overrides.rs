@@ -57,6 +57,8 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("auth.leeway", Kind::Text),
     ("auth.scope_claim", Kind::Text),
     ("auth.require_typ", Kind::Text),
+    ("auth.dpop", Kind::Text),
+    ("auth.dpop_nonce", Kind::Bool),
     ("auth.max_token_size", Kind::Text),
     ("auth.authorization_servers", Kind::List),
     ("auth.ca_file", Kind::Text),

@@ -13,7 +13,7 @@ pub(super) struct RawConfig {
     pub(super) listen: RawListen,
     pub(super) upstream: RawUpstream,
     pub(super) mcp: RawMcp,
-    pub(super) auth: RawAuth,
+    pub(super) auth: Spanned<RawAuth>,
     pub(super) policy: RawPolicy,
     pub(super) admin: Option<RawAdmin>,
     #[serde(default)]
@@ -80,9 +80,33 @@ pub(super) struct RawLimits {
     pub(super) max_h2_streams: Option<u32>,
 }
 
+/// `[auth]`: either one issuer's keys at the top (the original form), or `[[auth.issuers]]`
+/// entries; the keys after `issuers` apply to every issuer.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAuth {
+    pub(super) issuer: Option<Spanned<String>>,
+    pub(super) audiences: Option<Spanned<Vec<String>>>,
+    pub(super) jwks_uri: Option<Spanned<String>>,
+    pub(super) algorithms: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) leeway: Option<Spanned<String>>,
+    pub(super) scope_claim: Option<String>,
+    pub(super) require_typ: Option<String>,
+    pub(super) dpop: Option<Spanned<String>>,
+    pub(super) dpop_nonce: Option<bool>,
+    pub(super) introspection: Option<Spanned<RawIntrospection>>,
+    pub(super) issuers: Option<Spanned<Vec<RawIssuer>>>,
+    pub(super) max_token_size: Option<Spanned<String>>,
+    pub(super) authorization_servers: Option<Vec<String>>,
+    pub(super) ca_file: Option<Spanned<PathBuf>>,
+    pub(super) token_cache_entries: Option<u64>,
+    pub(super) jwks: Option<RawJwks>,
+}
+
+/// One `[[auth.issuers]]` entry: the issuer keys of `[auth]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIssuer {
     pub(super) issuer: Spanned<String>,
     pub(super) audiences: Spanned<Vec<String>>,
     pub(super) jwks_uri: Option<Spanned<String>>,
@@ -90,11 +114,20 @@ pub(super) struct RawAuth {
     pub(super) leeway: Option<Spanned<String>>,
     pub(super) scope_claim: Option<String>,
     pub(super) require_typ: Option<String>,
-    pub(super) max_token_size: Option<Spanned<String>>,
-    pub(super) authorization_servers: Option<Vec<String>>,
-    pub(super) ca_file: Option<Spanned<PathBuf>>,
-    pub(super) token_cache_entries: Option<u64>,
-    pub(super) jwks: Option<RawJwks>,
+    pub(super) dpop: Option<Spanned<String>>,
+    pub(super) dpop_nonce: Option<bool>,
+    pub(super) introspection: Option<Spanned<RawIntrospection>>,
+}
+
+/// `[auth.issuers.introspection]` (RFC 7662), for an issuer's opaque tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIntrospection {
+    pub(super) endpoint: Option<Spanned<String>>,
+    pub(super) client_id: Spanned<String>,
+    pub(super) client_secret_env: Spanned<String>,
+    pub(super) auth_method: Option<Spanned<String>>,
+    pub(super) cache_ttl: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

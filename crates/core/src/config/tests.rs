@@ -31,12 +31,12 @@ fn minimal_config_takes_the_documented_defaults() {
     let config = parse(MINIMAL).unwrap();
     assert_eq!(config.mcp.path, "/mcp");
     assert_eq!(config.mcp.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
-    assert_eq!(config.auth.leeway, DEFAULT_LEEWAY);
+    assert_eq!(config.issuers[0].leeway, DEFAULT_LEEWAY);
     assert_eq!(
-        config.auth.algorithms,
+        config.issuers[0].algorithms,
         vec![Algorithm::RS256, Algorithm::ES256]
     );
-    assert_eq!(config.auth.scope_claim, "scope");
+    assert_eq!(config.issuers[0].scope_claim, "scope");
     assert_eq!(
         config.authorization_servers,
         vec!["https://idp.example.com/realms/mcp"]
@@ -109,9 +109,12 @@ fn a_missing_key_is_reported_beside_the_other_problems_of_its_file() {
             format!(
                 "{file}:15:10: auth.leeway: invalid type: integer `30`, expected a string; write durations as strings, e.g. \"30s\""
             ),
-            format!("{file}:14:1: auth.issuer: missing"),
             format!(
                 "{file}:19:18: policy.watch_interval: invalid type: integer `2`, expected a string; write durations as strings, e.g. \"30s\""
+            ),
+            // Found once the file is read, since either form of [auth] may name the issuer.
+            format!(
+                "{file}:14:1: auth.issuer: missing: [auth] names its issuer and audiences, or lists [[auth.issuers]]"
             ),
         ],
         "{error}"
@@ -209,11 +212,11 @@ fn environment_overrides_set_nested_keys() {
     let config =
         Config::parse_with_overrides(MINIMAL, Path::new("/etc/scopegate/config.toml"), &overrides)
             .unwrap();
-    assert_eq!(config.auth.issuer, "https://other.example.com");
-    assert_eq!(config.auth.jwks.max_stale, Duration::from_secs(3600));
+    assert_eq!(config.issuers[0].issuer, "https://other.example.com");
+    assert_eq!(config.issuers[0].jwks.max_stale, Duration::from_secs(3600));
     assert!(config.upstream.forward_token);
     assert_eq!(
-        config.auth.algorithms,
+        config.issuers[0].algorithms,
         vec![Algorithm::ES256, Algorithm::EdDSA]
     );
     assert_eq!(

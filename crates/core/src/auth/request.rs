@@ -1,0 +1,72 @@
+//! What authentication reads of a request ([`RequestView`]) and what it returns
+//! ([`Attempt`]). Owns the shape of that hand-off; not the checks.
+
+use std::sync::Arc;
+
+use http::request::Parts;
+
+use super::{AuthError, Principal};
+
+/// What the authenticator reads of a request: its headers, and for DPoP proofs the method and
+/// the URL the client addressed.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    pub headers: &'a http::HeaderMap,
+    pub method: &'a http::Method,
+    /// `https` on TLS, `http` on plaintext.
+    pub scheme: &'a str,
+    /// The request's authority (`:authority`, else `Host`).
+    pub authority: Option<&'a str>,
+    pub path: &'a str,
+    /// This resource's identifier: a proof's `htu` may name it rather than the address the
+    /// request arrived at (behind a load balancer the two differ).
+    pub resource: &'a str,
+}
+
+impl<'a> RequestView<'a> {
+    /// The view of a request as it arrived: its authority from `:authority`, else `Host`.
+    pub fn of(parts: &'a Parts, scheme: &'a str, resource: &'a str) -> Self {
+        let authority = match parts.uri.authority() {
+            Some(authority) => Some(authority.as_str()),
+            None => parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok()),
+        };
+        RequestView {
+            headers: &parts.headers,
+            method: &parts.method,
+            scheme,
+            authority,
+            path: parts.uri.path(),
+            resource,
+        }
+    }
+
+    /// Headers alone: enough for bearer tokens; a DPoP proof then matches no URL.
+    pub fn headers_only(headers: &'a http::HeaderMap) -> Self {
+        RequestView {
+            headers,
+            method: &http::Method::POST,
+            scheme: "https",
+            authority: None,
+            path: "",
+            resource: "",
+        }
+    }
+
+    pub(super) fn addressed_url(&self) -> Option<String> {
+        Some(format!(
+            "{}://{}{}",
+            self.scheme, self.authority?, self.path
+        ))
+    }
+}
+
+/// One request's authentication: the principal or why not, and the configured issuer the token
+/// named, when one was recognised (for the per-issuer metrics and the audit line).
+#[derive(Debug)]
+pub struct Attempt {
+    pub issuer: Option<Arc<str>>,
+    pub result: Result<Arc<Principal>, AuthError>,
+}
