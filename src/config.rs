@@ -18,9 +18,11 @@ mod auth;
 mod overrides;
 mod problems;
 mod raw;
+mod telemetry;
 pub use overrides::ENV_PREFIX;
 pub(crate) use problems::Problems;
 pub use problems::{Found, read_document, read_value};
+pub use telemetry::{DEFAULT_SAMPLE_RATIO, DEFAULT_SERVICE_NAME, TelemetryConfig};
 
 /// The MCP endpoint path when `[mcp] path` is not set: the path the MCP SDKs use in their examples.
 pub const DEFAULT_MCP_PATH: &str = "/mcp";
@@ -85,6 +87,8 @@ pub struct Config {
     pub policy_watch_interval: Duration,
     pub admin_address: SocketAddr,
     pub limits: Limits,
+    /// `[telemetry]`: `None` (no exporter) keeps tracing out of the request path entirely.
+    pub telemetry: Option<TelemetryConfig>,
 }
 
 /// Bounds on what a client can make the proxy hold.
@@ -262,6 +266,7 @@ fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Conf
         DEFAULT_POLICY_WATCH_INTERVAL,
     );
     let limits = validate_limits(&raw.limits, problems);
+    let telemetry = telemetry::validate(raw.telemetry, problems);
     let admin_address = match raw.admin.and_then(|a| a.address) {
         Some(address) => problems.value(&address, "admin.address", |s| {
             s.parse::<SocketAddr>().map_err(|e| e.to_string())
@@ -283,6 +288,7 @@ fn validate(raw: RawConfig, base: &Path, problems: &mut Problems) -> Option<Conf
         policy_watch_interval: policy_watch_interval?,
         admin_address: admin_address?,
         limits: limits?,
+        telemetry: telemetry?,
     })
 }
 

@@ -31,6 +31,7 @@ pub mod session;
 pub mod sse;
 pub mod suggest;
 pub mod tasks;
+pub mod telemetry;
 pub mod tls;
 pub mod units;
 pub mod upstream;

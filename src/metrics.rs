@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::auth::{AuthError, JwksStatus};
@@ -167,6 +167,10 @@ pub struct Metrics {
     tls_expiry: Gauge,
     pub rate_limited: IntCounterVec,
     pub connections: IntGauge,
+    /// Finished spans the export queue had no room for.
+    pub spans_dropped: IntCounter,
+    /// OTLP export requests by result.
+    pub span_exports: IntCounterVec,
     /// Fetch counts already added to `jwks_fetches`, so each scrape adds only what is new.
     jwks_seen: Mutex<(u64, u64)>,
 }
@@ -284,6 +288,16 @@ impl Metrics {
                 "Client connections open on the public listener.",
             )
             .expect("valid metric"),
+            spans_dropped: IntCounter::new(
+                "scopegate_trace_spans_dropped_total",
+                "Finished spans dropped because the export queue was full (tracing on).",
+            )
+            .expect("valid metric"),
+            span_exports: counter(
+                "scopegate_trace_exports_total",
+                "OTLP span export requests by result.",
+                &["result"],
+            ),
             jwks_seen: Mutex::new((0, 0)),
             registry,
         };
@@ -306,6 +320,10 @@ impl Metrics {
         metrics
             .registry
             .register(Box::new(metrics.policy_info.clone()))
+            .expect("unique metric");
+        metrics
+            .registry
+            .register(Box::new(metrics.spans_dropped.clone()))
             .expect("unique metric");
         metrics.list_known_labels();
         metrics
@@ -341,6 +359,7 @@ impl Metrics {
             self.jwks_fetches.with_label_values(&[result]);
             self.policy_reloads.with_label_values(&[result]);
             self.tls_reloads.with_label_values(&[result]);
+            self.span_exports.with_label_values(&[result]);
         }
     }
 

@@ -52,6 +52,8 @@ pub struct SystemOptions {
     pub upstream_url: Option<String>,
     /// Start with the issuer's JWKS answering 503, as an IdP that is down.
     pub jwks_down_at_start: bool,
+    /// Whole tables appended to the config (`[telemetry]` …).
+    pub tables: String,
 }
 
 impl DemoSystem {
@@ -131,7 +133,9 @@ file = "policy.toml"
 
 [admin]
 address = "{admin_addr}"
+{tables}
 "#,
+            tables = &options.tables,
             upstream = options
                 .upstream_url
                 .clone()
