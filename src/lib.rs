@@ -7,6 +7,7 @@ pub mod adapter;
 pub mod admin;
 pub mod answer;
 pub mod audit;
+pub mod audit_chain;
 pub mod auth;
 pub mod client;
 pub mod config;
