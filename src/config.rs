@@ -18,10 +18,14 @@ mod auth;
 mod overrides;
 mod problems;
 mod raw;
+#[cfg(feature = "schema")]
+mod schema;
 mod telemetry;
 pub use overrides::ENV_PREFIX;
 pub(crate) use problems::Problems;
 pub use problems::{Found, read_document, read_value};
+#[cfg(feature = "schema")]
+pub use schema::json_schema;
 pub use telemetry::{DEFAULT_SAMPLE_RATIO, DEFAULT_SERVICE_NAME, TelemetryConfig};
 
 /// The MCP endpoint path when `[mcp] path` is not set: the path the MCP SDKs use in their examples.
