@@ -1,5 +1,5 @@
 //! The shipped JSON Schemas (schemas/) are the ones the Rust types generate today: a change to
-//! the config model that is not written out fails here. `SCOPEGATE_BLESS=1 cargo test --test
+//! the config or cases model that is not written out fails here. `SCOPEGATE_BLESS=1 cargo test --test
 //! schemas` writes them anew.
 #![cfg(feature = "schema")]
 
@@ -24,6 +24,14 @@ fn check(file: &str, generated: serde_json::Value) {
 #[test]
 fn the_shipped_config_schema_is_what_the_config_model_generates() {
     check("config.schema.json", scopegate::config::json_schema());
+}
+
+#[test]
+fn the_shipped_cases_schema_is_what_the_cases_model_generates() {
+    check(
+        "cases.schema.json",
+        scopegate::policy::cli::cases_json_schema(),
+    );
 }
 
 #[test]

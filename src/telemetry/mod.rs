@@ -36,8 +36,8 @@ const TRACEPARENT: &str = "traceparent";
 pub struct Telemetry {
     tracer: SdkTracer,
     propagator: TraceContextPropagator,
-    /// Shut down (queued spans sent) when the proxy stops.
-    provider: SdkTracerProvider,
+    /// Owns the span processor; kept for as long as the tracer is used.
+    _provider: SdkTracerProvider,
 }
 
 impl Telemetry {
@@ -65,7 +65,7 @@ impl Telemetry {
         Ok(Telemetry {
             tracer,
             propagator: TraceContextPropagator::new(),
-            provider,
+            _provider: provider,
         })
     }
 
@@ -84,10 +84,6 @@ impl Telemetry {
         }
     }
 
-    /// Sends what is queued; called once the proxy has stopped serving.
-    pub fn shutdown(&self) {
-        let _ = self.provider.shutdown();
-    }
 }
 
 /// One request's span, made when first needed: when the request is forwarded (its context goes
