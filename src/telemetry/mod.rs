@@ -83,7 +83,6 @@ impl Telemetry {
             span: None,
         }
     }
-
 }
 
 /// One request's span, made when first needed: when the request is forwarded (its context goes
