@@ -1,5 +1,5 @@
 //! The shipped JSON Schemas (schemas/) are the ones the Rust types generate today: a change to
-//! the config or cases model that is not written out fails here. `SCOPEGATE_BLESS=1 cargo test --test
+//! the config, policy or cases model that is not written out fails here. `SCOPEGATE_BLESS=1 cargo test --test
 //! schemas` writes them anew.
 #![cfg(feature = "schema")]
 
@@ -32,6 +32,11 @@ fn the_shipped_cases_schema_is_what_the_cases_model_generates() {
         "cases.schema.json",
         scopegate::policy::cli::cases_json_schema(),
     );
+}
+
+#[test]
+fn the_shipped_policy_schema_is_what_the_policy_model_generates() {
+    check("policy.schema.json", scopegate::policy::json_schema());
 }
 
 #[test]

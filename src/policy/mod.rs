@@ -15,6 +15,8 @@ mod compile;
 mod condition;
 mod decide;
 mod error;
+#[cfg(feature = "schema")]
+mod file_schema;
 mod glob;
 mod hierarchy;
 mod raw;
@@ -32,6 +34,8 @@ use std::time::Duration;
 pub use condition::{Arguments, ClaimsCache, Facts, Outcome, VARIABLES};
 pub use decide::{ConditionValue, Decision, Denial, DenyReason, RuleRef, ScopeSet};
 pub use error::{PolicyError, Problem};
+#[cfg(feature = "schema")]
+pub use file_schema::json_schema;
 pub use hierarchy::{Granted, GrantedCache};
 
 use glob::GlobList;
