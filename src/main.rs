@@ -65,6 +65,11 @@ enum Command {
         #[command(subcommand)]
         command: ToolsCommand,
     },
+    /// Check audit logs, offline.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -85,6 +90,13 @@ enum ToolsCommand {
         #[arg(long, value_name = "tools.lock")]
         pins: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check an audit log's hash chain: names the first edited, missing or out-of-order audit
+    /// line and exits 1. Keyed chains need SCOPEGATE_AUDIT_HMAC_KEY set as it was for the run.
+    Verify { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -153,6 +165,9 @@ fn main() -> ExitCode {
     match cli.command {
         // Offline commands: no runtime, no logs.
         Command::Policy { command } => policy(command),
+        Command::Audit {
+            command: AuditCommand::Verify { file },
+        } => audit_verify(&file),
         Command::Run {
             config,
             check_config: true,
@@ -228,6 +243,32 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("scopegate: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn audit_verify(file: &std::path::Path) -> ExitCode {
+    use scopegate_core::audit_chain::{self, Verdict};
+    let log = match std::fs::read(file) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(error) => {
+            eprintln!("scopegate: {}: cannot read: {error}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let key = audit_chain::key_from_env();
+    match audit_chain::verify(&log, key.as_deref()) {
+        Verdict::Intact { lines, chains } => {
+            let keyed = if key.is_some() { "keyed" } else { "unkeyed" };
+            println!(
+                "{}: ok: {lines} audit lines in {chains} chain(s), {keyed}",
+                file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Verdict::Broken { line, problem } => {
+            println!("{}:{line}: {problem}", file.display());
             ExitCode::FAILURE
         }
     }

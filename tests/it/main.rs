@@ -7,7 +7,9 @@ mod common;
 
 mod adapter;
 mod adversarial;
+mod audit_verify;
 mod auth;
+mod dashboard;
 mod demo;
 mod deploy_rehearsal;
 mod hardening;
@@ -25,5 +27,7 @@ mod policy_v2;
 mod proxy;
 mod python_sdk;
 mod readme;
+mod schemas;
 mod soak;
 mod state;
+mod telemetry;

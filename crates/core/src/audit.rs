@@ -13,6 +13,7 @@ use crate::error::ProxyError;
 use crate::metrics::{self, Metrics};
 use crate::policy::Denial;
 use crate::reason::Reason;
+use crate::telemetry::{Ended, RequestTrace, Telemetry};
 
 /// The request id header: taken from the client when it sends a usable one, so a trace can be
 /// followed across hops, and returned on every response.
@@ -61,6 +62,8 @@ pub struct Ctx {
     upstream_status: Option<StatusCode>,
     upstream_duration: Option<Duration>,
     error: Option<ErrorKind>,
+    /// The request's span, when tracing is on (boxed: nothing to carry when it is off).
+    trace: Option<Box<RequestTrace>>,
 }
 
 /// Which failure counter a refused request also feeds.
@@ -115,7 +118,20 @@ impl Ctx {
             upstream_status: None,
             upstream_duration: None,
             error: None,
+            trace: None,
         }
+    }
+
+    /// Begins the request's span when tracing is on.
+    pub fn traced(&mut self, telemetry: Option<&Telemetry>, headers: &HeaderMap) {
+        if let Some(telemetry) = telemetry {
+            self.trace = Some(Box::new(telemetry.begin(headers)));
+        }
+    }
+
+    /// The request's span, when tracing is on.
+    pub fn trace(&mut self) -> Option<&mut RequestTrace> {
+        self.trace.as_deref_mut()
     }
 
     pub fn request_id(&self) -> Option<&HeaderValue> {
@@ -193,14 +209,16 @@ impl Ctx {
         self.upstream_duration = Some(elapsed);
     }
 
-    /// Writes the audit line and records the metrics: once per request, at its end.
-    pub fn finish(&self, status: StatusCode, metrics: &Metrics) {
+    /// Writes the audit line, records the metrics and ends the span: once per request, at its
+    /// end. `policy_hash` names the policy in force.
+    pub fn finish(&mut self, status: StatusCode, metrics: &Metrics, policy_hash: &str) {
         if !self.tracked {
             return;
         }
         self.record(metrics);
         let request_id = self.request_id.as_ref().and_then(|v| v.to_str().ok());
         let principal = self.principal.as_deref();
+        let trace_id = self.trace.as_mut().map(|trace| trace.trace_id());
         tracing::info!(
             target: "audit",
             request_id,
@@ -221,8 +239,22 @@ impl Ctx {
             upstream_status = self.upstream_status.map(|s| s.as_u16()),
             upstream_ms = self.upstream_duration.map(|d| d.as_secs_f64() * 1e3),
             duration_ms = self.started.elapsed().as_secs_f64() * 1e3,
+            trace_id = trace_id.as_deref(),
+            policy_hash,
             "decision"
         );
+        if let Some(trace) = self.trace.take() {
+            trace.end(&Ended {
+                method: self.method.as_deref(),
+                tool: self.tool.as_deref(),
+                session_id: self.session_id.as_deref(),
+                subject: principal.and_then(|p| p.subject.as_deref()),
+                rule: self.rule.as_deref(),
+                decision: self.outcome.label(),
+                reason: self.reason.map_or("allowed", Reason::as_str),
+                status: status.as_u16(),
+            });
+        }
     }
 }
 

@@ -23,6 +23,12 @@ pub use crate::diagnostics::ConfigError;
 use crate::diagnostics::Problems;
 mod state;
 pub use overrides::ENV_PREFIX;
+#[cfg(feature = "schema")]
+mod schema;
+mod telemetry;
+#[cfg(feature = "schema")]
+pub use schema::json_schema;
+pub use telemetry::{DEFAULT_SAMPLE_RATIO, DEFAULT_SERVICE_NAME, TelemetryConfig};
 
 /// The MCP endpoint path when `[mcp] path` is not set: the path the MCP SDKs use in their examples.
 pub const DEFAULT_MCP_PATH: &str = "/mcp";
@@ -93,6 +99,8 @@ pub struct Config {
     pub state: crate::state::StateSettings,
     /// `[integrity]`: tool pins; `None` when the table is absent (definitions are not checked).
     pub integrity: Option<IntegrityConfig>,
+    /// `[telemetry]`: `None` (no exporter) keeps tracing out of the request path entirely.
+    pub telemetry: Option<TelemetryConfig>,
 }
 
 /// Bounds on what a client can make the proxy hold.
@@ -277,6 +285,7 @@ fn validate(
     let integrity = raw
         .integrity
         .map(|raw| integrity::validate_integrity(raw, base, problems));
+    let telemetry = telemetry::validate(raw.telemetry, problems);
     let admin_address = match raw.admin.and_then(|a| a.address) {
         Some(address) => problems.value(&address, "admin.address", |s| {
             s.parse::<SocketAddr>().map_err(|e| e.to_string())
@@ -303,6 +312,7 @@ fn validate(
             Some(integrity) => Some(integrity?),
             None => None,
         },
+        telemetry: telemetry?,
     })
 }
 

@@ -36,7 +36,11 @@ pub fn init(json: bool, default_level: &str) -> LogGuard {
         .thread_name("scopegate-log")
         // The writer thread flushes whenever its queue runs empty, so a line is never held back
         // longer than it takes to write out what came before it.
-        .finish(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+        // Audit lines are sealed into the hash chain there too, in the order they are written.
+        .finish(crate::audit_chain::ChainWriter::new(
+            BufWriter::with_capacity(64 * 1024, std::io::stderr()),
+            crate::audit_chain::key_from_env().as_deref(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);

@@ -115,6 +115,10 @@ pub struct Metrics {
     auth_failure_counters: Vec<Option<IntCounter>>,
     /// `requests` resolved per method label and decision ([`method_index`], `DECISIONS`).
     request_counters: Vec<[IntCounter; 3]>,
+    /// Finished spans the export queue had no room for.
+    pub spans_dropped: IntCounter,
+    /// OTLP export requests by result.
+    pub span_exports: IntCounterVec,
     /// Fetch counts already added to `jwks_fetches`, so each scrape adds only what is new.
     jwks_seen: Mutex<(u64, u64)>,
 }
@@ -247,6 +251,16 @@ impl Metrics {
                 "Client connections open on the public listener.",
             )
             .expect("valid metric"),
+            spans_dropped: IntCounter::new(
+                "scopegate_trace_spans_dropped_total",
+                "Finished spans dropped because the export queue was full (tracing on).",
+            )
+            .expect("valid metric"),
+            span_exports: counter(
+                "scopegate_trace_exports_total",
+                "OTLP span export requests by result.",
+                &["result"],
+            ),
             jwks_seen: Mutex::new((0, 0)),
             denial_counters: Vec::new(),
             auth_failure_counters: Vec::new(),
@@ -272,6 +286,10 @@ impl Metrics {
         metrics
             .registry
             .register(Box::new(metrics.policy_info.clone()))
+            .expect("unique metric");
+        metrics
+            .registry
+            .register(Box::new(metrics.spans_dropped.clone()))
             .expect("unique metric");
         metrics.list_known_labels();
         metrics.resolve_hot_handles();
@@ -345,6 +363,7 @@ impl Metrics {
             self.policy_reloads.with_label_values(&[result]);
             self.tls_reloads.with_label_values(&[result]);
             self.pins_reloads.with_label_values(&[result]);
+            self.span_exports.with_label_values(&[result]);
         }
     }
 

@@ -37,6 +37,7 @@ use crate::policy::{
 use crate::ratelimit::{RateLimiter, Refused};
 use crate::session::{Binding, Kind, Sessions};
 use crate::tasks;
+use crate::telemetry::Telemetry;
 use crate::upstream::{self, EndOnError, Peer, Target};
 use tokio::sync::Semaphore;
 
@@ -87,6 +88,8 @@ pub struct Proxy {
     clients: Vec<HttpClient>,
     target: Target,
     metrics: Arc<Metrics>,
+    /// Spans for requests on the MCP endpoint; `None` (no exporter configured) costs nothing.
+    telemetry: Option<Telemetry>,
 }
 
 impl Proxy {
@@ -160,7 +163,18 @@ impl Proxy {
             clients,
             target: Target::new(&config.upstream)?,
             metrics,
+            telemetry: None,
         })
+    }
+
+    /// Traces every request on the MCP endpoint.
+    pub fn with_telemetry(mut self, telemetry: Telemetry) -> Proxy {
+        self.telemetry = Some(telemetry);
+        self
+    }
+
+    pub fn telemetry(&self) -> Option<&Telemetry> {
+        self.telemetry.as_ref()
     }
 
     /// Swaps in a new policy; requests in flight finish under the one they started with.
@@ -215,11 +229,17 @@ impl Proxy {
         let path = parts.uri.path();
         let mut response = if path == self.mcp_path {
             let mut ctx = Ctx::start(&parts.headers, &parts.method);
+            ctx.traced(self.telemetry.as_ref(), &parts.headers);
             let result = self
                 .mcp(parts, &mut body, &mut body_read, peer, &mut ctx)
                 .await;
             let response = self.respond(result, &mut ctx);
-            ctx.finish(response.status(), &self.metrics);
+            let policy = self.policy.load();
+            ctx.finish(
+                response.status(),
+                &self.metrics,
+                policy.policy.source_hash(),
+            );
             response
         } else if self.metadata_paths.iter().any(|p| p == path) {
             let result = self.metadata(&parts.method);
@@ -383,6 +403,9 @@ impl Proxy {
         let (error_id, asks_for_list, binds_tasks) = if parts.method == Method::POST {
             let inspection = mcp::inspect(&body, &self.inspect_limits)
                 .map_err(|error| ProxyError::Malformed { error })?;
+            if let Some(trace) = ctx.trace() {
+                trace.observe(&inspection);
+            }
             check_mcp_headers(&parts.headers, &inspection, &body, &self.param_headers)?;
             // Like a session: another principal's task is unknown to this one, whatever the
             // policy would say, and costs it no rate-limit token.
@@ -601,6 +624,9 @@ impl Proxy {
             principal,
             peer,
         );
+        if let Some(trace) = ctx.trace() {
+            trace.inject(request.headers_mut());
+        }
         if answer.list_filter.is_some() || answer.binds_tasks {
             // A listing is filtered, and a task handle read, so either must arrive readable.
             request.headers_mut().insert(

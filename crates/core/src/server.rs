@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::proxy::Proxy;
 use crate::reload;
+use crate::telemetry::Telemetry;
 use crate::tls::{self, CertStore};
 use crate::upstream::Peer;
 use crate::workers;
@@ -97,13 +98,15 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let auth_client = auth_client(config)?;
     let metrics = Arc::new(Metrics::new());
-    let proxy = Arc::new(Proxy::new(
-        config,
-        policy,
-        clients,
-        auth_client,
-        metrics.clone(),
-    )?);
+    let mut proxy = Proxy::new(config, policy, clients, auth_client, metrics.clone())?;
+    if let Some(telemetry) = &config.telemetry {
+        // Spans go out through a client of their own: the collector is neither the IdP nor the
+        // upstream, and must not share their pools.
+        let client = crate::client::build(None, config.upstream.connect_timeout)
+            .context("telemetry client")?;
+        proxy = proxy.with_telemetry(Telemetry::start(telemetry, client, metrics.clone())?);
+    }
+    let proxy = Arc::new(proxy);
     let health = Arc::new(Health::default());
     let mut background = Vec::new();
 

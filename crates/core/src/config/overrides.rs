@@ -12,6 +12,8 @@ pub(super) enum Kind {
     Text,
     Bool,
     Integer,
+    /// A number with a fraction (`0.25`).
+    Float,
     /// A TOML array (`["a", "b"]`) or a comma-separated list (`a,b`).
     List,
     /// A TOML inline table (`{ sub = "x-user" }`).
@@ -82,6 +84,9 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("state.on_error", Kind::Text),
     ("integrity.pins", Kind::Text),
     ("integrity.on_change", Kind::Text),
+    ("telemetry.otlp_endpoint", Kind::Text),
+    ("telemetry.service_name", Kind::Text),
+    ("telemetry.sample_ratio", Kind::Float),
 ];
 
 /// The variable name for a key: `auth.jwks.max_stale` → `SCOPEGATE_AUTH_JWKS_MAX_STALE`.
@@ -163,6 +168,10 @@ fn value(kind: Kind, text: &str) -> Result<toml::Value, String> {
             .parse::<i64>()
             .map(toml::Value::Integer)
             .map_err(|_| format!("{text:?} is not a whole number")),
+        Kind::Float => text
+            .parse::<f64>()
+            .map(toml::Value::Float)
+            .map_err(|_| format!("{text:?} is not a number")),
         Kind::List if text.trim_start().starts_with('[') => parse_inline(text),
         Kind::List => Ok(toml::Value::Array(
             text.split(',')

@@ -371,6 +371,37 @@ fn state_problems_are_all_reported_with_their_keys() {
 }
 
 #[test]
+fn telemetry_is_off_without_an_endpoint_and_takes_its_defaults_with_one() {
+    assert!(parse(MINIMAL).unwrap().telemetry.is_none());
+    let config = parse(&format!(
+        "{MINIMAL}\n[telemetry]\notlp_endpoint = \"http://collector:4318/\"\n"
+    ))
+    .unwrap();
+    let telemetry = config.telemetry.unwrap();
+    assert_eq!(telemetry.traces_url(), "http://collector:4318/v1/traces");
+    assert_eq!(telemetry.service_name, DEFAULT_SERVICE_NAME);
+    assert_eq!(telemetry.sample_ratio, DEFAULT_SAMPLE_RATIO);
+}
+
+#[test]
+fn telemetry_refuses_a_ratio_outside_zero_to_one_and_an_endpoint_that_is_not_http() {
+    let error = parse(&format!(
+        "{MINIMAL}\n[telemetry]\notlp_endpoint = \"collector:4318\"\nsample_ratio = 1.5\n"
+    ))
+    .unwrap_err();
+    assert_eq!(error.problems.len(), 2, "{error}");
+    assert!(
+        error.problems[0]
+            .contains(":23:16: telemetry.sample_ratio: 1.5 is not between 0.0 and 1.0"),
+        "{error}"
+    );
+    assert!(
+        error.problems[1].contains("telemetry.otlp_endpoint: must be an http:// or https:// URL"),
+        "{error}"
+    );
+}
+
+#[test]
 fn state_url_can_come_from_an_override() {
     let source = format!("{MINIMAL}\n[state]\nbackend = \"redis\"\n");
     let overrides = [(
@@ -405,4 +436,21 @@ fn integrity_is_off_without_its_table_hides_by_default_and_names_a_bad_on_change
         error.problems,
         ["/etc/scopegate/config.toml:21:13: integrity.on_change: must be \"hide\" or \"audit\""]
     );
+}
+
+#[test]
+fn telemetry_ratio_can_be_overridden_from_the_environment() {
+    let overrides = [
+        (
+            "SCOPEGATE_TELEMETRY_OTLP_ENDPOINT".to_string(),
+            "http://c:4318".to_string(),
+        ),
+        (
+            "SCOPEGATE_TELEMETRY_SAMPLE_RATIO".to_string(),
+            "0.25".to_string(),
+        ),
+    ];
+    let config =
+        Config::parse_with_overrides(MINIMAL, Path::new("/etc/c.toml"), &overrides).unwrap();
+    assert_eq!(config.telemetry.unwrap().sample_ratio, 0.25);
 }

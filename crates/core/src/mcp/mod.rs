@@ -94,6 +94,8 @@ pub struct Message<'a> {
     /// `params._meta["io.modelcontextprotocol/protocolVersion"]`, which a 2026-07-28 request
     /// carries and its `MCP-Protocol-Version` header must repeat.
     pub protocol_version: Option<Cow<'a, str>>,
+    /// `params._meta.traceparent`: the caller's W3C trace context carried in the body.
+    pub traceparent: Option<Cow<'a, str>>,
     /// The request says it takes a task for an answer (`params.task`, or the tasks extension
     /// among its client capabilities).
     pub wants_task: bool,

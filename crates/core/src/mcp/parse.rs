@@ -144,6 +144,9 @@ struct Targets<'de> {
     task: Option<Cow<'de, str>>,
     /// `params._meta["io.modelcontextprotocol/protocolVersion"]` (MCP 2026-07-28).
     protocol_version: Option<Cow<'de, str>>,
+    /// `params._meta.traceparent`: the caller's W3C trace context, where a client that cannot
+    /// set headers puts it.
+    traceparent: Option<Cow<'de, str>>,
     /// `params.task` (2025-11-25) or the tasks extension among the request's client
     /// capabilities: the answer may create a task.
     wants_task: bool,
@@ -156,6 +159,7 @@ enum Target {
     Uri,
     Task,
     ProtocolVersion,
+    TraceParent,
 }
 
 /// The `_meta` key that carries a 2026-07-28 request's protocol version.
@@ -273,6 +277,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_, 'de> {
                 }
                 (Keep::Targets, "_meta") => (None, Keep::Meta),
                 (Keep::Meta, META_PROTOCOL_VERSION) => (Some(Target::ProtocolVersion), Keep::Str),
+                (Keep::Meta, "traceparent") => (Some(Target::TraceParent), Keep::Str),
                 (Keep::Meta, META_CLIENT_CAPABILITIES) => (None, Keep::Capabilities),
                 (Keep::Capabilities, "extensions") => (None, Keep::Extensions),
                 (Keep::Extensions, TASKS_EXTENSION) => {
@@ -294,6 +299,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_, 'de> {
                     Target::Uri => targets.uri = s,
                     Target::Task => targets.task = s,
                     Target::ProtocolVersion => targets.protocol_version = s,
+                    Target::TraceParent => targets.traceparent = s,
                 }
             }
         }
@@ -553,6 +559,7 @@ fn classify<'de>(
         target,
         task: params.task,
         protocol_version: params.protocol_version,
+        traceparent: params.traceparent,
         wants_task: params.wants_task,
         arguments: params.arguments,
     })

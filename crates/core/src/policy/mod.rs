@@ -16,6 +16,8 @@ mod compile;
 mod condition;
 mod decide;
 mod error;
+#[cfg(feature = "schema")]
+mod file_schema;
 mod glob;
 mod hierarchy;
 mod raw;
@@ -33,6 +35,8 @@ use std::time::Duration;
 pub use condition::{Arguments, ClaimsCache, Facts, Outcome, VARIABLES};
 pub use decide::{ConditionValue, Decision, Denial, RuleRef, ScopeSet};
 pub use error::{PolicyError, Problem};
+#[cfg(feature = "schema")]
+pub use file_schema::json_schema;
 pub use hierarchy::{Granted, GrantedCache};
 
 /// The loaded policy with what is derived from it (the RFC 9728 document, whose

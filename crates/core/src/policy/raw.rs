@@ -15,7 +15,7 @@ use super::error::Problems;
 use crate::diagnostics::read_value;
 
 /// Top-level keys, in the order the documentation presents them.
-const POLICY_KEYS: [&str; 7] = [
+pub(super) const POLICY_KEYS: [&str; 7] = [
     "version", "default", "mode", "scopes", "tools", "methods", "deny",
 ];
 /// Keys of a `[[tools]]` entry.
@@ -62,11 +62,13 @@ pub(super) type Implies = (Keyed<String>, Vec<Spanned<String>>);
 
 /// A `[[deny]]` rule as written.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(
     deny_unknown_fields,
     expecting = "a table such as { when = 'jwt.client_id == \"bot\"', reason = \"blocked\" }"
 )]
 pub(super) struct RawDeny {
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub when: Spanned<String>,
     pub reason: String,
     pub mode: Option<String>,
@@ -74,9 +76,12 @@ pub(super) struct RawDeny {
 
 /// A `[[tools.require]]` block: more scopes for the calls its condition matches.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRequire {
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub when: Spanned<String>,
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
     pub scopes: Vec<Spanned<String>>,
 }
 
@@ -112,15 +117,20 @@ impl Entry {
 /// Fields shared by tool and method rules. `deny_unknown_fields` is a backstop: unknown keys
 /// are reported (all of them) by `read_entry` before serde sees the table.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(
     deny_unknown_fields,
     expecting = "a table such as { name = \"tool\", scopes = [\"scope\"] }"
 )]
 pub(super) struct RawRule {
     pub name: Option<String>,
+    #[cfg_attr(feature = "schema", schemars(with = "Option<Vec<String>>"))]
     pub scopes: Option<Vec<Spanned<String>>>,
+    #[cfg_attr(feature = "schema", schemars(with = "Option<Vec<Vec<String>>>"))]
     pub any_of: Option<Vec<Spanned<Vec<Spanned<String>>>>>,
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     pub when: Option<Spanned<String>>,
+    #[cfg_attr(feature = "schema", schemars(with = "Option<Vec<RawRequire>>"))]
     pub require: Option<Vec<Spanned<RawRequire>>>,
     pub rate_limit: Option<String>,
     pub mode: Option<String>,

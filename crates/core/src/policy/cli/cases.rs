@@ -33,30 +33,51 @@ use super::{Finding, Severity};
 use crate::diagnostics::read_document;
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct CasesFile {
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     policy: Option<Spanned<String>>,
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<RawCase>"))]
     cases: Vec<Spanned<RawCase>>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawCase {
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     name: Spanned<String>,
     #[serde(default)]
     scopes: Vec<String>,
     method: Option<String>,
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     tool: Option<Spanned<String>>,
     #[serde(default)]
     claims: serde_json::Map<String, serde_json::Value>,
     arguments: Option<serde_json::Map<String, serde_json::Value>>,
     expect: Expect,
+    #[cfg_attr(feature = "schema", schemars(with = "Option<Vec<String>>"))]
     expect_missing: Option<Spanned<Vec<String>>>,
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     expect_reason: Option<Spanned<String>>,
+}
+
+/// The JSON Schema of a cases file (`*.cases.toml`), generated from the model that reads it;
+/// `schemas/cases.schema.json` is this, written out.
+#[cfg(feature = "schema")]
+pub fn json_schema() -> serde_json::Value {
+    let mut schema =
+        serde_json::to_value(schemars::schema_for!(CasesFile)).expect("a schema is JSON");
+    schema["$id"] = serde_json::Value::from("https://scopegate.dev/schemas/cases.schema.json");
+    schema["title"] =
+        serde_json::Value::from("scopegate policy cases file (scopegate policy test)");
+    schema
 }
 
 /// The outcome of a decision, as a cases file and the table write it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 enum Expect {
     Allow,

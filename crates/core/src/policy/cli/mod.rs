@@ -21,6 +21,8 @@ use super::error::{Problems, line_col};
 use super::raw::{self, RawPolicy};
 use super::{Policy, PolicyError};
 
+#[cfg(feature = "schema")]
+pub use cases::json_schema as cases_json_schema;
 pub use explain::{Call, explain};
 
 /// Options of `scopegate policy check`.
