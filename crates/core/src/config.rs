@@ -11,8 +11,8 @@ use http::Uri;
 
 use crate::auth::AuthSettings;
 use crate::env::Env as _;
-use crate::integrity::IntegrityConfig;
 use crate::units::parse_size;
+pub use integrity::{IntegrityConfig, OnChange};
 use raw::{RawConfig, RawLimits, RawListen, RawMcp, RawUpstream};
 
 mod auth;

@@ -18,6 +18,7 @@ pub mod env;
 pub mod error;
 pub mod http_checks;
 pub mod integrity;
+pub mod limit;
 pub mod listfilter;
 pub mod logging;
 pub mod mcp;

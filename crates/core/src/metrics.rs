@@ -46,6 +46,16 @@ const RESULTS: [&str; 2] = ["success", "failure"];
 /// The `outcome` of a token its issuer's checks accepted (refusals carry their reason).
 pub const ACCEPTED: &str = "accepted";
 
+/// Every `op` of `scopegate_state_errors_total`, in the order of `state::Op`'s variants (which
+/// names itself from here).
+pub const STATE_OPS: [&str; 5] = [
+    "rate_limit",
+    "handle_check",
+    "handle_bind",
+    "handle_release",
+    "set_if_absent",
+];
+
 /// The `tool` label of a call no rule names.
 const NO_RULE: &str = "_other";
 
@@ -355,8 +365,8 @@ impl Metrics {
         for class in STATUS_CLASSES {
             self.upstream_responses.with_label_values(&[class]);
         }
-        for op in crate::state::Op::ALL {
-            self.state_errors.with_label_values(&[op.as_str()]);
+        for op in STATE_OPS {
+            self.state_errors.with_label_values(&[op]);
         }
         for result in RESULTS {
             self.jwks_fetches.with_label_values(&[result]);

@@ -1,12 +1,28 @@
 //! The `[integrity]` table: where tool pins come from and what a changed definition leads to.
 //! Part of reading the config file (see the parent module); what pins do is `integrity`'s.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::raw::RawIntegrity;
 use super::resolve;
 use crate::diagnostics::Problems;
-use crate::integrity::{IntegrityConfig, OnChange};
+
+/// What a definition that does not match its pin leads to (`integrity.on_change`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnChange {
+    /// The tool leaves listings and its calls are refused until the pin is renewed.
+    Hide,
+    /// Logged and counted only: for rolling pins out before enforcing them.
+    Audit,
+}
+
+/// The validated `[integrity]` table.
+#[derive(Debug, Clone)]
+pub struct IntegrityConfig {
+    /// The pins file; `None`: trust on first use.
+    pub pins: Option<PathBuf>,
+    pub on_change: OnChange,
+}
 
 /// `on_change` when not set: a changed tool is hidden and refused, since the point of pinning is
 /// that a server cannot change what an approved tool says; `"audit"` is the opt-in roll-out.

@@ -419,7 +419,7 @@ fn state_url_can_come_from_an_override() {
 
 #[test]
 fn integrity_is_off_without_its_table_hides_by_default_and_names_a_bad_on_change() {
-    use crate::integrity::OnChange;
+    use crate::config::OnChange;
     assert!(parse(MINIMAL).unwrap().integrity.is_none());
     let config = parse(&format!("{MINIMAL}[integrity]\npins = \"tools.lock\"\n")).unwrap();
     let integrity = config.integrity.unwrap();

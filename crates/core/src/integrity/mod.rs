@@ -11,7 +11,6 @@
 //! (`canonical`), the file (`pins`) or the first-use store (`store`).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use arc_swap::ArcSwap;
@@ -31,22 +30,7 @@ pub use canonical::{FIELDS, Fingerprint, NotCanonical, Sha256, raw_digest};
 pub use pins::PinSet;
 pub use store::{MemoryPins, PinStore};
 
-/// What a definition that does not match its pin leads to (`integrity.on_change`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnChange {
-    /// The tool leaves listings and its calls are refused until the pin is renewed.
-    Hide,
-    /// Logged and counted only: for rolling pins out before enforcing them.
-    Audit,
-}
-
-/// The validated `[integrity]` table.
-#[derive(Debug, Clone)]
-pub struct IntegrityConfig {
-    /// The pins file; `None`: trust on first use.
-    pub pins: Option<PathBuf>,
-    pub on_change: OnChange,
-}
+pub use crate::config::{IntegrityConfig, OnChange};
 
 /// The `tool` label of a change to a tool no policy rule names.
 const NO_RULE: &str = "_other";

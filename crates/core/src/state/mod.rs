@@ -134,13 +134,7 @@ impl Op {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Op::RateLimit => "rate_limit",
-            Op::HandleCheck => "handle_check",
-            Op::HandleBind => "handle_bind",
-            Op::HandleRelease => "handle_release",
-            Op::SetIfAbsent => "set_if_absent",
-        }
+        crate::metrics::STATE_OPS[self as usize]
     }
 }
 

@@ -14,6 +14,8 @@ use http::{Method, Request, Response, Version};
 use http_body_util::Either;
 use hyper::body::{Body as _, Incoming};
 
+mod authorize;
+
 use crate::answer::{self, Answer};
 use crate::audit::Ctx;
 use crate::auth::{Authenticator, Principal, RequestView};
@@ -25,21 +27,19 @@ use crate::http_checks::{
     read_body, refuse_body,
 };
 use crate::integrity::Integrity;
+use crate::limit::Limit;
 use crate::listfilter::{LIST_METHODS, ListFilter};
 use crate::mcp::headers::session_id;
-use crate::mcp::{self, InspectLimits, Inspection, MessageKind, RequestId};
+use crate::mcp::{self, InspectLimits, MessageKind};
 use crate::mcp_params::ParamHeaders;
 use crate::metadata;
 use crate::metrics::Metrics;
-use crate::policy::{
-    Action, Arguments, Decision, Facts, Mode, Policy, PolicyState, RateLimit, RuleRef,
-};
-use crate::ratelimit::{RateLimiter, Refused};
+use crate::policy::{Policy, PolicyState};
+use crate::ratelimit::RateLimiter;
 use crate::session::{Binding, Kind, Sessions};
 use crate::tasks;
 use crate::telemetry::Telemetry;
 use crate::upstream::{self, EndOnError, Peer, Target};
-use tokio::sync::Semaphore;
 
 pub use crate::answer::{ProxyBody, Upstream, full};
 
@@ -77,13 +77,13 @@ pub struct Proxy {
     /// Tool pins (`[integrity]`): checked in every listing and on every `tools/call`.
     integrity: Option<Arc<Integrity>>,
     max_list_bytes: usize,
-    in_flight: Semaphore,
+    in_flight: Limit,
     body_read_timeout: Duration,
     /// How long a request the proxy answers itself may take to finish sending its body.
     drain_window: Duration,
     /// Bounds the refused bodies being read at once; apart from the in-flight limit, so that
     /// refused requests never take slots from accepted ones.
-    draining: Semaphore,
+    draining: Limit,
     /// The upstream connection pools: one per per-core worker, else one.
     clients: Vec<HttpClient>,
     target: Target,
@@ -156,10 +156,10 @@ impl Proxy {
             filter_lists: config.mcp.filter_lists,
             integrity,
             max_list_bytes: config.mcp.max_list_bytes,
-            in_flight: Semaphore::new(config.limits.max_requests),
+            in_flight: Limit::new(config.limits.max_requests),
             body_read_timeout: config.limits.body_read_timeout,
             drain_window: config.limits.body_read_timeout.min(DRAIN_WINDOW),
-            draining: Semaphore::new(MAX_DRAINS),
+            draining: Limit::new(MAX_DRAINS),
             clients,
             target: Target::new(&config.upstream)?,
             metrics,
@@ -260,7 +260,7 @@ impl Proxy {
         }
         if drain && matches!(response.body(), Either::Right(Either::Left(_))) {
             // Past the bound, the stream is reset after the answer instead.
-            if let Ok(_draining) = self.draining.try_acquire() {
+            if let Some(_draining) = self.draining.try_enter() {
                 discard_rest(&mut body, self.max_body_bytes, self.drain_window).await;
             }
         }
@@ -346,10 +346,7 @@ impl Proxy {
     ) -> Result<Response<ProxyBody>, ProxyError> {
         // Held until the response head: a request past the limit is refused at once, never
         // queued (a queue would only turn overload into timeouts).
-        let _in_flight = self
-            .in_flight
-            .try_acquire()
-            .map_err(|_| ProxyError::Overloaded)?;
+        let _in_flight = self.in_flight.try_enter().ok_or(ProxyError::Overloaded)?;
         if !matches!(parts.method, Method::POST | Method::GET | Method::DELETE) {
             return Err(ProxyError::MethodNotAllowed {
                 allow: "GET, POST, DELETE",
@@ -503,107 +500,6 @@ impl Proxy {
                 text.chars().take(64).collect(),
             ))
         }
-    }
-
-    /// Every message of the body is decided; one denial refuses the whole body, since the
-    /// upstream would run every element of a batch. Rate limits are counted only once the whole
-    /// body is allowed, so a refused batch costs its caller nothing.
-    async fn authorize(
-        &self,
-        principal: &Principal,
-        inspection: &Inspection<'_>,
-        ctx: &mut Ctx,
-    ) -> Result<(), ProxyError> {
-        let state = self.policy.load();
-        let scopes = state
-            .policy
-            .granted(&principal.granted, &principal.granted_cache);
-        let mut limited: Vec<(RuleRef<'_>, RateLimit, Option<&RequestId<'_>>)> = Vec::new();
-        for message in &inspection.messages {
-            // A response answers the server's own request (sampling, elicitation): nothing to
-            // authorize beyond the token.
-            let (MessageKind::Request | MessageKind::Notification, Some(method)) =
-                (message.kind, message.method.as_deref())
-            else {
-                continue;
-            };
-            let action = Action {
-                method,
-                target: message.target.as_deref(),
-            };
-            let facts = Facts {
-                claims: &principal.claims,
-                claims_cache: &principal.claims_cache,
-                arguments: Arguments::Raw(message.arguments),
-            };
-            match state.policy.decide_with(&scopes, &action, &facts) {
-                Decision::Allow { rule } => {
-                    ctx.saw(method, action.target, rule.map(|r| r.name));
-                    if let Some(rule) = rule
-                        && let Some(limit) = rule.rate_limit
-                    {
-                        limited.push((rule, limit, message.id.as_ref()));
-                    }
-                }
-                Decision::Deny(denial) => {
-                    ctx.saw(method, action.target, denial.rule.map(|r| r.name));
-                    if denial.mode == Mode::Audit {
-                        ctx.would_deny(&denial);
-                        continue;
-                    }
-                    let id = message
-                        .id
-                        .as_ref()
-                        .and_then(|id| serde_json::to_value(id).ok());
-                    return Err(ProxyError::Forbidden(Box::new(crate::denial::denied(
-                        id, &action, &denial, principal,
-                    ))));
-                }
-            }
-        }
-        if limited.is_empty() {
-            ctx.allowed();
-            return Ok(());
-        }
-        let subject = principal
-            .subject
-            .as_deref()
-            .or(principal.client_id.as_deref())
-            .unwrap_or("");
-        // Enforced limits are taken all or none, so that a batch refused for one call costs its
-        // caller nothing for the others; shadowed ones only report what they would have done.
-        let (enforced, shadowed): (Vec<_>, Vec<_>) = limited
-            .into_iter()
-            .partition(|(rule, ..)| rule.mode != Mode::Audit);
-        let wants: Vec<(&str, RateLimit, u32)> = enforced
-            .iter()
-            .map(|(rule, limit, _)| (rule.name, *limit, 1))
-            .collect();
-        match self.limiter.take_all(subject, &wants).await {
-            Ok(()) => {}
-            Err(Refused::Short(index, retry_after)) => {
-                let (rule, _, id) = &enforced[index];
-                return Err(ProxyError::RateLimited {
-                    id: id.and_then(|id| serde_json::to_value(id).ok()),
-                    rule: rule.name.to_string(),
-                    retry_after,
-                });
-            }
-            Err(Refused::Unavailable) => {
-                let id = enforced.first().and_then(|(_, _, id)| *id);
-                return Err(ProxyError::StateUnavailable {
-                    id: id.and_then(|id| serde_json::to_value(id).ok()),
-                });
-            }
-        }
-        for (rule, limit, _) in shadowed {
-            // A shadowed limit only reports: a store that is away costs it nothing.
-            if let Err(Refused::Short(..)) = self.limiter.take(subject, rule.name, limit).await {
-                ctx.would_rate_limit();
-            }
-        }
-        ctx.allowed();
-        Ok(())
     }
 
     async fn forward(
