@@ -8,10 +8,10 @@
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 # Dependencies first, against empty crates: this layer is rebuilt only when a manifest or the
-# lockfile change, not on every source edit. Cargo reads every workspace member's manifest (and
-# the benchmark targets the bench manifest names) even when building one package, so those come
-# as manifests and empty files; only the proxy's own sources follow, and only the `scopegate`
-# package is built, without the adapter and the demo.
+# lockfile change, not on every source edit. Cargo reads every workspace member's manifest, and
+# the benchmark targets the bench manifest names (each `[[bench]]`'s `name` on the line after it),
+# even when building one package, so those come as manifests and empty files. Only the proxy's own
+# sources follow, and only the `scopegate` package is built, without the adapter and the demo.
 COPY Cargo.toml Cargo.lock ./
 COPY crates/core/Cargo.toml ./crates/core/
 COPY crates/adapter/Cargo.toml ./crates/adapter/
@@ -20,8 +20,9 @@ COPY crates/bench/Cargo.toml ./crates/bench/
 RUN mkdir -p src crates/core/src crates/adapter/src crates/testkit/src crates/bench/src crates/bench/benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs crates/core/src/lib.rs crates/adapter/src/lib.rs crates/testkit/src/lib.rs \
-        crates/bench/src/lib.rs crates/bench/benches/auth.rs crates/bench/benches/inspect.rs \
-        crates/bench/benches/policy.rs \
+        crates/bench/src/lib.rs \
+    && sed -n '/^\[\[bench\]\]/{n;s|^name = "\(.*\)"|crates/bench/benches/\1.rs|p}' crates/bench/Cargo.toml \
+        | xargs touch \
     && cargo build --release --locked -p scopegate --no-default-features \
     && rm -rf src crates/core/src
 COPY src ./src
