@@ -7,6 +7,8 @@
 # Build stage: the Rust toolchain, on the same Debian release as the runtime image (glibc).
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
+# A failing command inside a pipe fails its RUN step.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # Dependencies first, against empty crates: this layer is rebuilt only when a manifest or the
 # lockfile change, not on every source edit. Cargo reads every workspace member's manifest, and
 # the benchmark targets the bench manifest names (each `[[bench]]`'s `name` on the line after it),
