@@ -149,6 +149,51 @@ fn metric_names_are_read_from_promql() {
     assert_eq!(metric_names("label_values(d, job)"), ["d", "job"]);
 }
 
+/// With several issuers trusted, the auth-failures panel has to say whose tokens are refused:
+/// one query splits by issuer and outcome, and the refusals no issuer is named for stay visible.
+#[test]
+fn auth_failures_panel_splits_refusals_by_issuer() {
+    let dashboard: Value = serde_json::from_str(DASHBOARD).expect("the dashboard is JSON");
+    let panel = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|panel| {
+            panel["title"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("Auth failures")
+        })
+        .expect("an auth-failures panel");
+    let queries: Vec<(&str, &str)> = panel["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["expr"].as_str().unwrap(),
+                t["legendFormat"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let by_issuer = queries.iter().find(|(expr, _)| {
+        metric_names(expr) == ["scopegate_issuer_auth_total"]
+            && expr.contains("by (issuer, outcome)")
+    });
+    let (_, legend) = by_issuer.expect("a query by issuer and outcome");
+    assert!(
+        legend.contains("{{issuer}}"),
+        "legend {legend} hides the issuer"
+    );
+    assert!(
+        queries
+            .iter()
+            .any(|(expr, _)| metric_names(expr)
+                .contains(&"scopegate_auth_failures_total".to_string())),
+        "refusals without an issuer (no token, unknown issuer) are not shown"
+    );
+}
+
 #[tokio::test]
 async fn every_dashboard_query_names_a_metric_the_proxy_exports() {
     let dashboard: Value = serde_json::from_str(DASHBOARD).expect("the dashboard is JSON");
@@ -190,6 +235,7 @@ async fn every_dashboard_query_names_a_metric_the_proxy_exports() {
         "scopegate_tool_calls_total",
         "scopegate_denials_total",
         "scopegate_auth_failures_total",
+        "scopegate_issuer_auth_total",
         "scopegate_request_duration_seconds",
         "scopegate_upstream_duration_seconds",
         "scopegate_jwks_age_seconds",
