@@ -9,6 +9,10 @@
 #   scopegate-rl  the same policy with a rate limit on the tool (far above any rate reached, so
 #                 every call takes from its bucket and none is refused), buckets in the process
 #   scopegate-redis  the same, buckets in Redis ([state] backend = "redis", a local redis-server)
+#   scopegate-tenant  the shipped tenant-isolation policy: a CEL condition reading the token's
+#                 tenant claim and the call's customer_id, beside the plain policy
+#   scopegate-otel  the plain policy with tracing on: every request sampled, spans exported over
+#                 OTLP/HTTP to a local sink that answers 200 and discards them
 # Runs are interleaved and repeated; medians are reported. Then the SSE phase: many event streams
 # held open direct and through scopegate, for scopegate's memory per open stream and the latency
 # it adds to each event. Stops by itself.
@@ -20,7 +24,10 @@
 # Knobs (environment): BENCH_DURATION (s, default 10), BENCH_PACED (s, default 6), BENCH_ROUNDS
 # (default 3), BENCH_CONNS (default 32), BENCH_THREADS (wrk threads, default 1), BENCH_PORT (first
 # of five ports, default 18080), BENCH_SSE_STREAMS (default 1000), BENCH_SSE_SECONDS (how long the
-# streams are held once open, default 20). Ports: BENCH_PORT and the seven after it.
+# streams are held once open, default 20), BENCH_TARGETS (the targets to run, space-separated, in
+# the order above; default all of them: e.g. BENCH_TARGETS="direct scopegate scopegate-otel" for a
+# short round; the SSE phase runs when direct and scopegate are both among them). Ports: BENCH_PORT
+# and the eleven after it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -43,15 +50,27 @@ if ((SMOKE)); then
 fi
 UP_PORT=$PORT NGINX_PORT=$((PORT + 1)) HAPROXY_PORT=$((PORT + 2)) SG_PORT=$((PORT + 3)) SGWS_PORT=$((PORT + 4))
 SGRL_PORT=$((PORT + 5)) SGR_PORT=$((PORT + 6)) REDIS_PORT=$((PORT + 7))
+SGT_PORT=$((PORT + 8)) SGO_PORT=$((PORT + 9)) SGO_ADMIN_PORT=$((PORT + 10)) OTLP_PORT=$((PORT + 11))
+ALL_TARGETS=(direct nginx haproxy scopegate scopegate-ws scopegate-rl scopegate-redis scopegate-tenant scopegate-otel)
+read -ra TARGETS <<<"${BENCH_TARGETS:-${ALL_TARGETS[*]}}"
+for t in "${TARGETS[@]}"; do
+  [[ " ${ALL_TARGETS[*]} " == *" $t "* ]] || { echo "BENCH_TARGETS: no target $t (known: ${ALL_TARGETS[*]})" >&2; exit 1; }
+done
+((${#TARGETS[@]})) || { echo "BENCH_TARGETS names no target" >&2; exit 1; }
+selected() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
 ISSUER=https://issuer.bench.local
 AUDIENCE=https://localhost:$SG_PORT/mcp
 
 say() { printf '==> %s\n' "$*" >&2; }
 
 # --- what the run needs ---------------------------------------------------------------------
+# nginx also serves as scopegate-otel's span sink.
+needs=(wrk:wrk h2load:nghttp2-client openssl:openssl curl:curl)
+if selected nginx || selected scopegate-otel; then needs+=(nginx:nginx); fi
+if selected haproxy; then needs+=(haproxy:haproxy); fi
+if selected scopegate-redis; then needs+=(redis-server:redis-server redis-cli:redis-tools); fi
 missing=()
-for pair in nginx:nginx haproxy:haproxy wrk:wrk h2load:nghttp2-client openssl:openssl curl:curl \
-  redis-server:redis-server redis-cli:redis-tools; do
+for pair in "${needs[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if ((${#missing[@]})); then
@@ -60,10 +79,13 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-HAPROXY_VERSION=$(haproxy -v | sed -n 1p)
-case "$HAPROXY_VERSION" in
-  *" version 2."[0-4]"."*|*" version 1."*) echo "HAProxy 2.5 or later is needed for jwt_verify: $HAPROXY_VERSION" >&2; exit 1 ;;
-esac
+HAPROXY_VERSION="haproxy not run"
+if selected haproxy; then
+  HAPROXY_VERSION=$(haproxy -v | sed -n 1p)
+  case "$HAPROXY_VERSION" in
+    *" version 2."[0-4]"."*|*" version 1."*) echo "HAProxy 2.5 or later is needed for jwt_verify: $HAPROXY_VERSION" >&2; exit 1 ;;
+  esac
+fi
 
 say "building scopegate, the upstream and the SSE client ($PROFILE)"
 cargo build -q --profile "$PROFILE" -p scopegate --bin scopegate
@@ -93,7 +115,8 @@ N=$(printf '%b' "$(sed 's/../\\x&/g' <<<"$modulus")" | b64url)
 printf '{"keys":[{"kty":"RSA","kid":"bench","alg":"RS256","use":"sig","n":"%s","e":"AQAB"}]}' "$N" >"$W/jwks.json"
 now=$(date +%s)
 header=$(printf '{"alg":"RS256","typ":"JWT","kid":"bench"}' | b64url)
-claims=$(printf '{"iss":"%s","aud":"%s","sub":"bench-agent","client_id":"bench-agent","scope":"customer:read ticket:create","iat":%d,"exp":%d}' \
+# The tenant claim is what scopegate-tenant's condition reads: customer C-1001 is tenant C's.
+claims=$(printf '{"iss":"%s","aud":"%s","sub":"bench-agent","client_id":"bench-agent","tenant":"C","scope":"customer:read ticket:create","iat":%d,"exp":%d}' \
   "$ISSUER" "$AUDIENCE" "$now" $((now + 86400)) | b64url)
 signature=$(printf '%s.%s' "$header" "$claims" | openssl dgst -sha256 -sign "$W/jwt.key" -binary | b64url)
 export BENCH_TOKEN="$header.$claims.$signature"
@@ -121,6 +144,17 @@ sed -e "s|:$SG_PORT\"|:$SGRL_PORT\"|" -e "s|^file = .*|file = \"$W/policy-rl.tom
   "$W/scopegate.toml" >"$W/scopegate-rl.toml"
 sed -e "s|:$SGRL_PORT\"|:$SGR_PORT\"|" "$W/scopegate-rl.toml" >"$W/scopegate-redis.toml"
 printf '\n[state]\nbackend = "redis"\nurl = "redis://127.0.0.1:%s/0"\n' "$REDIS_PORT" >>"$W/scopegate-redis.toml"
+# Tenant isolation: the shipped policy, its condition true for the benchmarked call.
+sed -e "s|:$SG_PORT\"|:$SGT_PORT\"|" -e "s|^file = .*|file = \"$ROOT/policies/tenant-isolation.toml\"|" \
+  "$W/scopegate.toml" >"$W/scopegate-tenant.toml"
+# Tracing on: every request sampled and exported. The sink is a second nginx that answers each
+# OTLP/HTTP export with 200 and logs it (what a collector costs is not scopegate's). The admin
+# port is fixed, for the export and drop counts after the run.
+sed -e "s|:$SG_PORT\"|:$SGO_PORT\"|" -e "s|^address = \"127.0.0.1:0\"|address = \"127.0.0.1:$SGO_ADMIN_PORT\"|" \
+  "$W/scopegate.toml" >"$W/scopegate-otel.toml"
+printf '\n[telemetry]\notlp_endpoint = "http://127.0.0.1:%s"\nsample_ratio = 1.0\n' "$OTLP_PORT" >>"$W/scopegate-otel.toml"
+mkdir -p "$W/otlp"
+sed -e "s|@W@|$W/otlp|g" -e "s|@PORT@|$OTLP_PORT|g" bench/otlp-sink.conf >"$W/otlp/nginx.conf"
 
 # Every SSE stream through scopegate holds two descriptors there (client and upstream side), and
 # one each in the upstream and the client.
@@ -128,17 +162,35 @@ fds=$((2 * SSE_STREAMS + 1024))
 if [[ $(ulimit -Sn) != unlimited ]] && (($(ulimit -Sn) < fds)); then
   ulimit -Sn "$fds" || { echo "the SSE phase needs $fds open files: raise the hard limit (ulimit -Hn)" >&2; exit 1; }
 fi
+# Only the chosen targets are started (the upstream always: it serves the key set too).
 "$UPSTREAM" "127.0.0.1:$UP_PORT" "$W/jwks.json" & PIDS+=($!); UP_PID=$!
-nginx -p "$W" -e "$W/nginx.err" -c "$W/nginx.conf" -g 'daemon off;' & PIDS+=($!); NGINX_PID=$!
-haproxy -f "$W/haproxy.cfg" -q & PIDS+=($!); HAPROXY_PID=$!
-"$SCOPEGATE" run --config "$W/scopegate.toml" >"$W/scopegate.log" 2>&1 & PIDS+=($!); SG_PID=$!
+if selected nginx; then
+  nginx -p "$W" -e "$W/nginx.err" -c "$W/nginx.conf" -g 'daemon off;' & PIDS+=($!); NGINX_PID=$!
+fi
+if selected haproxy; then haproxy -f "$W/haproxy.cfg" -q & PIDS+=($!); HAPROXY_PID=$!; fi
+if selected scopegate; then
+  "$SCOPEGATE" run --config "$W/scopegate.toml" >"$W/scopegate.log" 2>&1 & PIDS+=($!); SG_PID=$!
+fi
 # The same proxy in its other runtime shape (listen.runtime), on the next port.
-SCOPEGATE_LISTEN_RUNTIME=work-stealing "$SCOPEGATE" run --config "$W/scopegate-ws.toml" >"$W/scopegate-ws.log" 2>&1 &
-PIDS+=($!); SGWS_PID=$!
-redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no --dir "$W" >"$W/redis.log" 2>&1 &
-PIDS+=($!); REDIS_PID=$!
-"$SCOPEGATE" run --config "$W/scopegate-rl.toml" >"$W/scopegate-rl.log" 2>&1 & PIDS+=($!); SGRL_PID=$!
-"$SCOPEGATE" run --config "$W/scopegate-redis.toml" >"$W/scopegate-redis.log" 2>&1 & PIDS+=($!); SGR_PID=$!
+if selected scopegate-ws; then
+  SCOPEGATE_LISTEN_RUNTIME=work-stealing "$SCOPEGATE" run --config "$W/scopegate-ws.toml" >"$W/scopegate-ws.log" 2>&1 &
+  PIDS+=($!); SGWS_PID=$!
+fi
+if selected scopegate-redis; then
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no --dir "$W" >"$W/redis.log" 2>&1 &
+  PIDS+=($!); REDIS_PID=$!
+  "$SCOPEGATE" run --config "$W/scopegate-redis.toml" >"$W/scopegate-redis.log" 2>&1 & PIDS+=($!); SGR_PID=$!
+fi
+if selected scopegate-rl; then
+  "$SCOPEGATE" run --config "$W/scopegate-rl.toml" >"$W/scopegate-rl.log" 2>&1 & PIDS+=($!); SGRL_PID=$!
+fi
+if selected scopegate-tenant; then
+  "$SCOPEGATE" run --config "$W/scopegate-tenant.toml" >"$W/scopegate-tenant.log" 2>&1 & PIDS+=($!); SGT_PID=$!
+fi
+if selected scopegate-otel; then
+  nginx -p "$W/otlp" -e "$W/otlp/nginx.err" -c "$W/otlp/nginx.conf" -g 'daemon off;' & PIDS+=($!)
+  "$SCOPEGATE" run --config "$W/scopegate-otel.toml" >"$W/scopegate-otel.log" 2>&1 & PIDS+=($!); SGO_PID=$!
+fi
 
 declare -A URL=(
   [direct]="http://127.0.0.1:$UP_PORT/mcp"
@@ -148,8 +200,9 @@ declare -A URL=(
   [scopegate-ws]="https://127.0.0.1:$SGWS_PORT/mcp"
   [scopegate-rl]="https://127.0.0.1:$SGRL_PORT/mcp"
   [scopegate-redis]="https://127.0.0.1:$SGR_PORT/mcp"
+  [scopegate-tenant]="https://127.0.0.1:$SGT_PORT/mcp"
+  [scopegate-otel]="https://127.0.0.1:$SGO_PORT/mcp"
 )
-TARGETS=(direct nginx haproxy scopegate scopegate-ws scopegate-rl scopegate-redis)
 
 call() { # URL [TOKEN] [BODY] -> status
   curl -sk -o /dev/null -w '%{http_code}' -X POST "$1" -H "Authorization: Bearer ${2:-$BENCH_TOKEN}" \
@@ -161,7 +214,7 @@ for t in "${TARGETS[@]}"; do
   until [[ $(call "${URL[$t]}") == 200 ]]; do
     if ((SECONDS > deadline)); then
       echo "$t never answered 200 at ${URL[$t]}" >&2
-      cat "$W/scopegate.log" "$W/nginx.err" >&2 2>/dev/null || true
+      cat "$W/$t.log" "$W/nginx.err" "$W/otlp/nginx.err" >&2 2>/dev/null || true
       exit 1
     fi
     sleep 0.2
@@ -169,7 +222,8 @@ for t in "${TARGETS[@]}"; do
 done
 # The authorizing targets must refuse what they should: a wrong scope and a bad signature.
 denied_body=${BENCH_BODY/get_customer_info/calculate_account_value}
-for t in haproxy scopegate scopegate-ws scopegate-rl scopegate-redis; do
+for t in haproxy scopegate scopegate-ws scopegate-rl scopegate-redis scopegate-tenant scopegate-otel; do
+  selected "$t" || continue
   s1=$(call "${URL[$t]}" "$BENCH_TOKEN" "$denied_body")
   s2=$(call "${URL[$t]}" "${BENCH_TOKEN%?????}AAAAA")
   if [[ $s1 != 403 || $s2 != 401 ]]; then
@@ -179,14 +233,37 @@ for t in haproxy scopegate scopegate-ws scopegate-rl scopegate-redis; do
     exit 1
   fi
 done
+# The tenant target's condition must hold the call to the token's tenant: another tenant's
+# customer is refused.
+if selected scopegate-tenant; then
+  s=$(call "${URL[scopegate-tenant]}" "$BENCH_TOKEN" "${BENCH_BODY/C-1001/D-1001}")
+  if [[ $s != 403 ]]; then
+    echo "scopegate-tenant let another tenant's customer through: $s (want 403)" >&2
+    tail -n 20 "$W/scopegate-tenant.log" >&2
+    exit 1
+  fi
+fi
+# The tracing target must export its spans: the sink logs an export answered 200.
+if selected scopegate-otel; then
+  deadline=$((SECONDS + 10))
+  until grep -qs '"POST /v1/traces HTTP/1.1" 200' "$W/otlp/access.log"; do
+    if ((SECONDS > deadline)); then
+      echo "scopegate-otel exported no spans to the sink" >&2
+      tail -n 20 "$W/scopegate-otel.log" "$W/otlp/nginx.err" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+fi
 # The Redis target's calls must take from a bucket in Redis (its script ran), not from its own.
-if ! redis-cli -p "$REDIS_PORT" info commandstats | grep -Eq '^cmdstat_evalsha?:calls=[1-9]'; then
+if selected scopegate-redis && ! redis-cli -p "$REDIS_PORT" info commandstats | grep -Eq '^cmdstat_evalsha?:calls=[1-9]'; then
   echo "scopegate-redis keeps no bucket in Redis" >&2
   tail -n 20 "$W/scopegate-redis.log" >&2
   exit 1
 fi
 sleep 1
-SG_IDLE_KB=$(awk '/VmRSS/{print $2}' "/proc/$SG_PID/status")
+SG_IDLE_KB=0
+if selected scopegate; then SG_IDLE_KB=$(awk '/VmRSS/{print $2}' "/proc/$SG_PID/status"); fi
 
 # --- measurement helpers --------------------------------------------------------------------
 TCK=$(getconf CLK_TCK)
@@ -200,6 +277,9 @@ pids_of() { # a target's processes: nginx's master and its workers
     scopegate-rl) echo "$SGRL_PID" ;;
     # Redis' own work is part of what the shared buckets cost.
     scopegate-redis) echo "$SGR_PID" "$REDIS_PID" ;;
+    scopegate-tenant) echo "$SGT_PID" ;;
+    # The span sink is the collector's cost, not scopegate's.
+    scopegate-otel) echo "$SGO_PID" ;;
   esac
 }
 cpu_ticks() { local sum=0 pid; for pid in $(pids_of "$1"); do
@@ -221,7 +301,7 @@ run_wrk() { # target phase conns seconds delay_ms
   local cpu10k
   cpu10k=$(awk -v d=$((after - before)) -v r="$req" -v h="$TCK" 'BEGIN {printf "%.3f", r ? d / h / r * 10000 : 0}')
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$PHASE" "$rps" "$p50" "$p99" "$p999" "$err" "$cpu10k" "$(loadavg)" >>"$RESULTS"
-  printf '    %-12s %-5s %9.0f req/s  p50 %6d us  p99 %6d us  p99.9 %6d us  cpu %s s/10k  errors %s  load %s\n' \
+  printf '    %-16s %-5s %9.0f req/s  p50 %6d us  p99 %6d us  p99.9 %6d us  cpu %s s/10k  errors %s  load %s\n' \
     "$t" "$PHASE" "$rps" "$p50" "$p99" "$p999" "$cpu10k" "$err" "$(loadavg)" >&2
   if ((err > 0)); then echo "$t: $err failed requests" >&2; FAILED=1; fi
 }
@@ -231,6 +311,9 @@ say "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | s
 say "versions: $("$SCOPEGATE" --version); $(nginx -v 2>&1); $HAPROXY_VERSION; $(wrk -v 2>&1 | sed -n 1p); $(h2load --version | sed -n 1p); $(openssl version)"
 say "wrk: $THREADS thread(s), $CONNS connections, ${DURATION}s peak runs, ${PACED}s paced runs, $ROUNDS round(s)"
 
+# The paced phase runs at about half of one target's peak: scopegate's, or the first chosen.
+PACE_BY=${TARGETS[0]}
+if selected scopegate; then PACE_BY=scopegate; fi
 PACED_CONNS=
 for ((round = 1; round <= ROUNDS; round++)); do
   # Rotate the order every round, so no target always runs first or right after a cold one.
@@ -240,10 +323,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
   PHASE=peak
   for t in "${order[@]}"; do run_wrk "$t" peak "$CONNS" "$DURATION" 0; done
   if [[ -z $PACED_CONNS ]]; then
-    # Half of scopegate's peak rate: each paced connection sends one request per ~1 ms.
-    sg_peak=$(awk -F'\t' '$1 == "scopegate" && $2 == "peak" {print $3}' "$RESULTS" | sed -n 1p)
+    # Half of that peak rate: each paced connection sends one request per ~1 ms.
+    sg_peak=$(awk -F'\t' -v t="$PACE_BY" '$1 == t && $2 == "peak" {print $3}' "$RESULTS" | sed -n 1p)
     PACED_CONNS=$(awk -v r="$sg_peak" 'BEGIN {c = int(r / 2 / 900 + 0.5); print c < 1 ? 1 : c}')
-    say "paced phase: $PACED_CONNS connections, 1 ms between a connection's requests (~half of scopegate's peak)"
+    say "paced phase: $PACED_CONNS connections, 1 ms between a connection's requests (~half of $PACE_BY's peak)"
   fi
   PHASE=paced
   for t in "${order[@]}"; do run_wrk "$t" paced "$PACED_CONNS" "$PACED" 1; done
@@ -252,7 +335,9 @@ done
 # HTTP/2 (h2load: no percentiles, so throughput and mean latency only) for the two that speak it
 # to clients; HAProxy's numbers are HTTP/1.1 only to keep its run short.
 H2=$W/h2.tsv
+: >"$H2"
 for t in nginx scopegate scopegate-ws; do
+  selected "$t" || continue
   h2out=$(h2load -D "$DURATION" -c "$CONNS" -m 1 -t "$THREADS" -d "$W/body.json" \
     -H "authorization: Bearer $BENCH_TOKEN" -H 'content-type: application/json' \
     -H 'accept: application/json, text/event-stream' "${URL[$t]}" 2>&1)
@@ -260,7 +345,7 @@ for t in nginx scopegate scopegate-ws; do
   ok=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' <<<"$h2out")
   mean=$(awk '/^time for request:/ {print $5}' <<<"$h2out")
   printf '%s\t%s\t%s\t%s\n' "$t" "$rps" "$mean" "$ok" >>"$H2"
-  printf '    %-12s h2    %9.0f req/s  mean %s  2xx %s\n' "$t" "$rps" "$mean" "$ok" >&2
+  printf '    %-16s h2    %9.0f req/s  mean %s  2xx %s\n' "$t" "$rps" "$mean" "$ok" >&2
 done
 
 declare -A HWM
@@ -288,15 +373,21 @@ run_sse() { # target
   set -- $(grep '^RESULT' "$out")
   local streams=${2#*=} events=${3#*=} lost=${7#*=} fail=${8#*=}
   SSE_P50[$t]=${4#*=}; SSE_P99[$t]=${5#*=}; SSE_P999[$t]=${6#*=}
-  printf '    %-12s sse   %5d streams %7d events  p50 %6d us  p99 %6d us  p99.9 %6d us  lost %s  failures %s  load %s\n' \
+  printf '    %-16s sse   %5d streams %7d events  p50 %6d us  p99 %6d us  p99.9 %6d us  lost %s  failures %s  load %s\n' \
     "$t" "$streams" "$events" "${SSE_P50[$t]}" "${SSE_P99[$t]}" "${SSE_P999[$t]}" "$lost" "$fail" "$(loadavg)" >&2
   if ((streams != SSE_STREAMS || fail > 0 || lost > 0)); then
     echo "$t: of $SSE_STREAMS SSE streams $streams opened, $fail failed, $lost events lost" >&2
     FAILED=1
   fi
 }
-say "SSE: $SSE_STREAMS streams, held ${SSE_SECONDS}s once open, one event per stream per second"
-for t in direct scopegate; do run_sse "$t"; done
+SSE=0
+if selected direct && selected scopegate; then SSE=1; fi
+if ((SSE)); then
+  say "SSE: $SSE_STREAMS streams, held ${SSE_SECONDS}s once open, one event per stream per second"
+  for t in direct scopegate; do run_sse "$t"; done
+else
+  say "SSE phase skipped: it needs direct and scopegate among BENCH_TARGETS"
+fi
 
 # --- the table ------------------------------------------------------------------------------
 median() { sort -g | awk '{v[NR] = $1} END {print NR ? (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) : 0}'; }
@@ -309,12 +400,12 @@ for t in "${TARGETS[@]}"; do
   PRPS[$t]=$(col "$t" paced 3); PP50[$t]=$(col "$t" paced 4); PP99[$t]=$(col "$t" paced 5)
 done
 echo
-echo "Medians of $ROUNDS round(s); HTTP/1.1 keep-alive, $CONNS connections (peak) and $PACED_CONNS paced connections (~half of scopegate's peak); latency in microseconds."
+echo "Medians of $ROUNDS round(s); HTTP/1.1 keep-alive, $CONNS connections (peak) and $PACED_CONNS paced connections (~half of $PACE_BY's peak); latency in microseconds."
 echo
 echo "| target | req/s | p50 | p99 | p99.9 | paced req/s | paced p50 | paced p99 | added p50 / p99 (paced, over direct) | CPU s / 10k req | peak RSS |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for t in "${TARGETS[@]}"; do
-  if [[ $t == direct ]]; then added="—"; else
+  if [[ $t == direct ]] || ! selected direct; then added="—"; else
     added="$(minus "${PP50[$t]}" "${PP50[direct]}") / $(minus "${PP99[$t]}" "${PP99[direct]}")"
   fi
   printf '| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %s | %.1f MiB |\n' "$t" "${RPS[$t]}" "${P50[$t]}" \
@@ -322,12 +413,34 @@ for t in "${TARGETS[@]}"; do
 done
 echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b ? a / b : 0}'; }
-echo "HTTP/2 (h2load, $CONNS connections, 1 stream each): $(awk -F'\t' '{printf "%s %.0f req/s (mean %s); ", $1, $2, $3}' "$H2")"
+if [[ -s $H2 ]]; then
+  echo "HTTP/2 (h2load, $CONNS connections, 1 stream each): $(awk -F'\t' '{printf "%s %.0f req/s (mean %s); ", $1, $2, $3}' "$H2")"
+fi
 h2rps() { awk -F'\t' -v t="$1" '$1 == t {print $2}' "$H2"; }
+# One line per comparison whose targets were all run.
 for t in scopegate scopegate-ws; do
-  echo "Ratios (req/s) for $t: /nginx $(ratio "${RPS[$t]}" "${RPS[nginx]}"), /haproxy $(ratio "${RPS[$t]}" "${RPS[haproxy]}"); h2 /nginx $(ratio "$(h2rps "$t")" "$(h2rps nginx)")"
+  if selected "$t" && selected nginx && selected haproxy; then
+    echo "Ratios (req/s) for $t: /nginx $(ratio "${RPS[$t]}" "${RPS[nginx]}"), /haproxy $(ratio "${RPS[$t]}" "${RPS[haproxy]}"); h2 /nginx $(ratio "$(h2rps "$t")" "$(h2rps nginx)")"
+  fi
 done
-echo "Rate-limited tool, buckets in Redis (scopegate-redis) against in the process (scopegate-rl): req/s $(ratio "${RPS[scopegate-redis]}" "${RPS[scopegate-rl]}"), added p50 / p99 (paced) $(minus "${PP50[scopegate-redis]}" "${PP50[scopegate-rl]}") / $(minus "${PP99[scopegate-redis]}" "${PP99[scopegate-rl]}") us"
-echo "scopegate RSS: idle $(mib "$SG_IDLE_KB") MiB, peak $(mib "${HWM[scopegate]}") MiB. Load average at the end: $(cat /proc/loadavg)"
-echo "SSE: $SSE_STREAMS streams through scopegate: RSS $(mib "$SSE_RSS_KB") MiB (idle $(mib "$SG_IDLE_KB") MiB); event latency p50/p99 direct ${SSE_P50[direct]}/${SSE_P99[direct]} us, scopegate ${SSE_P50[scopegate]}/${SSE_P99[scopegate]} us, added $(minus "${SSE_P50[scopegate]}" "${SSE_P50[direct]}")/$(minus "${SSE_P99[scopegate]}" "${SSE_P99[direct]}") us (p99.9 direct ${SSE_P999[direct]}, scopegate ${SSE_P999[scopegate]} us)"
+compare() { # what, target, baseline's what, baseline: req/s ratio, added paced p50 / p99, CPU per 10k requests of both
+  if selected "$2" && selected "$4"; then
+    echo "$1 ($2) against $3 ($4): req/s $(ratio "${RPS[$2]}" "${RPS[$4]}"), added p50 / p99 (paced) $(minus "${PP50[$2]}" "${PP50[$4]}") / $(minus "${PP99[$2]}" "${PP99[$4]}") us, CPU s / 10k req ${CPU[$2]} against ${CPU[$4]}"
+  fi
+}
+compare "Rate-limited tool, buckets in Redis" scopegate-redis "in the process" scopegate-rl
+compare "Tenant isolation, a condition on the token's tenant and the call's customer" scopegate-tenant "the plain policy" scopegate
+compare "Tracing on, every request sampled and exported" scopegate-otel "tracing off" scopegate
+if selected scopegate-otel; then
+  # What the tracing target sent: export requests by result, and spans the full queue dropped.
+  otel_metrics=$(curl -s "http://127.0.0.1:$SGO_ADMIN_PORT/metrics" || true)
+  figure() { awk -v m="$1" '$1 == m {printf "%d", $2; found = 1} END {if (!found) printf "?"}' <<<"$otel_metrics"; }
+  echo "scopegate-otel spans: $(figure 'scopegate_trace_exports_total{result="success"}') exports answered, $(figure 'scopegate_trace_exports_total{result="failure"}') failed, $(figure scopegate_trace_spans_dropped_total) spans dropped"
+fi
+if selected scopegate; then
+  echo "scopegate RSS: idle $(mib "$SG_IDLE_KB") MiB, peak $(mib "${HWM[scopegate]}") MiB. Load average at the end: $(cat /proc/loadavg)"
+else
+  echo "Load average at the end: $(cat /proc/loadavg)"
+fi
+if ((SSE)); then echo "SSE: $SSE_STREAMS streams through scopegate: RSS $(mib "$SSE_RSS_KB") MiB (idle $(mib "$SG_IDLE_KB") MiB); event latency p50/p99 direct ${SSE_P50[direct]}/${SSE_P99[direct]} us, scopegate ${SSE_P50[scopegate]}/${SSE_P99[scopegate]} us, added $(minus "${SSE_P50[scopegate]}" "${SSE_P50[direct]}")/$(minus "${SSE_P99[scopegate]}" "${SSE_P99[direct]}") us (p99.9 direct ${SSE_P999[direct]}, scopegate ${SSE_P999[scopegate]} us)"; fi
 if ((FAILED)); then echo "some requests or streams failed" >&2; exit 1; fi
