@@ -18,7 +18,7 @@ fn two_issuers() -> Options {
 }
 
 /// A refused tool call: status, challenge, body; and asserts that nothing reached the upstream.
-async fn refused(t: &TestSystem, authorization: &str) -> (u16, String, Value) {
+pub(crate) async fn refused(t: &TestSystem, authorization: &str) -> (u16, String, Value) {
     let before = t.upstream_requests();
     let response = t
         .post(None, TestSystem::tool_call("get_customer_info", 7))

@@ -67,6 +67,10 @@ pub struct SystemOptions {
     pub second_issuer: bool,
     /// Extra lines for the first and second `[[auth.issuers]]` entry.
     pub issuer_settings: [String; 2],
+    /// The whole `[auth]` table instead of the dev issuer's, for an identity provider of
+    /// another ecosystem; `{resource}` in it stands for the resource identifier, which names
+    /// the proxy's port picked at start. The dev issuer still starts, unused by the proxy.
+    pub auth_table: Option<String>,
     /// The environment the config is read with (overrides and secrets such as
     /// `client_secret_env`), as (variable, value) pairs: the test process's own is left alone.
     pub env: Vec<(String, String)>,
@@ -131,9 +135,10 @@ impl DemoSystem {
                 jwks_line(issuer)
             )
         };
-        let auth_table = match &second_issuer {
-            None => format!("{}{}", issuer_lines(&issuer), options.auth_settings),
-            Some(second) => format!(
+        let auth_table = match (&options.auth_table, &second_issuer) {
+            (Some(table), _) => table.replace("{resource}", &resource),
+            (None, None) => format!("{}{}", issuer_lines(&issuer), options.auth_settings),
+            (None, Some(second)) => format!(
                 "{}\n[[auth.issuers]]\n{}{}\n[[auth.issuers]]\n{}{}",
                 options.auth_settings,
                 issuer_lines(&issuer),
