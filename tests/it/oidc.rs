@@ -124,23 +124,25 @@ impl Idp {
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
-/// An `application/x-www-form-urlencoded` body: every byte but the unreserved ones escaped.
+/// An `application/x-www-form-urlencoded` body.
 fn form(fields: &[(&str, &str)]) -> String {
-    let escape = |text: &str| {
-        text.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
     let pairs: Vec<String> = fields
         .iter()
         .map(|(name, value)| format!("{}={}", escape(name), escape(value)))
         .collect();
     pairs.join("&")
+}
+
+/// `text` with every byte but the unreserved ones percent-encoded.
+fn escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The proxy's `[auth]` table for these issuers: each by discovery (no `jwks_uri`), for this

@@ -59,7 +59,11 @@ function configuration() {
         allowedPolicy: (ctx, caller, token) =>
           caller.clientId === 'scopegate' || caller.clientId === token.clientId,
       },
-      revocation: { enabled: true },
+      revocation: {
+        enabled: true,
+        // A token is revoked by the client it was issued to.
+        allowedPolicy: (ctx, caller, token) => caller.clientId === token.clientId,
+      },
       dPoP: { enabled: true },
       mTLS: {
         enabled: true,
