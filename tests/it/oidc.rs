@@ -306,6 +306,33 @@ async fn an_opaque_token_for_another_resource_is_refused() {
 
 #[tokio::test]
 #[ignore = "needs Node and oidc-provider: .ci/interop-node.sh"]
+async fn the_scopes_the_idp_granted_are_the_ones_the_policy_sees() {
+    let idp = idp();
+    let first = idp.issuers[0].as_str();
+    let t = proxy_trusting(&[first]).await;
+    // get_customer_info needs customer:read; these tokens hold ticket:create only.
+    for client in ["jwt-agent", "opaque-agent"] {
+        let token = idp
+            .token(first, client, &t.system.resource, "ticket:create")
+            .await;
+        let (status, challenge, body) = refused(&t, &format!("Bearer {token}")).await;
+        assert_eq!(status, 403, "{client}: {body}");
+        assert!(
+            challenge.starts_with(
+                "Bearer error=\"insufficient_scope\", scope=\"customer:read ticket:create\""
+            ),
+            "{client}: {challenge}"
+        );
+        assert_eq!(body["error"]["data"]["reason"], "insufficient_scope");
+        assert_eq!(
+            body["error"]["data"]["missing_scopes"],
+            json!(["customer:read"])
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs Node and oidc-provider: .ci/interop-node.sh"]
 async fn a_revoked_opaque_token_is_refused_once_its_cached_answer_expires() {
     let idp = idp();
     let first = idp.issuers[0].as_str();
