@@ -1,6 +1,7 @@
 //! DPoP (RFC 9449): whether a token must, may or must not come with a proof of possession, and
 //! the proof's checks. Owns the binding between a token's `cnf.jkt` and the key that signed the
-//! request's `DPoP` header; not the token's own verification (`jwt.rs`, `introspect.rs`).
+//! request's `DPoP` header, and reading `cnf` (a certificate binding is checked by `mtls.rs`);
+//! not the token's own verification (`jwt.rs`, `introspect.rs`).
 //!
 //! A proof is checked on every request, cached token or not: a proof proves possession for one
 //! request (`htm`, `htu`, `ath`, a fresh `iat`, a `jti` never seen before), so it cannot be cached.
@@ -18,7 +19,7 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use serde_json::{Map, Value};
 
 use super::introspect::sha256;
-use super::{AuthError, Principal, RequestView, bearer, jwt};
+use super::{AuthError, Principal, RequestView, bearer, jwt, mtls};
 
 /// The proof algorithms accepted, as the `algs` of a `DPoP` challenge and the metadata's
 /// `dpop_signing_alg_values_supported`: every asymmetric JWS algorithm the verifier has.
@@ -160,8 +161,9 @@ pub(super) struct ProofRules<'a> {
     pub nonces: Option<&'a NonceKey>,
 }
 
-/// The token's sender constraint, checked against the request. `dpop` says whether the token
-/// came with the `DPoP` scheme.
+/// The token's sender constraints, checked against the request: a client certificate
+/// (`cnf["x5t#S256"]`, RFC 8705) and a DPoP key (`cnf.jkt`), each when the token names one, both
+/// when it names both. `dpop` says whether the token came with the `DPoP` scheme.
 pub(super) async fn check_binding(
     principal: &Principal,
     mode: DpopMode,
@@ -170,17 +172,16 @@ pub(super) async fn check_binding(
     request: &RequestView<'_>,
     rules: &ProofRules<'_>,
 ) -> Result<(), AuthError> {
-    let jkt = match principal.claims.get("cnf") {
-        None => None,
-        Some(Value::Object(cnf)) => match cnf.get("jkt") {
-            Some(Value::String(jkt)) => Some(jkt.as_str()),
-            Some(_) => return Err(AuthError::malformed("claim `cnf.jkt` must be a string")),
-            // Bound some other way (a certificate, a key we would have to fetch): a binding this
-            // proxy does not check must not pass as a bearer token.
-            None => return Err(AuthError::UnsupportedBinding),
-        },
+    let (jkt, x5t) = match principal.claims.get("cnf") {
+        None => (None, None),
+        Some(Value::Object(cnf)) => confirmations(cnf)?,
         Some(_) => return Err(AuthError::malformed("claim `cnf` must be an object")),
     };
+    // The certificate first: it costs a comparison, and a refused request then uses up no
+    // proof `jti`.
+    if let Some(x5t) = x5t {
+        mtls::check(x5t, request.client_cert)?;
+    }
     match (dpop, jkt, mode) {
         (_, Some(_), DpopMode::Off) | (true, _, DpopMode::Off) => Err(AuthError::DpopNotAccepted),
         (true, None, _) => Err(AuthError::NotDpopBound),
@@ -189,6 +190,31 @@ pub(super) async fn check_binding(
         (false, None, DpopMode::Required) => Err(AuthError::DpopRequired),
         (false, None, _) => Ok(()),
     }
+}
+
+/// The confirmation methods of a `cnf` claim (RFC 7800) this proxy checks: `jkt` and
+/// `x5t#S256`. Any other member (`jwk`, `kid`, `jku`, …) binds the token in a way this proxy
+/// does not check, and such a binding must not pass as a bearer token; so must not an empty
+/// `cnf`.
+fn confirmations(cnf: &Map<String, Value>) -> Result<(Option<&str>, Option<&str>), AuthError> {
+    let (mut jkt, mut x5t) = (None, None);
+    for (name, value) in cnf {
+        match (name.as_str(), value) {
+            ("jkt", Value::String(value)) => jkt = Some(value.as_str()),
+            ("x5t#S256", Value::String(value)) => x5t = Some(value.as_str()),
+            ("jkt", _) => return Err(AuthError::malformed("claim `cnf.jkt` must be a string")),
+            ("x5t#S256", _) => {
+                return Err(AuthError::malformed(
+                    "claim `cnf.x5t#S256` must be a string",
+                ));
+            }
+            _ => return Err(AuthError::UnsupportedBinding),
+        }
+    }
+    if jkt.is_none() && x5t.is_none() {
+        return Err(AuthError::UnsupportedBinding);
+    }
+    Ok((jkt, x5t))
 }
 
 fn invalid(why: &'static str) -> AuthError {
@@ -434,6 +460,32 @@ mod tests {
         forged[7] ^= 1; // another time stamp under the same tag
         assert!(!key.accepts(&URL_SAFE_NO_PAD.encode(forged), now));
         assert!(!key.accepts("garbage", now));
+    }
+
+    #[test]
+    fn cnf_yields_the_bindings_checked_and_refuses_any_other() {
+        let cnf = |v: Value| v.as_object().unwrap().clone();
+        let both = cnf(json!({ "jkt": "k", "x5t#S256": "c" }));
+        assert_eq!(confirmations(&both), Ok((Some("k"), Some("c"))));
+        let cert = cnf(json!({ "x5t#S256": "c" }));
+        assert_eq!(confirmations(&cert), Ok((None, Some("c"))));
+        for unchecked in [
+            json!({}),
+            json!({ "jkt": "k", "kid": "x" }),
+            json!({ "x5t#S256": "c", "jwk": { "kty": "EC" } }),
+        ] {
+            assert_eq!(
+                confirmations(&cnf(unchecked.clone())),
+                Err(AuthError::UnsupportedBinding),
+                "{unchecked}"
+            );
+        }
+        assert_eq!(
+            confirmations(&cnf(json!({ "x5t#S256": 1 })))
+                .unwrap_err()
+                .reason(),
+            crate::reason::Reason::Malformed
+        );
     }
 
     #[tokio::test]

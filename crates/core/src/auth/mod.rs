@@ -12,6 +12,7 @@ mod introspect;
 mod issuers;
 mod jwks;
 mod jwt;
+mod mtls;
 mod request;
 mod token_cache;
 
@@ -32,6 +33,7 @@ pub use introspect::{
     ClientAuth, DEFAULT_INTROSPECTION_CACHE_TTL, IntrospectionSettings, REFUSED_TTL, Secret, sha256,
 };
 pub use jwks::JwksStatus;
+pub use mtls::CertThumbprint;
 pub use request::{Attempt, RequestView};
 
 /// Clock skew tolerated on `exp` and `nbf`: IdPs and sidecars run on different hosts, and 30 s
@@ -249,6 +251,13 @@ pub enum AuthError {
     DpopNotAccepted,
     #[error("token is bound to its holder in a way this proxy does not check")]
     UnsupportedBinding,
+    /// The token is bound to a client certificate (RFC 8705 §3) and the connection presented
+    /// none: the listener asks for none (no `client_ca`), or is not TLS.
+    #[error("token is bound to a client certificate; this connection presented none")]
+    NoClientCertificate,
+    /// The token is bound to a client certificate other than the connection's.
+    #[error("token is bound to another client certificate")]
+    CertificateMismatch,
     /// The proof lacks a nonce, or its nonce is not one this proxy issued within its lifetime:
     /// the client retries with the fresh one carried here (sent as `DPoP-Nonce`).
     #[error("a fresh DPoP nonce is required")]
@@ -287,6 +296,8 @@ impl AuthError {
             Self::DpopRequired => Reason::DpopRequired,
             Self::DpopNotAccepted => Reason::DpopNotAccepted,
             Self::UnsupportedBinding => Reason::UnsupportedBinding,
+            Self::NoClientCertificate => Reason::NoClientCertificate,
+            Self::CertificateMismatch => Reason::CertificateMismatch,
             Self::UseDpopNonce(_) => Reason::UseDpopNonce,
             Self::ViaDpop(inner) => inner.reason(),
         }
