@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 
 use super::introspect::sha256;
 use super::{AuthError, Principal, RequestView, bearer, jwt, mtls};
+use crate::state::{OnceKeys, Unavailable};
 
 /// The proof algorithms accepted, as the `algs` of a `DPoP` challenge and the metadata's
 /// `dpop_signing_alg_values_supported`: every asymmetric JWS algorithm the verifier has.
@@ -44,47 +45,33 @@ pub enum DpopMode {
     Required,
 }
 
-/// Remembers the `jti`s of proofs seen within their window, so each proof is used once. A small
-/// trait so the memory of one process can be replaced by a store that replicas share.
+/// Remembers the `jti`s of proofs seen within their window, so each proof is used once. The seam
+/// between the proof's checks and where the `jti`s live: this process's memory, or the store that
+/// replicas share (`[state]`), so a proof replayed to another replica is refused too.
 pub trait ReplayCache: Send + Sync {
-    /// Records `jti` for `ttl`; `false` when it was already recorded (a replay).
+    /// Records `jti` for `ttl`: `Ok(false)` when it was already recorded (a replay);
+    /// `Err(Unavailable)` when the shared store cannot say and `[state] on_error = "deny"`.
     fn insert_if_absent<'a>(
         &'a self,
         jti: &'a str,
         ttl: Duration,
-    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = Result<bool, Unavailable>> + Send + 'a>>;
 }
 
-/// This process's memory of proof `jti`s: bounded in time (each entry lives as long as a proof
-/// could be accepted) and in count.
-pub struct MemoryReplayCache {
-    seen: moka::sync::Cache<String, ()>,
-}
+/// `jti`s remembered at most in this process. At 100 bytes an entry, about 10 MiB; past it the
+/// least used go, so an attacker who floods proofs can at worst make an old proof replayable
+/// inside its minute.
+pub const REPLAY_ENTRIES: u64 = 100_000;
 
-/// `jti`s remembered at most. At 100 bytes an entry, about 10 MiB; past it the least used go,
-/// so an attacker who floods proofs can at worst make an old proof replayable inside its minute.
-const REPLAY_ENTRIES: u64 = 100_000;
-
-impl MemoryReplayCache {
-    pub fn new(window: Duration) -> Self {
-        Self {
-            seen: moka::sync::Cache::builder()
-                .max_capacity(REPLAY_ENTRIES)
-                .time_to_live(window)
-                .build(),
-        }
-    }
-}
-
-impl ReplayCache for MemoryReplayCache {
+/// The shared store when `[state]` has one (keys under its prefix, each for its own `ttl`), and
+/// this process's memory otherwise or, with `on_error = "local"`, while the store fails.
+impl ReplayCache for OnceKeys {
     fn insert_if_absent<'a>(
         &'a self,
         jti: &'a str,
-        _ttl: Duration,
-    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
-        // Every entry lives for the same window, set when the cache was built.
-        let fresh = self.seen.entry_by_ref(jti).or_insert(()).is_fresh();
-        Box::pin(std::future::ready(fresh))
+        ttl: Duration,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, Unavailable>> + Send + 'a>> {
+        Box::pin(self.set_if_absent(jti, ttl))
     }
 }
 
@@ -267,11 +254,12 @@ async fn check_proof(
     }
     // Scoped to the key, so nobody can use up another client's `jti`s in advance.
     let key = URL_SAFE_NO_PAD.encode(sha256(format!("{jkt}.{jti}").as_bytes()));
-    if !rules
+    let first = rules
         .replay
         .insert_if_absent(&key, PROOF_MAX_AGE + 2 * leeway)
         .await
-    {
+        .map_err(|Unavailable| AuthError::StateUnavailable)?;
+    if !first {
         return Err(invalid("proof already used"));
     }
     Ok(())
@@ -490,9 +478,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_jti_is_accepted_once_within_its_window() {
-        let cache = MemoryReplayCache::new(Duration::from_secs(60));
-        assert!(cache.insert_if_absent("a", Duration::from_secs(60)).await);
-        assert!(!cache.insert_if_absent("a", Duration::from_secs(60)).await);
-        assert!(cache.insert_if_absent("b", Duration::from_secs(60)).await);
+        let cache: &dyn ReplayCache = &OnceKeys::bounded(None, REPLAY_ENTRIES);
+        let ttl = Duration::from_secs(60);
+        assert_eq!(cache.insert_if_absent("a", ttl).await, Ok(true));
+        assert_eq!(cache.insert_if_absent("a", ttl).await, Ok(false));
+        assert_eq!(cache.insert_if_absent("b", ttl).await, Ok(true));
     }
 }

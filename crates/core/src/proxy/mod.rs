@@ -102,10 +102,12 @@ impl Proxy {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Proxy> {
         metrics.policy_loaded(&policy);
-        let auth = Authenticator::for_issuers(
+        let shared = crate::state::SharedState::connect(&config.state, &metrics, clients.len())?;
+        let auth = Authenticator::with_shared_state(
             config.issuers.clone(),
             auth_client,
             config.token_cache_entries,
+            shared.clone(),
         );
         metrics.issuers_configured(auth.issuer_labels());
         let binding_metadata = metadata::Binding {
@@ -130,7 +132,6 @@ impl Proxy {
             binding_metadata,
             policy,
         );
-        let shared = crate::state::SharedState::connect(&config.state, &metrics, clients.len())?;
         let integrity = match &config.integrity {
             Some(settings) => Some(Arc::new(Integrity::start(settings, metrics.clone())?)),
             None => None,
@@ -370,7 +371,7 @@ impl Proxy {
             .with_client_cert(peer.client_cert.as_ref());
         let attempt = self.auth.attempt(&request).await;
         ctx.token_issuer(attempt.issuer);
-        let principal = attempt.result.map_err(ProxyError::Unauthenticated)?;
+        let principal = attempt.result.map_err(ProxyError::from)?;
         ctx.authenticated(&principal);
 
         // A session is its creator's: another principal's request for it is told it does not
