@@ -1,11 +1,12 @@
 //! Several issuers through the real proxy: each IdP's tokens verified with its own keys only,
 //! every issuer advertised, counted per issuer. Later sections: opaque tokens (RFC 7662) and
-//! sender-constrained tokens (DPoP).
+//! sender-constrained tokens (DPoP, certificate-bound).
 
 use crate::common;
 
 mod dpop;
 mod introspection;
+mod mtls;
 
 use common::{Options, TestSystem, header, read, sample, scrape, session_call};
 use serde_json::Value;

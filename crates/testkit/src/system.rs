@@ -32,6 +32,9 @@ pub struct DemoSystem {
     /// `http://127.0.0.1:PORT` of the admin listener.
     pub admin_url: String,
     pub certs: CertFiles,
+    /// The CA that signed the proxy's certificate: it also signs client certificates, which the
+    /// proxy accepts when [`SystemOptions::client_ca`] is set.
+    pub ca: DevCa,
     pub config_file: PathBuf,
     /// The MCP endpoint clients use: `https://localhost:PORT/mcp`.
     pub mcp_url: String,
@@ -74,6 +77,9 @@ pub struct SystemOptions {
     /// The environment the config is read with (overrides and secrets such as
     /// `client_secret_env`), as (variable, value) pairs: the test process's own is left alone.
     pub env: Vec<(String, String)>,
+    /// Ask clients for a certificate signed by the system's CA (`listen.tls.client_ca`), as
+    /// mutual TLS; [`DemoSystem::ca`] makes them.
+    pub client_ca: bool,
 }
 
 impl DemoSystem {
@@ -102,7 +108,8 @@ impl DemoSystem {
 
     async fn start_once(dir: &Path, options: &SystemOptions) -> anyhow::Result<DemoSystem> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let certs = DevCa::generate()?.write_server_files(dir)?;
+        let ca = DevCa::generate()?;
+        let certs = ca.write_server_files(dir)?;
 
         // The resource identifier names the proxy's own URL, so its port is chosen first.
         let proxy_addr = free_loopback_port()?;
@@ -156,6 +163,7 @@ address = "{proxy_addr}"
 [listen.tls]
 cert = "tls.crt"
 key = "tls.key"
+{client_ca}
 
 [upstream]
 url = "{upstream}"
@@ -183,6 +191,11 @@ address = "{admin_addr}"
             listen_settings = options
                 .listen_settings
                 .replace("{proxy_port}", &proxy_addr.port().to_string()),
+            client_ca = if options.client_ca {
+                "client_ca = \"ca.crt\""
+            } else {
+                ""
+            },
             upstream_settings = &options.upstream_settings,
             mcp_settings = &options.mcp_settings,
             extra_tables = &options.extra_tables,
@@ -208,6 +221,7 @@ address = "{admin_addr}"
             process,
             admin_url,
             certs,
+            ca,
             config_file,
             mcp_url,
             resource,
