@@ -12,6 +12,7 @@ use crate::common;
 use crate::interop_node::node;
 use crate::issuers::refused;
 
+mod certificate_bound;
 mod sender_constrained;
 
 use std::sync::OnceLock;
