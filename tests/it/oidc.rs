@@ -195,6 +195,15 @@ async fn assert_bearer_refusal(t: &TestSystem, token: &str, description: &str, r
     assert!(!challenge.contains(token) && !body.to_string().contains(token));
 }
 
+/// An `initialize` request body.
+fn initialize() -> String {
+    json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } }
+    })
+    .to_string()
+}
+
 /// Calls `get_customer_info` in a new session with `token`, and asserts the sample server's
 /// answer came back.
 async fn assert_reaches_the_tool(t: &TestSystem, token: &str) {
@@ -346,14 +355,9 @@ async fn a_revoked_opaque_token_is_refused_once_its_cached_answer_expires() {
     idp.revoke(first, "opaque-agent", &token).await;
     // The proxy reuses the active answer up to its cache ttl, then asks again and hears
     // `active: false`.
-    let initialize = json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } }
-    })
-    .to_string();
     let within = std::time::Duration::from_secs(CACHE_TTL_SECS + 10);
     let refused_now = common::eventually(within, async || {
-        let response = t.post(Some(&token), initialize.clone()).send().await;
+        let response = t.post(Some(&token), initialize()).send().await;
         read(response.unwrap()).await.0 == 401
     })
     .await;

@@ -9,7 +9,7 @@ use scopegate_testkit::certs::ClientCert;
 use serde_json::json;
 
 use super::common::{Options, TestSystem, header, read};
-use super::{SECRET, SECRET_ENV, auth_table, escape, idp, jwt_claims, proxy_trusting};
+use super::{SECRET, SECRET_ENV, auth_table, escape, idp, initialize, jwt_claims, proxy_trusting};
 
 /// The header `tests/node/oidc_provider.mjs` reads the client certificate from (nginx's
 /// `$ssl_client_escaped_cert`: the PEM, URL-encoded).
@@ -77,14 +77,6 @@ async fn send(
         request = request.header("mcp-session-id", session);
     }
     read(request.send().await.unwrap()).await
-}
-
-fn initialize() -> String {
-    json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } }
-    })
-    .to_string()
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use scopegate_testkit::dpop_key::DpopKey;
 use serde_json::json;
 
 use super::common::{TestSystem, header, read};
-use super::{idp, jwt_claims, proxy_trusting};
+use super::{idp, initialize, jwt_claims, proxy_trusting};
 
 /// A proof of `key` for the token endpoint at `url`: no access token yet, so no `ath`.
 fn token_request_proof(key: &DpopKey, url: &str) -> String {
@@ -56,14 +56,6 @@ async fn send_with_proof(
         request = request.header("mcp-session-id", session);
     }
     read(request.send().await.unwrap()).await
-}
-
-fn initialize() -> String {
-    json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } }
-    })
-    .to_string()
 }
 
 #[tokio::test]
