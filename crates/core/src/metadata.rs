@@ -18,16 +18,29 @@ struct Document<'a> {
     dpop_signing_alg_values_supported: Option<Vec<&'static str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dpop_bound_access_tokens_required: Option<bool>,
+    /// RFC 8705 §3.4 / RFC 9728 §2: certificate-bound tokens are checked; absent means `false`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_client_certificate_bound_access_tokens: bool,
 }
 
-/// Renders the document once per policy, so serving it costs a refcount. `dpop`: `None` when no
-/// issuer accepts DPoP, else whether every issuer requires DPoP-bound tokens.
+/// How this resource checks sender-constrained tokens, as the metadata says it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Binding {
+    /// `None` when no issuer accepts DPoP, else whether every issuer requires DPoP-bound tokens.
+    pub dpop: Option<bool>,
+    /// Whether the listener asks for client certificates (`listen.tls.client_ca`), so that
+    /// certificate-bound tokens (RFC 8705) can be checked.
+    pub certificate_bound: bool,
+}
+
+/// Renders the document once per policy, so serving it costs a refcount.
 pub fn document(
     resource: &str,
     authorization_servers: &[String],
     scopes: Vec<&str>,
-    dpop: Option<bool>,
+    binding: Binding,
 ) -> Bytes {
+    let dpop = binding.dpop;
     let document = Document {
         resource,
         authorization_servers,
@@ -38,6 +51,7 @@ pub fn document(
         dpop_signing_alg_values_supported: dpop
             .map(|_| crate::auth::DPOP_ALGS.split(' ').collect()),
         dpop_bound_access_tokens_required: dpop,
+        tls_client_certificate_bound_access_tokens: binding.certificate_bound,
     };
     Bytes::from(serde_json::to_vec_pretty(&document).unwrap_or_default())
 }

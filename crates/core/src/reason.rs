@@ -87,6 +87,10 @@ reasons! {
     DpopRequired => "dpop_required",
     DpopNotAccepted => "dpop_not_accepted",
     UnsupportedBinding => "unsupported_binding",
+    /// A certificate-bound token (RFC 8705) on a connection without a client certificate.
+    NoClientCertificate => "no_client_certificate",
+    /// A certificate-bound token on a connection with another client certificate.
+    CertificateMismatch => "certificate_mismatch",
     UseDpopNonce => "use_dpop_nonce",
     /// The introspection endpoint cannot be asked: a 503, since the token may be fine.
     IntrospectionUnavailable => "introspection_unavailable",

@@ -19,6 +19,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 
 use crate::accept;
 use crate::admin::{self, Health};
+use crate::auth::CertThumbprint;
 use crate::config::{Config, Limits, RuntimeShape};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
@@ -306,17 +307,18 @@ async fn serve_connection(
     metrics.metrics().connections.inc();
     let _open = scopeguard(move || metrics.metrics().connections.dec());
     let scheme = if acceptor.is_some() { "https" } else { "http" };
-    let peer = Peer { addr, scheme };
     let admitted = permit.is_some();
-    let service = service_fn(move |request| {
-        let proxy = proxy.clone();
-        async move {
-            if !admitted {
-                return Ok::<_, Infallible>(proxy.overloaded());
+    let service = move |peer: Peer| {
+        service_fn(move |request| {
+            let proxy = proxy.clone();
+            async move {
+                if !admitted {
+                    return Ok::<_, Infallible>(proxy.overloaded());
+                }
+                Ok(proxy.handle(request, peer).await)
             }
-            Ok(proxy.handle(request, peer).await)
-        }
-    });
+        })
+    };
     let result = match acceptor {
         Some(acceptor) => {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
@@ -330,14 +332,32 @@ async fn serve_connection(
                     return;
                 }
             };
+            // Once per connection, not per request: every request on it presents the same
+            // certificate (rustls refuses renegotiation).
+            let client_cert = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|cert| CertThumbprint::of_der(cert));
+            let peer = Peer {
+                addr,
+                scheme,
+                client_cert,
+            };
             let connection = http
-                .serve_connection(TokioIo::new(tls), service)
+                .serve_connection(TokioIo::new(tls), service(peer))
                 .into_owned();
             watcher.watch(connection).await
         }
         None => {
+            let peer = Peer {
+                addr,
+                scheme,
+                client_cert: None,
+            };
             let connection = http
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(stream), service(peer))
                 .into_owned();
             watcher.watch(connection).await
         }

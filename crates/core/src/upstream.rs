@@ -10,7 +10,7 @@ use http::uri::{PathAndQuery, Uri};
 use http::{Method, Request};
 use http_body_util::Full;
 
-use crate::auth::Principal;
+use crate::auth::{CertThumbprint, Principal};
 use crate::config::UpstreamConfig;
 use crate::http_checks::same_when_underscored;
 
@@ -37,11 +37,14 @@ pub struct Target {
     identity_headers: Vec<(String, HeaderName)>,
 }
 
-/// What the client's connection tells about the request, for `X-Forwarded-*`.
+/// What the client's connection tells about the request: its address and scheme for
+/// `X-Forwarded-*`, and the client certificate's thumbprint for certificate-bound tokens.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer {
     pub addr: SocketAddr,
     pub scheme: &'static str,
+    /// Taken once, when the TLS handshake ends; `None` without a client certificate.
+    pub client_cert: Option<CertThumbprint>,
 }
 
 impl Target {

@@ -14,6 +14,22 @@ pub struct DevCa {
     issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
+/// A client certificate the CA signed (for mutual TLS), with its key.
+#[derive(Debug, Clone)]
+pub struct ClientCert {
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// The certificate's DER, as the server receives it in the handshake.
+    pub der: Vec<u8>,
+}
+
+impl ClientCert {
+    /// Certificate and key in one PEM text, as TLS clients take an identity.
+    pub fn identity_pem(&self) -> String {
+        format!("{}{}", self.cert_pem, self.key_pem)
+    }
+}
+
 /// PEM files written for one server certificate.
 #[derive(Debug, Clone)]
 pub struct CertFiles {
@@ -49,6 +65,21 @@ impl DevCa {
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// A client certificate for `name` (its common name), for a listener that asks for one
+    /// signed by this CA. Each call makes a new key, so two calls give two certificates.
+    pub fn client_cert(&self, name: &str) -> anyhow::Result<ClientCert> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(ClientCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().to_vec(),
+        })
     }
 
     /// Writes `ca.crt`, `tls.crt` and `tls.key` into `dir`, readable by their owner alone.

@@ -32,6 +32,9 @@ pub struct DemoSystem {
     /// `http://127.0.0.1:PORT` of the admin listener.
     pub admin_url: String,
     pub certs: CertFiles,
+    /// The CA that signed the proxy's certificate: it also signs client certificates, which the
+    /// proxy accepts when [`SystemOptions::client_ca`] is set.
+    pub ca: DevCa,
     pub config_file: PathBuf,
     /// The MCP endpoint clients use: `https://localhost:PORT/mcp`.
     pub mcp_url: String,
@@ -67,9 +70,16 @@ pub struct SystemOptions {
     pub second_issuer: bool,
     /// Extra lines for the first and second `[[auth.issuers]]` entry.
     pub issuer_settings: [String; 2],
+    /// The whole `[auth]` table instead of the dev issuer's, for an identity provider of
+    /// another ecosystem; `{resource}` in it stands for the resource identifier, which names
+    /// the proxy's port picked at start. The dev issuer still starts, unused by the proxy.
+    pub auth_table: Option<String>,
     /// The environment the config is read with (overrides and secrets such as
     /// `client_secret_env`), as (variable, value) pairs: the test process's own is left alone.
     pub env: Vec<(String, String)>,
+    /// Ask clients for a certificate signed by the system's CA (`listen.tls.client_ca`), as
+    /// mutual TLS; [`DemoSystem::ca`] makes them.
+    pub client_ca: bool,
 }
 
 impl DemoSystem {
@@ -98,7 +108,8 @@ impl DemoSystem {
 
     async fn start_once(dir: &Path, options: &SystemOptions) -> anyhow::Result<DemoSystem> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let certs = DevCa::generate()?.write_server_files(dir)?;
+        let ca = DevCa::generate()?;
+        let certs = ca.write_server_files(dir)?;
 
         // The resource identifier names the proxy's own URL, so its port is chosen first.
         let proxy_addr = free_loopback_port()?;
@@ -131,9 +142,10 @@ impl DemoSystem {
                 jwks_line(issuer)
             )
         };
-        let auth_table = match &second_issuer {
-            None => format!("{}{}", issuer_lines(&issuer), options.auth_settings),
-            Some(second) => format!(
+        let auth_table = match (&options.auth_table, &second_issuer) {
+            (Some(table), _) => table.replace("{resource}", &resource),
+            (None, None) => format!("{}{}", issuer_lines(&issuer), options.auth_settings),
+            (None, Some(second)) => format!(
                 "{}\n[[auth.issuers]]\n{}{}\n[[auth.issuers]]\n{}{}",
                 options.auth_settings,
                 issuer_lines(&issuer),
@@ -151,6 +163,7 @@ address = "{proxy_addr}"
 [listen.tls]
 cert = "tls.crt"
 key = "tls.key"
+{client_ca}
 
 [upstream]
 url = "{upstream}"
@@ -178,6 +191,11 @@ address = "{admin_addr}"
             listen_settings = options
                 .listen_settings
                 .replace("{proxy_port}", &proxy_addr.port().to_string()),
+            client_ca = if options.client_ca {
+                "client_ca = \"ca.crt\""
+            } else {
+                ""
+            },
             upstream_settings = &options.upstream_settings,
             mcp_settings = &options.mcp_settings,
             extra_tables = &options.extra_tables,
@@ -203,6 +221,7 @@ address = "{admin_addr}"
             process,
             admin_url,
             certs,
+            ca,
             config_file,
             mcp_url,
             resource,

@@ -195,6 +195,8 @@ fn every_token_refusal_is_counted_as_a_token_failure() {
         AuthError::DpopRequired,
         AuthError::DpopNotAccepted,
         AuthError::UnsupportedBinding,
+        AuthError::NoClientCertificate,
+        AuthError::CertificateMismatch,
         AuthError::UseDpopNonce("n".into()),
     ];
     for e in &all {

@@ -1,6 +1,7 @@
 //! DPoP (RFC 9449): whether a token must, may or must not come with a proof of possession, and
 //! the proof's checks. Owns the binding between a token's `cnf.jkt` and the key that signed the
-//! request's `DPoP` header; not the token's own verification (`jwt.rs`, `introspect.rs`).
+//! request's `DPoP` header, and reading `cnf` (a certificate binding is checked by `mtls.rs`);
+//! not the token's own verification (`jwt.rs`, `introspect.rs`).
 //!
 //! A proof is checked on every request, cached token or not: a proof proves possession for one
 //! request (`htm`, `htu`, `ath`, a fresh `iat`, a `jti` never seen before), so it cannot be cached.
@@ -18,7 +19,8 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use serde_json::{Map, Value};
 
 use super::introspect::sha256;
-use super::{AuthError, Principal, RequestView, bearer, jwt};
+use super::{AuthError, Principal, RequestView, bearer, jwt, mtls};
+use crate::state::{OnceKeys, Unavailable};
 
 /// The proof algorithms accepted, as the `algs` of a `DPoP` challenge and the metadata's
 /// `dpop_signing_alg_values_supported`: every asymmetric JWS algorithm the verifier has.
@@ -43,47 +45,33 @@ pub enum DpopMode {
     Required,
 }
 
-/// Remembers the `jti`s of proofs seen within their window, so each proof is used once. A small
-/// trait so the memory of one process can be replaced by a store that replicas share.
+/// Remembers the `jti`s of proofs seen within their window, so each proof is used once. The seam
+/// between the proof's checks and where the `jti`s live: this process's memory, or the store that
+/// replicas share (`[state]`), so a proof replayed to another replica is refused too.
 pub trait ReplayCache: Send + Sync {
-    /// Records `jti` for `ttl`; `false` when it was already recorded (a replay).
+    /// Records `jti` for `ttl`: `Ok(false)` when it was already recorded (a replay);
+    /// `Err(Unavailable)` when the shared store cannot say and `[state] on_error = "deny"`.
     fn insert_if_absent<'a>(
         &'a self,
         jti: &'a str,
         ttl: Duration,
-    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = Result<bool, Unavailable>> + Send + 'a>>;
 }
 
-/// This process's memory of proof `jti`s: bounded in time (each entry lives as long as a proof
-/// could be accepted) and in count.
-pub struct MemoryReplayCache {
-    seen: moka::sync::Cache<String, ()>,
-}
+/// `jti`s remembered at most in this process. At 100 bytes an entry, about 10 MiB; past it the
+/// least used go, so an attacker who floods proofs can at worst make an old proof replayable
+/// inside its minute.
+pub const REPLAY_ENTRIES: u64 = 100_000;
 
-/// `jti`s remembered at most. At 100 bytes an entry, about 10 MiB; past it the least used go,
-/// so an attacker who floods proofs can at worst make an old proof replayable inside its minute.
-const REPLAY_ENTRIES: u64 = 100_000;
-
-impl MemoryReplayCache {
-    pub fn new(window: Duration) -> Self {
-        Self {
-            seen: moka::sync::Cache::builder()
-                .max_capacity(REPLAY_ENTRIES)
-                .time_to_live(window)
-                .build(),
-        }
-    }
-}
-
-impl ReplayCache for MemoryReplayCache {
+/// The shared store when `[state]` has one (keys under its prefix, each for its own `ttl`), and
+/// this process's memory otherwise or, with `on_error = "local"`, while the store fails.
+impl ReplayCache for OnceKeys {
     fn insert_if_absent<'a>(
         &'a self,
         jti: &'a str,
-        _ttl: Duration,
-    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
-        // Every entry lives for the same window, set when the cache was built.
-        let fresh = self.seen.entry_by_ref(jti).or_insert(()).is_fresh();
-        Box::pin(std::future::ready(fresh))
+        ttl: Duration,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, Unavailable>> + Send + 'a>> {
+        Box::pin(self.set_if_absent(jti, ttl))
     }
 }
 
@@ -160,8 +148,9 @@ pub(super) struct ProofRules<'a> {
     pub nonces: Option<&'a NonceKey>,
 }
 
-/// The token's sender constraint, checked against the request. `dpop` says whether the token
-/// came with the `DPoP` scheme.
+/// The token's sender constraints, checked against the request: a client certificate
+/// (`cnf["x5t#S256"]`, RFC 8705) and a DPoP key (`cnf.jkt`), each when the token names one, both
+/// when it names both. `dpop` says whether the token came with the `DPoP` scheme.
 pub(super) async fn check_binding(
     principal: &Principal,
     mode: DpopMode,
@@ -170,17 +159,16 @@ pub(super) async fn check_binding(
     request: &RequestView<'_>,
     rules: &ProofRules<'_>,
 ) -> Result<(), AuthError> {
-    let jkt = match principal.claims.get("cnf") {
-        None => None,
-        Some(Value::Object(cnf)) => match cnf.get("jkt") {
-            Some(Value::String(jkt)) => Some(jkt.as_str()),
-            Some(_) => return Err(AuthError::malformed("claim `cnf.jkt` must be a string")),
-            // Bound some other way (a certificate, a key we would have to fetch): a binding this
-            // proxy does not check must not pass as a bearer token.
-            None => return Err(AuthError::UnsupportedBinding),
-        },
+    let (jkt, x5t) = match principal.claims.get("cnf") {
+        None => (None, None),
+        Some(Value::Object(cnf)) => confirmations(cnf)?,
         Some(_) => return Err(AuthError::malformed("claim `cnf` must be an object")),
     };
+    // The certificate first: it costs a comparison, and a refused request then uses up no
+    // proof `jti`.
+    if let Some(x5t) = x5t {
+        mtls::check(x5t, request.client_cert)?;
+    }
     match (dpop, jkt, mode) {
         (_, Some(_), DpopMode::Off) | (true, _, DpopMode::Off) => Err(AuthError::DpopNotAccepted),
         (true, None, _) => Err(AuthError::NotDpopBound),
@@ -189,6 +177,31 @@ pub(super) async fn check_binding(
         (false, None, DpopMode::Required) => Err(AuthError::DpopRequired),
         (false, None, _) => Ok(()),
     }
+}
+
+/// The confirmation methods of a `cnf` claim (RFC 7800) this proxy checks: `jkt` and
+/// `x5t#S256`. Any other member (`jwk`, `kid`, `jku`, …) binds the token in a way this proxy
+/// does not check, and such a binding must not pass as a bearer token; so must not an empty
+/// `cnf`.
+fn confirmations(cnf: &Map<String, Value>) -> Result<(Option<&str>, Option<&str>), AuthError> {
+    let (mut jkt, mut x5t) = (None, None);
+    for (name, value) in cnf {
+        match (name.as_str(), value) {
+            ("jkt", Value::String(value)) => jkt = Some(value.as_str()),
+            ("x5t#S256", Value::String(value)) => x5t = Some(value.as_str()),
+            ("jkt", _) => return Err(AuthError::malformed("claim `cnf.jkt` must be a string")),
+            ("x5t#S256", _) => {
+                return Err(AuthError::malformed(
+                    "claim `cnf.x5t#S256` must be a string",
+                ));
+            }
+            _ => return Err(AuthError::UnsupportedBinding),
+        }
+    }
+    if jkt.is_none() && x5t.is_none() {
+        return Err(AuthError::UnsupportedBinding);
+    }
+    Ok((jkt, x5t))
 }
 
 fn invalid(why: &'static str) -> AuthError {
@@ -241,11 +254,12 @@ async fn check_proof(
     }
     // Scoped to the key, so nobody can use up another client's `jti`s in advance.
     let key = URL_SAFE_NO_PAD.encode(sha256(format!("{jkt}.{jti}").as_bytes()));
-    if !rules
+    let first = rules
         .replay
         .insert_if_absent(&key, PROOF_MAX_AGE + 2 * leeway)
         .await
-    {
+        .map_err(|Unavailable| AuthError::StateUnavailable)?;
+    if !first {
         return Err(invalid("proof already used"));
     }
     Ok(())
@@ -436,11 +450,38 @@ mod tests {
         assert!(!key.accepts("garbage", now));
     }
 
+    #[test]
+    fn cnf_yields_the_bindings_checked_and_refuses_any_other() {
+        let cnf = |v: Value| v.as_object().unwrap().clone();
+        let both = cnf(json!({ "jkt": "k", "x5t#S256": "c" }));
+        assert_eq!(confirmations(&both), Ok((Some("k"), Some("c"))));
+        let cert = cnf(json!({ "x5t#S256": "c" }));
+        assert_eq!(confirmations(&cert), Ok((None, Some("c"))));
+        for unchecked in [
+            json!({}),
+            json!({ "jkt": "k", "kid": "x" }),
+            json!({ "x5t#S256": "c", "jwk": { "kty": "EC" } }),
+        ] {
+            assert_eq!(
+                confirmations(&cnf(unchecked.clone())),
+                Err(AuthError::UnsupportedBinding),
+                "{unchecked}"
+            );
+        }
+        assert_eq!(
+            confirmations(&cnf(json!({ "x5t#S256": 1 })))
+                .unwrap_err()
+                .reason(),
+            crate::reason::Reason::Malformed
+        );
+    }
+
     #[tokio::test]
     async fn a_jti_is_accepted_once_within_its_window() {
-        let cache = MemoryReplayCache::new(Duration::from_secs(60));
-        assert!(cache.insert_if_absent("a", Duration::from_secs(60)).await);
-        assert!(!cache.insert_if_absent("a", Duration::from_secs(60)).await);
-        assert!(cache.insert_if_absent("b", Duration::from_secs(60)).await);
+        let cache: &dyn ReplayCache = &OnceKeys::bounded(None, REPLAY_ENTRIES);
+        let ttl = Duration::from_secs(60);
+        assert_eq!(cache.insert_if_absent("a", ttl).await, Ok(true));
+        assert_eq!(cache.insert_if_absent("a", ttl).await, Ok(false));
+        assert_eq!(cache.insert_if_absent("b", ttl).await, Ok(true));
     }
 }

@@ -12,6 +12,7 @@ mod introspect;
 mod issuers;
 mod jwks;
 mod jwt;
+mod mtls;
 mod request;
 mod token_cache;
 
@@ -24,14 +25,14 @@ use jsonwebtoken::Algorithm;
 use crate::client::HttpClient;
 use crate::policy::{ClaimsCache, GrantedCache, ScopeSet};
 use crate::reason::Reason;
+use crate::state::{OnceKeys, SharedState};
 
-pub use dpop::{
-    DPOP_ALGS, DpopMode, MemoryReplayCache, PROOF_MAX_AGE, ReplayCache, jwk_thumbprint,
-};
+pub use dpop::{DPOP_ALGS, DpopMode, PROOF_MAX_AGE, REPLAY_ENTRIES, ReplayCache, jwk_thumbprint};
 pub use introspect::{
     ClientAuth, DEFAULT_INTROSPECTION_CACHE_TTL, IntrospectionSettings, REFUSED_TTL, Secret, sha256,
 };
 pub use jwks::JwksStatus;
+pub use mtls::CertThumbprint;
 pub use request::{Attempt, RequestView};
 
 /// Clock skew tolerated on `exp` and `nbf`: IdPs and sidecars run on different hosts, and 30 s
@@ -249,10 +250,21 @@ pub enum AuthError {
     DpopNotAccepted,
     #[error("token is bound to its holder in a way this proxy does not check")]
     UnsupportedBinding,
+    /// The token is bound to a client certificate (RFC 8705 §3) and the connection presented
+    /// none: the listener asks for none (no `client_ca`), or is not TLS.
+    #[error("token is bound to a client certificate; this connection presented none")]
+    NoClientCertificate,
+    /// The token is bound to a client certificate other than the connection's.
+    #[error("token is bound to another client certificate")]
+    CertificateMismatch,
     /// The proof lacks a nonce, or its nonce is not one this proxy issued within its lifetime:
     /// the client retries with the fresh one carried here (sent as `DPoP-Nonce`).
     #[error("a fresh DPoP nonce is required")]
     UseDpopNonce(String),
+    /// A DPoP proof's `jti` could not be checked against the shared state (`[state]`, Redis)
+    /// and `on_error = "deny"`: the proof may be fresh, so this is a 503, never an allow.
+    #[error("shared state unavailable; try again")]
+    StateUnavailable,
     /// Any failure of a token sent with the `DPoP` scheme: answered with a `DPoP` challenge
     /// (RFC 9449 §7.1); reason and description are the inner failure's.
     #[error("{0}")]
@@ -287,7 +299,10 @@ impl AuthError {
             Self::DpopRequired => Reason::DpopRequired,
             Self::DpopNotAccepted => Reason::DpopNotAccepted,
             Self::UnsupportedBinding => Reason::UnsupportedBinding,
+            Self::NoClientCertificate => Reason::NoClientCertificate,
+            Self::CertificateMismatch => Reason::CertificateMismatch,
             Self::UseDpopNonce(_) => Reason::UseDpopNonce,
+            Self::StateUnavailable => Reason::StateUnavailable,
             Self::ViaDpop(inner) => inner.reason(),
         }
     }
@@ -348,7 +363,7 @@ struct Inner {
     /// The one issuer that introspects opaque tokens (an opaque token names no issuer, so the
     /// config allows one), with its index.
     introspector: Option<(usize, introspect::Introspector)>,
-    /// The `jti`s of DPoP proofs already used.
+    /// The `jti`s of DPoP proofs already used: here, or in the shared state.
     replay: Arc<dyn ReplayCache>,
     /// Issues and checks DPoP nonces, for the issuers that ask for them.
     nonces: dpop::NonceKey,
@@ -372,7 +387,8 @@ impl Authenticator {
     }
 
     /// Accepts tokens of every issuer in `issuers` (at least one; the first issuer's
-    /// `max_token_bytes` applies to all, as the config layer sets it for all alike).
+    /// `max_token_bytes` applies to all, as the config layer sets it for all alike), remembering
+    /// DPoP proofs' `jti`s in this process.
     ///
     /// # Panics
     /// When `issuers` is empty: the config layer never builds such a list.
@@ -381,14 +397,20 @@ impl Authenticator {
         client: HttpClient,
         token_cache_entries: u64,
     ) -> Self {
+        Self::with_shared_state(issuers, client, token_cache_entries, None)
+    }
+
+    /// As [`Self::for_issuers`], with DPoP proofs' `jti`s recorded in `shared` when there is
+    /// one (`[state] backend = "redis"`), so a proof is used once across all replicas; its
+    /// `on_error` says what a failing store means.
+    pub fn with_shared_state(
+        issuers: Vec<AuthSettings>,
+        client: HttpClient,
+        token_cache_entries: u64,
+        shared: Option<Arc<SharedState>>,
+    ) -> Self {
         assert!(!issuers.is_empty(), "at least one issuer");
         let max_token_bytes = issuers[0].max_token_bytes;
-        // A proof is accepted within PROOF_MAX_AGE plus the leeway either side of now.
-        let replay_window = issuers
-            .iter()
-            .map(|i| PROOF_MAX_AGE + 2 * i.leeway)
-            .max()
-            .unwrap_or(PROOF_MAX_AGE);
         let introspector = issuers.iter().enumerate().find_map(|(index, settings)| {
             let introspection = settings.introspection.clone()?;
             let introspector =
@@ -405,7 +427,9 @@ impl Authenticator {
                 max_token_bytes,
                 tokens: token_cache::TokenCache::new(token_cache_entries),
                 introspector,
-                replay: Arc::new(MemoryReplayCache::new(replay_window)),
+                // Each `jti` for its proof's window (PROOF_MAX_AGE plus the issuer's leeway
+                // either side of now), set where it is recorded.
+                replay: Arc::new(OnceKeys::bounded(shared, REPLAY_ENTRIES)),
                 nonces: dpop::NonceKey::generate(),
             }),
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use http::request::Parts;
 
-use super::{AuthError, Principal};
+use super::{AuthError, CertThumbprint, Principal};
 
 /// What the authenticator reads of a request: its headers, and for DPoP proofs the method and
 /// the URL the client addressed.
@@ -21,6 +21,9 @@ pub struct RequestView<'a> {
     /// This resource's identifier: a proof's `htu` may name it rather than the address the
     /// request arrived at (behind a load balancer the two differ).
     pub resource: &'a str,
+    /// The thumbprint of the client certificate the connection presented (taken once at its
+    /// handshake), which a certificate-bound token must match (RFC 8705 §3).
+    pub client_cert: Option<&'a CertThumbprint>,
 }
 
 impl<'a> RequestView<'a> {
@@ -40,6 +43,7 @@ impl<'a> RequestView<'a> {
             authority,
             path: parts.uri.path(),
             resource,
+            client_cert: None,
         }
     }
 
@@ -52,6 +56,15 @@ impl<'a> RequestView<'a> {
             authority: None,
             path: "",
             resource: "",
+            client_cert: None,
+        }
+    }
+
+    /// The same view for a request that arrived on a connection with this client certificate.
+    pub fn with_client_cert(self, client_cert: Option<&'a CertThumbprint>) -> Self {
+        RequestView {
+            client_cert,
+            ..self
         }
     }
 

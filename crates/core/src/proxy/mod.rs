@@ -57,9 +57,8 @@ pub struct Proxy {
     scheme: &'static str,
     /// A `DPoP` challenge that goes beside each `Bearer` one, when an issuer accepts DPoP.
     dpop_challenge: Option<HeaderValue>,
-    /// The metadata's DPoP members: `None` when no issuer accepts DPoP, else whether every
-    /// issuer requires it.
-    dpop_metadata: Option<bool>,
+    /// The metadata's sender-constraint members (DPoP, certificate-bound tokens).
+    binding_metadata: metadata::Binding,
     authorization_servers: Vec<String>,
     metadata_url: String,
     metadata_paths: Vec<String>,
@@ -103,13 +102,22 @@ impl Proxy {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Proxy> {
         metrics.policy_loaded(&policy);
-        let auth = Authenticator::for_issuers(
+        let shared = crate::state::SharedState::connect(&config.state, &metrics, clients.len())?;
+        let auth = Authenticator::with_shared_state(
             config.issuers.clone(),
             auth_client,
             config.token_cache_entries,
+            shared.clone(),
         );
         metrics.issuers_configured(auth.issuer_labels());
-        let dpop_metadata = auth.accepts_dpop().then(|| auth.requires_dpop());
+        let binding_metadata = metadata::Binding {
+            dpop: auth.accepts_dpop().then(|| auth.requires_dpop()),
+            certificate_bound: config
+                .listen
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.client_ca.is_some()),
+        };
         let metadata_url = metadata::url_for(&config.mcp.resource);
         let dpop_challenge = auth.accepts_dpop().then(|| {
             HeaderValue::try_from(format!(
@@ -121,10 +129,9 @@ impl Proxy {
         let state = policy_state(
             &config.mcp.resource,
             &config.authorization_servers,
-            dpop_metadata,
+            binding_metadata,
             policy,
         );
-        let shared = crate::state::SharedState::connect(&config.state, &metrics, clients.len())?;
         let integrity = match &config.integrity {
             Some(settings) => Some(Arc::new(Integrity::start(settings, metrics.clone())?)),
             None => None,
@@ -138,7 +145,7 @@ impl Proxy {
                 "http"
             },
             dpop_challenge,
-            dpop_metadata,
+            binding_metadata,
             authorization_servers: config.authorization_servers.clone(),
             metadata_url,
             metadata_paths: metadata::paths(&config.mcp.resource, &config.mcp.path),
@@ -183,7 +190,7 @@ impl Proxy {
         let state = policy_state(
             &self.resource,
             &self.authorization_servers,
-            self.dpop_metadata,
+            self.binding_metadata,
             policy,
         );
         self.policy.store(Arc::new(state));
@@ -360,10 +367,11 @@ impl Proxy {
 
         // Authenticate before reading the body, so a caller without a valid token costs no
         // buffering and no parsing.
-        let request = RequestView::of(&parts, self.scheme, &self.resource);
+        let request = RequestView::of(&parts, self.scheme, &self.resource)
+            .with_client_cert(peer.client_cert.as_ref());
         let attempt = self.auth.attempt(&request).await;
         ctx.token_issuer(attempt.issuer);
-        let principal = attempt.result.map_err(ProxyError::Unauthenticated)?;
+        let principal = attempt.result.map_err(ProxyError::from)?;
         ctx.authenticated(&principal);
 
         // A session is its creator's: another principal's request for it is told it does not
@@ -563,14 +571,14 @@ impl Proxy {
 fn policy_state(
     resource: &str,
     authorization_servers: &[String],
-    dpop: Option<bool>,
+    binding: metadata::Binding,
     policy: Policy,
 ) -> PolicyState {
     let metadata_document = metadata::document(
         resource,
         authorization_servers,
         policy.scopes_supported(),
-        dpop,
+        binding,
     );
     PolicyState {
         policy,

@@ -1,9 +1,10 @@
-//! State that several replicas of the proxy share (`[state]`): rate-limit buckets and the
-//! bindings of session and task handles, kept in Redis or Valkey when `backend = "redis"` and
-//! in each process otherwise. Owns the settings, the connection, and what a failing store means
-//! for a request (`on_error`: fall back to this process's own state, or refuse with 503); not
-//! the buckets and bindings themselves, whose modules (`ratelimit`, `session`) ask this one and
-//! keep the local state. Verified tokens never come here: they stay in the local cache.
+//! State that several replicas of the proxy share (`[state]`): rate-limit buckets, the
+//! bindings of session and task handles, and keys used once (DPoP proofs' `jti`s), kept in Redis
+//! or Valkey when `backend = "redis"` and in each process otherwise. Owns the settings, the
+//! connection, and what a failing store means for a request (`on_error`: fall back to this
+//! process's own state, or refuse with 503); not the buckets, bindings and keys themselves,
+//! whose modules (`ratelimit`, `session`, `once`) ask this one and keep the local state.
+//! Verified tokens never come here: they stay in the local cache.
 
 use crate::env::{Env as _, ProcessEnv};
 use std::fmt;

@@ -30,9 +30,15 @@ impl Expiry<Box<str>, Duration> for OwnTtl {
 
 impl OnceKeys {
     pub fn new(shared: Option<Arc<SharedState>>) -> OnceKeys {
+        OnceKeys::bounded(shared, MAX_LOCAL_KEYS)
+    }
+
+    /// As [`Self::new`], remembering at most `capacity` keys locally (the user knows how many
+    /// it needs and what each costs).
+    pub fn bounded(shared: Option<Arc<SharedState>>, capacity: u64) -> OnceKeys {
         OnceKeys {
             local: Cache::builder()
-                .max_capacity(MAX_LOCAL_KEYS)
+                .max_capacity(capacity)
                 .expire_after(OwnTtl)
                 .build(),
             shared,

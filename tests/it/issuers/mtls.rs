@@ -1,0 +1,272 @@
+//! Certificate-bound tokens (RFC 8705 §3) through the proxy on mutual TLS: client certificates
+//! signed by the test CA, tokens whose `cnf["x5t#S256"]` names one, computed here from the
+//! certificate's DER on its own (not by the proxy's code). Every refusal is a 401 with a
+//! challenge, and reaches nothing upstream.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use scopegate_testkit::certs::ClientCert;
+use scopegate_testkit::dpop_key::DpopKey;
+use serde_json::{Value, json};
+
+use super::common::{self, Options, TestSystem, header, read, session_call};
+
+fn mutual_tls() -> Options {
+    Options {
+        client_ca: true,
+        ..Options::default()
+    }
+}
+
+/// RFC 8705 §3.1: base64url (no padding) of the SHA-256 of the certificate's DER.
+fn x5t_s256(cert: &ClientCert) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &cert.der);
+    URL_SAFE_NO_PAD.encode(digest.as_ref())
+}
+
+/// A client that trusts the test CA and presents `cert` when asked for one.
+fn client_with(t: &TestSystem, cert: &ClientCert) -> reqwest::Client {
+    let ca = std::fs::read(&t.system.certs.ca).unwrap();
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .identity(reqwest::Identity::from_pem(cert.identity_pem().as_bytes()).unwrap())
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+/// A token for these scopes bound by `cnf`.
+fn bound_token(t: &TestSystem, cnf: Value, scopes: &[&str]) -> String {
+    t.token_with(scopes, |claims| claims["cnf"] = cnf)
+}
+
+fn initialize() -> String {
+    json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } }
+    })
+    .to_string()
+}
+
+/// A refused `initialize` with `authorization` (and a `DPoP` proof when given): status, every
+/// `WWW-Authenticate` value, body; asserts that nothing reached the upstream.
+async fn refused(
+    t: &TestSystem,
+    authorization: &str,
+    proof: Option<&str>,
+) -> (u16, Vec<String>, Value) {
+    let before = t.upstream_requests();
+    let mut request = t
+        .post(None, initialize())
+        .header("authorization", authorization);
+    if let Some(proof) = proof {
+        request = request.header("dpop", proof);
+    }
+    let (status, headers, body) = read(request.send().await.unwrap()).await;
+    assert_eq!(
+        t.upstream_requests(),
+        before,
+        "nothing reaches the upstream"
+    );
+    let challenges = headers
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    (status, challenges, body)
+}
+
+#[tokio::test]
+async fn a_token_bound_to_the_connections_certificate_reaches_the_tool() {
+    let mut t = common::start_with(mutual_tls()).await;
+    let cert = t.system.ca.client_cert("agent").unwrap();
+    t.http = client_with(&t, &cert);
+    let token = bound_token(
+        &t,
+        json!({ "x5t#S256": x5t_s256(&cert) }),
+        &["customer:read"],
+    );
+    let (status, body) = session_call(&t, &token, "get_customer_info", 3).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.to_string().contains("C001"), "{body}");
+
+    // An unbound token still passes as a bearer token over the same mutual TLS.
+    let (status, body) =
+        session_call(&t, &t.token(&["customer:read"]), "get_customer_info", 4).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_token_bound_to_another_certificate_is_refused_with_a_challenge() {
+    let mut t = common::start_with(mutual_tls()).await;
+    let holder = t.system.ca.client_cert("holder").unwrap();
+    let thief = t.system.ca.client_cert("thief").unwrap();
+    t.http = client_with(&t, &thief);
+    let token = bound_token(
+        &t,
+        json!({ "x5t#S256": x5t_s256(&holder) }),
+        &["customer:read"],
+    );
+
+    let (status, challenges, body) = refused(&t, &format!("Bearer {token}"), None).await;
+    assert_eq!(status, 401, "{body}");
+    let metadata = scopegate_core::metadata::url_for(&t.system.resource);
+    assert_eq!(
+        challenges[0],
+        format!(
+            "Bearer resource_metadata=\"{metadata}\", error=\"invalid_token\", error_description=\"token is bound to another client certificate\""
+        )
+    );
+    assert_eq!(body["error"]["data"]["reason"], "certificate_mismatch");
+    assert!(!body.to_string().contains(&token), "{body}");
+
+    let metrics = common::scrape(&t).await;
+    assert_eq!(
+        common::sample(
+            &metrics,
+            "scopegate_auth_failures_total{reason=\"certificate_mismatch\"}"
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_bound_token_is_refused_where_no_client_certificate_is_asked_for() {
+    // No `client_ca`: the listener asks for no certificate, so even a client that holds the
+    // right one presents none, and the binding cannot be checked.
+    let mut t = common::start().await;
+    let cert = t.system.ca.client_cert("agent").unwrap();
+    t.http = client_with(&t, &cert);
+    let token = bound_token(
+        &t,
+        json!({ "x5t#S256": x5t_s256(&cert) }),
+        &["customer:read"],
+    );
+
+    let (status, challenges, body) = refused(&t, &format!("Bearer {token}"), None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        challenges[0].ends_with(
+            "error=\"invalid_token\", error_description=\"token is bound to a client certificate; this connection presented none\""
+        ),
+        "{challenges:?}"
+    );
+    assert_eq!(body["error"]["data"]["reason"], "no_client_certificate");
+}
+
+#[tokio::test]
+async fn a_client_without_a_certificate_is_refused_at_the_handshake() {
+    let t = common::start_with(mutual_tls()).await;
+    let cert = t.system.ca.client_cert("agent").unwrap();
+    let token = bound_token(
+        &t,
+        json!({ "x5t#S256": x5t_s256(&cert) }),
+        &["customer:read"],
+    );
+    let before = t.upstream_requests();
+    // `t.http` trusts the CA but has no identity.
+    let outcome = t.post(Some(&token), initialize()).send().await;
+    assert!(outcome.is_err(), "{outcome:?}");
+    assert_eq!(
+        t.upstream_requests(),
+        before,
+        "nothing reaches the upstream"
+    );
+}
+
+#[tokio::test]
+async fn a_token_bound_to_a_certificate_and_a_dpop_key_needs_both() {
+    let mut t = common::start_with(mutual_tls()).await;
+    let holder = t.system.ca.client_cert("holder").unwrap();
+    let thief = t.system.ca.client_cert("thief").unwrap();
+    let key = DpopKey::generate();
+    let token = bound_token(
+        &t,
+        json!({ "x5t#S256": x5t_s256(&holder), "jkt": key.thumbprint() }),
+        &["customer:read"],
+    );
+    let url = t.url().to_string();
+    let dpop = format!("DPoP {token}");
+
+    // The right proof on the wrong connection: refused for the certificate, and the proof is
+    // not used up by the refusal.
+    t.http = client_with(&t, &thief);
+    let proof = key.proof("POST", &url, &token);
+    let (status, challenges, body) = refused(&t, &dpop, Some(&proof)).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        challenges[0].starts_with("DPoP ")
+            && challenges[0].contains("error=\"invalid_token\"")
+            && challenges[0]
+                .ends_with("error_description=\"token is bound to another client certificate\""),
+        "{challenges:?}"
+    );
+    assert_eq!(body["error"]["data"]["reason"], "certificate_mismatch");
+
+    // The right connection without a proof: refused for the proof.
+    t.http = client_with(&t, &holder);
+    let (status, challenges, body) = refused(&t, &dpop, None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        challenges[0].contains("error=\"invalid_dpop_proof\""),
+        "{challenges:?}"
+    );
+
+    // Both: the same proof as above, now accepted.
+    let response = t
+        .post(None, initialize())
+        .header("authorization", &dpop)
+        .header("dpop", &proof)
+        .send()
+        .await
+        .unwrap();
+    let (status, headers, body) = read(response).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!header(&headers, "mcp-session-id").is_empty());
+}
+
+#[tokio::test]
+async fn an_introspected_token_is_bound_through_the_cnf_of_its_answer() {
+    let mut t = common::start_with(Options {
+        client_ca: true,
+        ..super::introspection::introspecting("")
+    })
+    .await;
+    let holder = t.system.ca.client_cert("holder").unwrap();
+    let thief = t.system.ca.client_cert("thief").unwrap();
+    let mut claims = t
+        .system
+        .issuer
+        .claims_for("opaque-caller", &["customer:read"]);
+    claims["cnf"] = json!({ "x5t#S256": x5t_s256(&holder) });
+    let token = t.system.issuer.mint_opaque(claims);
+
+    t.http = client_with(&t, &thief);
+    let (status, _, body) = refused(&t, &format!("Bearer {token}"), None).await;
+    assert_eq!(
+        (status, body["error"]["data"]["reason"].as_str()),
+        (401, Some("certificate_mismatch"))
+    );
+
+    t.http = client_with(&t, &holder);
+    let response = t.post(Some(&token), initialize()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn the_metadata_says_certificate_bound_tokens_are_checked_only_with_a_client_ca() {
+    let mut t = common::start_with(mutual_tls()).await;
+    t.http = client_with(&t, &t.system.ca.client_cert("agent").unwrap());
+    let url = scopegate_core::metadata::url_for(&t.system.resource);
+    let document: Value = t.http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(document["tls_client_certificate_bound_access_tokens"], true);
+
+    let t = common::start().await;
+    let url = scopegate_core::metadata::url_for(&t.system.resource);
+    let document: Value = t.http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        document.get("tls_client_certificate_bound_access_tokens"),
+        None,
+        "{document}"
+    );
+}
