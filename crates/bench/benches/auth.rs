@@ -1,7 +1,9 @@
 //! Authentication: a token verified before (the verified-token cache), an opaque token
 //! introspected before (the introspection cache), a first verification per algorithm (signature
-//! and claims; the key set is already loaded, as it is after start-up), and a DPoP-bound cached
-//! token with a new proof, whose check is one signature verification per request.
+//! and claims; the key set is already loaded, as it is after start-up), a DPoP-bound cached
+//! token with a new proof, whose check is one signature verification per request, and a
+//! certificate-bound cached token (RFC 8705), whose check is a comparison per request after a
+//! hash per connection.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -11,8 +13,10 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, Method};
 use jsonwebtoken::Algorithm;
 use scopegate_core::auth::{
-    AuthSettings, Authenticator, ClientAuth, IntrospectionSettings, RequestView, Secret,
+    AuthSettings, Authenticator, CertThumbprint, ClientAuth, IntrospectionSettings, RequestView,
+    Secret,
 };
+use scopegate_testkit::certs::DevCa;
 use scopegate_testkit::dpop_key::DpopKey;
 use scopegate_testkit::issuer::{
     DEMO_CLIENT_SECRET, INTROSPECTION_CLIENT, Issuer, IssuerConfig, IssuerHandle, KeyChoice,
@@ -159,5 +163,53 @@ fn sender_constrained(c: &mut Criterion) {
     issuer.shutdown();
 }
 
-criterion_group!(benches, auth, sender_constrained);
+/// The same authenticator and connection (a client certificate's thumbprint in the view), a
+/// cached unbound token beside a cached token bound to that certificate: the difference is the
+/// binding check a request pays. Then the thumbprint itself (SHA-256 of the certificate's DER),
+/// which a connection pays once, at its handshake.
+fn certificate_bound(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let issuer = rt
+        .block_on(Issuer::start(IssuerConfig::demo(AUDIENCE)))
+        .unwrap();
+    let (auth, _) = authenticators(&issuer);
+    rt.block_on(auth.refresh_keys()).unwrap();
+    let cert = DevCa::generate()
+        .and_then(|ca| ca.client_cert("bench-agent"))
+        .unwrap();
+    let thumbprint = CertThumbprint::of_der(&cert.der);
+    let bearer = |token: String| {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        headers
+    };
+    let unbound = bearer(issuer.mint(issuer.claims_for("bench-agent", &["customer:read"])));
+    let mut claims = issuer.claims_for("bench-agent", &["customer:read"]);
+    claims["cnf"] = json!({ "x5t#S256": thumbprint.as_str() });
+    let bound = bearer(issuer.mint(claims));
+
+    let mut group = c.benchmark_group("auth/client_certificate");
+    for (name, headers) in [
+        ("unbound_cached_token", &unbound),
+        ("bound_cached_token", &bound),
+    ] {
+        let view = || view(headers).with_client_cert(Some(&thumbprint));
+        rt.block_on(auth.attempt(&view())).result.unwrap();
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                black_box(auth.attempt(black_box(&view())).await.result.unwrap())
+            })
+        });
+    }
+    group.bench_function("thumbprint_per_connection", |b| {
+        b.iter(|| black_box(CertThumbprint::of_der(black_box(&cert.der))))
+    });
+    group.finish();
+    issuer.shutdown();
+}
+
+criterion_group!(benches, auth, sender_constrained, certificate_bound);
 criterion_main!(benches);

@@ -143,6 +143,10 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: whether a client without a certificate is refused at the handshake.
+    /// Default `true` (mutual TLS for everyone); `false` lets such a client in with unbound
+    /// tokens, while certificate-bound ones still need their certificate (RFC 8705 §3).
+    pub require_client_cert: bool,
     pub watch_interval: Duration,
 }
 
@@ -361,10 +365,18 @@ fn validate_listen(raw: RawListen, base: &Path, problems: &mut Problems) -> Opti
                 "listen.tls.watch_interval",
                 DEFAULT_TLS_WATCH_INTERVAL,
             );
+            if let (Some(require), None) = (&tls.require_client_cert, &tls.client_ca) {
+                problems.at(
+                    Some(require.span()),
+                    "listen.tls.require_client_cert",
+                    "needs listen.tls.client_ca: without it no client certificate is asked for",
+                );
+            }
             Some(TlsFiles {
                 cert: resolve(base, tls.cert.into_inner()),
                 key: resolve(base, tls.key.into_inner()),
                 client_ca: tls.client_ca.map(|p| resolve(base, p.into_inner())),
+                require_client_cert: tls.require_client_cert.is_none_or(|r| *r.get_ref()),
                 watch_interval: watch_interval.unwrap_or(DEFAULT_TLS_WATCH_INTERVAL),
             })
         }

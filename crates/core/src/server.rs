@@ -124,7 +124,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             let pair = tls::load_certified_key(&files.cert, &files.key)?;
             metrics.certificate_loaded(tls::not_after(&pair));
             let certs = CertStore::new(pair);
-            let server_config = tls::server_config(certs.clone(), files.client_ca.as_deref())?;
+            let server_config = tls::server_config(
+                certs.clone(),
+                files.client_ca.as_deref(),
+                files.require_client_cert,
+            )?;
             background.push(
                 reload::watch_certificate(
                     certs.clone(),

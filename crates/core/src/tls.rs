@@ -79,10 +79,13 @@ pub fn not_after(key: &CertifiedKey) -> Option<i64> {
 }
 
 /// The listener's TLS config: TLS 1.2 and 1.3, ALPN `h2` then `http/1.1`, and client
-/// certificates verified against `client_ca` when one is given (mTLS).
+/// certificates verified against `client_ca` when one is given (mTLS). `require_client_cert`:
+/// whether a client without one is refused at the handshake, or let in (a certificate it does
+/// present is still verified).
 pub fn server_config(
     certs: Arc<CertStore>,
     client_ca: Option<&Path>,
+    require_client_cert: bool,
 ) -> anyhow::Result<Arc<ServerConfig>> {
     let builder = ServerConfig::builder_with_provider(crypto_provider())
         .with_safe_default_protocol_versions()
@@ -98,12 +101,14 @@ pub fn server_config(
                     format!("listen.tls.client_ca: {}: bad PEM", path.display())
                 })?)?;
             }
-            let verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crypto_provider())
-                    .build()
-                    .with_context(|| {
-                        format!("listen.tls.client_ca: {}: unusable", path.display())
-                    })?;
+            let mut verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crypto_provider());
+            if !require_client_cert {
+                verifier = verifier.allow_unauthenticated();
+            }
+            let verifier = verifier
+                .build()
+                .with_context(|| format!("listen.tls.client_ca: {}: unusable", path.display()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };

@@ -80,6 +80,8 @@ pub struct SystemOptions {
     /// Ask clients for a certificate signed by the system's CA (`listen.tls.client_ca`), as
     /// mutual TLS; [`DemoSystem::ca`] makes them.
     pub client_ca: bool,
+    /// Extra `[listen.tls]` keys (`require_client_cert = false` …).
+    pub tls_settings: String,
 }
 
 impl DemoSystem {
@@ -164,6 +166,7 @@ address = "{proxy_addr}"
 cert = "tls.crt"
 key = "tls.key"
 {client_ca}
+{tls_settings}
 
 [upstream]
 url = "{upstream}"
@@ -196,6 +199,7 @@ address = "{admin_addr}"
             } else {
                 ""
             },
+            tls_settings = &options.tls_settings,
             upstream_settings = &options.upstream_settings,
             mcp_settings = &options.mcp_settings,
             extra_tables = &options.extra_tables,

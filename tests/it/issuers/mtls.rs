@@ -270,3 +270,37 @@ async fn the_metadata_says_certificate_bound_tokens_are_checked_only_with_a_clie
         "{document}"
     );
 }
+
+#[tokio::test]
+async fn with_optional_client_certificates_a_bound_token_still_needs_its_certificate() {
+    let mut t = common::start_with(Options {
+        client_ca: true,
+        tls_settings: "require_client_cert = false".into(),
+        ..Options::default()
+    })
+    .await;
+    let cert = t.system.ca.client_cert("agent").unwrap();
+    let token = bound_token(
+        &t,
+        json!({ "x5t#S256": x5t_s256(&cert) }),
+        &["customer:read"],
+    );
+
+    // `t.http` presents no certificate: let in, with an unbound token only.
+    let (status, body) =
+        session_call(&t, &t.token(&["customer:read"]), "get_customer_info", 3).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, challenges, body) = refused(&t, &format!("Bearer {token}"), None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        challenges[0].ends_with(
+            "error=\"invalid_token\", error_description=\"token is bound to a client certificate; this connection presented none\""
+        ),
+        "{challenges:?}"
+    );
+    assert_eq!(body["error"]["data"]["reason"], "no_client_certificate");
+
+    t.http = client_with(&t, &cert);
+    let (status, body) = session_call(&t, &token, "get_customer_info", 4).await;
+    assert_eq!(status, 200, "{body}");
+}

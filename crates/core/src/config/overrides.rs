@@ -31,6 +31,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("listen.tls.cert", Kind::Text),
     ("listen.tls.key", Kind::Text),
     ("listen.tls.client_ca", Kind::Text),
+    ("listen.tls.require_client_cert", Kind::Bool),
     ("listen.tls.watch_interval", Kind::Text),
     ("upstream.url", Kind::Text),
     ("upstream.forward_token", Kind::Bool),

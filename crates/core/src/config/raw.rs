@@ -55,6 +55,8 @@ pub(super) struct RawTls {
     pub(super) key: Spanned<PathBuf>,
     #[cfg_attr(feature = "schema", schemars(with = "Option<PathBuf>"))]
     pub(super) client_ca: Option<Spanned<PathBuf>>,
+    #[cfg_attr(feature = "schema", schemars(with = "Option<bool>"))]
+    pub(super) require_client_cert: Option<Spanned<bool>>,
     #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     pub(super) watch_interval: Option<Spanned<String>>,
 }

@@ -454,3 +454,32 @@ fn telemetry_ratio_can_be_overridden_from_the_environment() {
         Config::parse_with_overrides(MINIMAL, Path::new("/etc/c.toml"), &overrides).unwrap();
     assert_eq!(config.telemetry.unwrap().sample_ratio, 0.25);
 }
+
+#[test]
+fn client_certificates_are_required_with_a_client_ca_unless_said_otherwise() {
+    let with_ca = MINIMAL.replace(
+        "key = \"tls/tls.key\"\n",
+        "key = \"tls/tls.key\"\nclient_ca = \"tls/ca.crt\"\n",
+    );
+    let tls = parse(&with_ca).unwrap().listen.tls.unwrap();
+    assert!(tls.require_client_cert);
+    let optional = with_ca.replace(
+        "client_ca = \"tls/ca.crt\"\n",
+        "client_ca = \"tls/ca.crt\"\nrequire_client_cert = false\n",
+    );
+    let tls = parse(&optional).unwrap().listen.tls.unwrap();
+    assert!(!tls.require_client_cert);
+
+    // Without a CA no certificate is asked for: the key would promise what the listener does not do.
+    let without_ca = MINIMAL.replace(
+        "key = \"tls/tls.key\"\n",
+        "key = \"tls/tls.key\"\nrequire_client_cert = false\n",
+    );
+    let error = parse(&without_ca).unwrap_err().to_string();
+    assert!(
+        error.contains(
+            "listen.tls.require_client_cert: needs listen.tls.client_ca: without it no client certificate is asked for"
+        ),
+        "{error}"
+    );
+}
