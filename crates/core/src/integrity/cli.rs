@@ -15,10 +15,10 @@ use super::pins::PinSet;
 use crate::config::Config;
 
 /// `tools pin --config FILE --out tools.lock`: writes the pins of every tool the upstream lists
-/// now; returns the summary line.
-pub async fn pin(config: &Path, out: &Path) -> anyhow::Result<String> {
+/// now; returns the summary line. `token`: a bearer token for an upstream that wants one.
+pub async fn pin(config: &Path, out: &Path, token: Option<String>) -> anyhow::Result<String> {
     let config = Config::load(config).map_err(|e| anyhow!("{e}"))?;
-    let listing = fetch::list_tools(&config).await?;
+    let listing = fetch::list_tools(&config, token).await?;
     let pins = PinSet::from_listing(&listing.tools).map_err(|e| anyhow!("{e}"))?;
     write_whole(out, &pins.to_file())?;
     Ok(format!(
@@ -46,11 +46,15 @@ fn write_whole(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 /// `tools diff --config FILE --pins tools.lock`: the report, and whether the upstream's tools
-/// match their pins.
-pub async fn diff(config: &Path, pins: &Path) -> anyhow::Result<(String, bool)> {
+/// match their pins. `token`: as for [`pin`].
+pub async fn diff(
+    config: &Path,
+    pins: &Path,
+    token: Option<String>,
+) -> anyhow::Result<(String, bool)> {
     let config = Config::load(config).map_err(|e| anyhow!("{e}"))?;
     let pins = PinSet::load(pins).map_err(|e| anyhow!("{e}"))?;
-    let listing = fetch::list_tools(&config).await?;
+    let listing = fetch::list_tools(&config, token).await?;
     let live = PinSet::from_listing(&listing.tools).map_err(|e| anyhow!("{e}"))?;
     Ok(report(&pins, &live))
 }
