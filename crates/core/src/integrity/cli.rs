@@ -113,7 +113,10 @@ pub fn report(pinned: &PinSet, live: &PinSet) -> (String, bool) {
 /// One field as canonical JSON on one line; `(absent)` when the definition lacks it.
 fn field_text(tool: &Value, field: &str) -> String {
     match definition(tool).get(field) {
-        Some(value) => serde_jcs::to_string(value).unwrap_or_else(|_| value.to_string()),
+        Some(value) => super::jcs::to_vec(value)
+            .ok()
+            .and_then(|text| String::from_utf8(text).ok())
+            .unwrap_or_else(|| value.to_string()),
         None => "(absent)".to_string(),
     }
 }

@@ -24,6 +24,7 @@ use crate::state::SharedState;
 pub mod canonical;
 pub mod cli;
 pub mod fetch;
+pub mod jcs;
 pub mod pins;
 pub mod shared;
 pub mod store;
