@@ -145,3 +145,51 @@ async fn with_on_error_deny_a_listing_is_refused_while_the_shared_pins_cannot_be
     let series = r#"scopegate_state_errors_total{op="pin_read"}"#;
     assert_eq!(pair.metric(0, series).await, Some(1.0));
 }
+
+#[tokio::test]
+async fn a_replica_that_pinned_a_tool_before_reading_the_store_adopts_the_pin_recorded_first() {
+    use scopegate_core::integrity::{Fingerprint, PinStore, SharedPins};
+
+    let redis = RedisServer::start(None).await;
+    let replica = || {
+        let settings = StateSettings {
+            backend: Backend::Redis(RedisSettings {
+                url: UrlSource::Inline(redis.url()),
+                password_env: None,
+                ca_file: None,
+            }),
+            key_prefix: "test:".into(),
+            timeout: Duration::from_millis(500),
+            on_error: OnError::Deny,
+        };
+        let shared = SharedState::connect(&settings, &Metrics::new(), 1)
+            .unwrap()
+            .expect("a Redis backend");
+        SharedPins::new(shared)
+    };
+    let (first, second) = (replica(), replica());
+    let original = Fingerprint::of_value(&json!({ "name": TOOL, "description": "a" })).unwrap();
+    let changed = Fingerprint::of_value(&json!({ "name": TOOL, "description": "b" })).unwrap();
+
+    assert_eq!(first.pin_first(TOOL, &original), Some(original.clone()));
+    assert!(
+        eventually(Duration::from_secs(5), async || pinned_in_store(&redis, TOOL).await).await,
+        "the first pin never reached the store"
+    );
+    // The second has not read the store since: it trusts what it sees for now, and writes it.
+    assert_eq!(second.pin_first(TOOL, &changed), Some(changed.clone()));
+    assert!(
+        eventually(Duration::from_secs(5), async || {
+            second.get(TOOL) == Some(original.clone())
+        })
+        .await,
+        "the second replica kept its own pin: {:?}",
+        second.get(TOOL)
+    );
+    assert_eq!(first.get(TOOL), Some(original.clone()));
+    // A replica that starts later reads the same pin before judging anything.
+    let third = replica();
+    assert_eq!(third.get(TOOL), None);
+    third.sync().await.unwrap();
+    assert_eq!(third.get(TOOL), Some(original));
+}
