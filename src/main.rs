@@ -81,6 +81,10 @@ enum ToolsCommand {
         config: PathBuf,
         #[arg(long, value_name = "tools.lock")]
         out: PathBuf,
+        /// The environment variable holding a bearer token for the upstream (one that wants a
+        /// token, or scopegate in front of it); without it no Authorization is sent.
+        #[arg(long, value_name = "VAR")]
+        token_env: Option<String>,
     },
     /// Compare the upstream's tools now with a pins file, field by field. Exits 1 when anything
     /// differs.
@@ -89,6 +93,9 @@ enum ToolsCommand {
         config: PathBuf,
         #[arg(long, value_name = "tools.lock")]
         pins: PathBuf,
+        /// As for `tools pin`.
+        #[arg(long, value_name = "VAR")]
+        token_env: Option<String>,
     },
 }
 
@@ -196,14 +203,24 @@ fn main() -> ExitCode {
 fn tools(command: ToolsCommand) -> ExitCode {
     use scopegate_core::integrity::cli;
     match command {
-        ToolsCommand::Pin { config, out } => report(on_runtime(async {
-            println!("{}", cli::pin(&config, &out).await?);
+        ToolsCommand::Pin {
+            config,
+            out,
+            token_env,
+        } => report(on_runtime(async {
+            let token = bearer_token(token_env.as_deref()).map_err(anyhow::Error::msg)?;
+            println!("{}", cli::pin(&config, &out, token).await?);
             Ok(())
         })),
-        ToolsCommand::Diff { config, pins } => {
+        ToolsCommand::Diff {
+            config,
+            pins,
+            token_env,
+        } => {
             let mut same = false;
             let result = on_runtime(async {
-                let (text, clean) = cli::diff(&config, &pins).await?;
+                let token = bearer_token(token_env.as_deref()).map_err(anyhow::Error::msg)?;
+                let (text, clean) = cli::diff(&config, &pins, token).await?;
                 print!("{text}");
                 same = clean;
                 Ok(())
@@ -329,6 +346,15 @@ fn policy(command: PolicyCommand) -> ExitCode {
     }
 }
 
+/// The token a `--token-env VAR` option names, if one is given.
+fn bearer_token(token_env: Option<&str>) -> Result<Option<String>, String> {
+    token_env
+        .map(|var| {
+            scopegate_core::integrity::fetch::token_from_env(&scopegate_core::env::ProcessEnv, var)
+        })
+        .transpose()
+}
+
 /// How long `policy check --url` waits for each answer of the server.
 const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The largest answer `policy check --url` reads: a listing of thousands of tools fits.
@@ -342,13 +368,7 @@ fn fetched_tools(
     ca_file: Option<PathBuf>,
 ) -> scopegate_core::policy::cli::Tools {
     let listing = (|| {
-        let token = match &token_env {
-            None => None,
-            Some(var) => match std::env::var(var) {
-                Ok(token) if !token.trim().is_empty() => Some(token.trim().to_owned()),
-                _ => return Err(format!("the environment variable {var} holds no token")),
-            },
-        };
+        let token = bearer_token(token_env.as_deref())?;
         let uri = url.parse().map_err(|error| format!("not a URL: {error}"))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -6,6 +6,7 @@
 
 use crate::common;
 mod revisions;
+mod token;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,9 +27,15 @@ fn binary() -> PathBuf {
 
 /// Runs `scopegate tools …` and returns its exit success and stdout.
 fn tools(args: &[&str]) -> (bool, String) {
+    tools_with_env(args, &[])
+}
+
+/// As [`tools`], with these environment variables set for the command.
+fn tools_with_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let output = Command::new(binary())
         .arg("tools")
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("scopegate runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -105,12 +112,20 @@ fn without_changed() -> Vec<String> {
 
 /// Writes a config for `scopegate tools pin` whose upstream is at `url`.
 fn pin_config(dir: &Path, url: &str) -> PathBuf {
+    pin_config_trusting(dir, url, None)
+}
+
+/// As [`pin_config`], trusting the CA in `ca_file` for an https upstream.
+fn pin_config_trusting(dir: &Path, url: &str, ca_file: Option<&Path>) -> PathBuf {
+    let ca_file = ca_file
+        .map(|path| format!("ca_file = \"{}\"\n", path.display()))
+        .unwrap_or_default();
     std::fs::write(dir.join("policy.toml"), "version = 1\n").unwrap();
     let config = dir.join("pin.toml");
     std::fs::write(
         &config,
         format!(
-            "[listen]\naddress = \"127.0.0.1:0\"\ninsecure_plaintext = true\n[upstream]\nurl = \"{url}\"\n\
+            "[listen]\naddress = \"127.0.0.1:0\"\ninsecure_plaintext = true\n[upstream]\nurl = \"{url}\"\n{ca_file}\
              [mcp]\nresource = \"https://mcp.example.com/mcp\"\n[auth]\nissuer = \"https://idp.example.com\"\n\
              audiences = [\"https://mcp.example.com/mcp\"]\n[policy]\nfile = \"policy.toml\"\n"
         ),

@@ -4,6 +4,7 @@
 
 use crate::common;
 mod dpop_replay;
+mod pins;
 mod redis_server;
 mod store;
 
@@ -28,10 +29,15 @@ struct Pair {
 }
 
 async fn start_pair(redis: &RedisServer, on_error: &str, timeout: &str) -> Pair {
+    start_pair_with(redis, on_error, timeout, "").await
+}
+
+/// As [`start_pair`], with `tables` added to the config.
+async fn start_pair_with(redis: &RedisServer, on_error: &str, timeout: &str, tables: &str) -> Pair {
     let t = common::start_with(Options {
         policy: Some(LIMITED_POLICY.into()),
         extra_tables: format!(
-            "[state]\nbackend = \"redis\"\nurl = \"{}\"\ntimeout = \"{timeout}\"\non_error = \"{on_error}\"\nkey_prefix = \"test:\"\n",
+            "[state]\nbackend = \"redis\"\nurl = \"{}\"\ntimeout = \"{timeout}\"\non_error = \"{on_error}\"\nkey_prefix = \"test:\"\n{tables}",
             redis.url()
         ),
         ..Options::default()

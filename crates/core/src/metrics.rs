@@ -48,12 +48,14 @@ pub const ACCEPTED: &str = "accepted";
 
 /// Every `op` of `scopegate_state_errors_total`, in the order of `state::Op`'s variants (which
 /// names itself from here).
-pub const STATE_OPS: [&str; 5] = [
+pub const STATE_OPS: [&str; 7] = [
     "rate_limit",
     "handle_check",
     "handle_bind",
     "handle_release",
     "set_if_absent",
+    "pin_record",
+    "pin_read",
 ];
 
 /// The `tool` label of a call no rule names.

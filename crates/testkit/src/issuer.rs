@@ -25,7 +25,7 @@ mod token;
 
 use crate::keys::{SigningKey, alg_name};
 use crate::serve::{self, BoxBody, full};
-pub(crate) use token::*;
+pub(crate) use token::{authenticate_client, json_response, read_form, token};
 
 /// Lifetime of issued access tokens unless configured: five minutes, short like a real IdP's, so
 /// a demo run shows a token expiring without waiting long.

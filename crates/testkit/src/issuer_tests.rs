@@ -6,6 +6,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
+use super::token::percent_decode;
 use super::*;
 
 const AUDIENCE: &str = "https://mcp.example.test/mcp";

@@ -2,7 +2,8 @@
 //! `description`, `inputSchema`, `outputSchema`, `annotations`) in RFC 8785 canonical JSON, so
 //! that key order, whitespace and number spellings (`1.0`, `1`, `1e0`) do not count as a change.
 //! Each field is also hashed alone, which says *what* changed without keeping the old text.
-//! Owns the hashing; not where pins are kept or compared (see `integrity`).
+//! Owns the hashing; not the canonical form itself (`jcs`), nor where pins are kept or compared
+//! (see `integrity`).
 
 use std::fmt;
 
@@ -125,7 +126,7 @@ impl Fingerprint {
         let mut fields = [None; 6];
         for ((digest, value), name) in fields.iter_mut().zip(values).zip(FIELDS) {
             let Some(value) = value else { continue };
-            let canonical = serde_jcs::to_vec(value).map_err(|_| NotCanonical(name))?;
+            let canonical = super::jcs::to_vec(value).map_err(|_| NotCanonical(name))?;
             *digest = Some(Sha256::of(&canonical));
             if whole.len() > 1 {
                 whole.push(b',');
@@ -186,7 +187,7 @@ mod tests {
             fingerprint.fields[1].unwrap().to_string(),
             "sha256:e146b7b320929d845cddcbad127b49db3c89b23f89110ba4cdeea0ebc2d2452a"
         );
-        let whole = serde_jcs::to_vec(&definition(&tool)).unwrap();
+        let whole = super::super::jcs::to_vec(&definition(&tool)).unwrap();
         assert_eq!(fingerprint.whole, Sha256::of(&whole));
     }
 

@@ -15,10 +15,10 @@ use super::pins::PinSet;
 use crate::config::Config;
 
 /// `tools pin --config FILE --out tools.lock`: writes the pins of every tool the upstream lists
-/// now; returns the summary line.
-pub async fn pin(config: &Path, out: &Path) -> anyhow::Result<String> {
+/// now; returns the summary line. `token`: a bearer token for an upstream that wants one.
+pub async fn pin(config: &Path, out: &Path, token: Option<String>) -> anyhow::Result<String> {
     let config = Config::load(config).map_err(|e| anyhow!("{e}"))?;
-    let listing = fetch::list_tools(&config).await?;
+    let listing = fetch::list_tools(&config, token).await?;
     let pins = PinSet::from_listing(&listing.tools).map_err(|e| anyhow!("{e}"))?;
     write_whole(out, &pins.to_file())?;
     Ok(format!(
@@ -46,11 +46,15 @@ fn write_whole(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 /// `tools diff --config FILE --pins tools.lock`: the report, and whether the upstream's tools
-/// match their pins.
-pub async fn diff(config: &Path, pins: &Path) -> anyhow::Result<(String, bool)> {
+/// match their pins. `token`: as for [`pin`].
+pub async fn diff(
+    config: &Path,
+    pins: &Path,
+    token: Option<String>,
+) -> anyhow::Result<(String, bool)> {
     let config = Config::load(config).map_err(|e| anyhow!("{e}"))?;
     let pins = PinSet::load(pins).map_err(|e| anyhow!("{e}"))?;
-    let listing = fetch::list_tools(&config).await?;
+    let listing = fetch::list_tools(&config, token).await?;
     let live = PinSet::from_listing(&listing.tools).map_err(|e| anyhow!("{e}"))?;
     Ok(report(&pins, &live))
 }
@@ -109,7 +113,10 @@ pub fn report(pinned: &PinSet, live: &PinSet) -> (String, bool) {
 /// One field as canonical JSON on one line; `(absent)` when the definition lacks it.
 fn field_text(tool: &Value, field: &str) -> String {
     match definition(tool).get(field) {
-        Some(value) => serde_jcs::to_string(value).unwrap_or_else(|_| value.to_string()),
+        Some(value) => super::jcs::to_vec(value)
+            .ok()
+            .and_then(|text| String::from_utf8(text).ok())
+            .unwrap_or_else(|| value.to_string()),
         None => "(absent)".to_string(),
     }
 }

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::client::HttpClient;
 use crate::config::Config;
+use crate::env::Env;
 use crate::sse::Decoder;
 
 /// The stateless revision, tried first.
@@ -43,8 +44,19 @@ pub struct Upstream {
     pub max_bytes: usize,
 }
 
-/// The config's upstream's tools, every page.
-pub async fn list_tools(config: &Config) -> anyhow::Result<Listing> {
+/// The bearer token in the environment variable `var` (`--token-env`): a token is passed by
+/// variable because one on the command line would show in the process list. The message names
+/// the variable, never its value.
+pub fn token_from_env(env: &dyn Env, var: &str) -> Result<String, String> {
+    match env.var(var) {
+        Some(token) if !token.trim().is_empty() => Ok(token.trim().to_owned()),
+        _ => Err(format!("the environment variable {var} holds no token")),
+    }
+}
+
+/// The config's upstream's tools, every page; `token` is sent as a bearer token (an upstream
+/// that wants one, or scopegate in front of it).
+pub async fn list_tools(config: &Config, token: Option<String>) -> anyhow::Result<Listing> {
     let upstream = Upstream {
         client: crate::client::build(
             config.upstream.ca_file.as_deref(),
@@ -52,7 +64,7 @@ pub async fn list_tools(config: &Config) -> anyhow::Result<Listing> {
         )
         .context("upstream.ca_file")?,
         url: config.upstream.url.clone(),
-        token: None,
+        token,
         timeout: config.upstream.response_timeout,
         max_bytes: config.mcp.max_list_bytes,
     };

@@ -19,15 +19,19 @@ use crate::error::ProxyError;
 use crate::mcp::{Inspection, MessageKind};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
+use crate::state::SharedState;
 
 pub mod canonical;
 pub mod cli;
 pub mod fetch;
+pub mod jcs;
 pub mod pins;
+pub mod shared;
 pub mod store;
 
 pub use canonical::{FIELDS, Fingerprint, NotCanonical, Sha256, raw_digest};
 pub use pins::PinSet;
+pub use shared::SharedPins;
 pub use store::{MemoryPins, PinStore};
 
 pub use crate::config::{IntegrityConfig, OnChange};
@@ -52,19 +56,36 @@ pub struct Integrity {
 
 impl Integrity {
     /// Loads the configured pins file (a file that does not load is a start-up error), or
-    /// learns pins on first use when none is configured.
-    pub fn start(config: &IntegrityConfig, metrics: Arc<Metrics>) -> anyhow::Result<Integrity> {
+    /// learns pins on first use when none is configured: in `shared` when the state is shared,
+    /// so that every replica trusts the same first definition.
+    pub fn start(
+        config: &IntegrityConfig,
+        shared: Option<Arc<SharedState>>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Integrity> {
         let pins = match &config.pins {
             Some(path) => {
                 Some(PinSet::load(path).map_err(|e| anyhow::anyhow!("integrity.pins: {e}"))?)
             }
             None => None,
         };
-        match &pins {
-            Some(pins) => tracing::info!(tools = pins.len(), "tool pins loaded"),
-            None => tracing::info!("no pins file: tool definitions are pinned on first use"),
-        }
-        Ok(Integrity::new(config, pins, metrics))
+        let learned: Box<dyn PinStore> = match (&pins, shared) {
+            (Some(pins), _) => {
+                tracing::info!(tools = pins.len(), "tool pins loaded");
+                Box::<MemoryPins>::default()
+            }
+            (None, Some(shared)) => {
+                tracing::info!(
+                    "no pins file: tool definitions are pinned on first use, shared through [state]"
+                );
+                Box::new(SharedPins::new(shared))
+            }
+            (None, None) => {
+                tracing::info!("no pins file: tool definitions are pinned on first use");
+                Box::<MemoryPins>::default()
+            }
+        };
+        Ok(Integrity::with_store(config, pins, learned, metrics))
     }
 
     /// Pins from `pins` when given, else learned on first use in this process.
@@ -161,6 +182,27 @@ impl Integrity {
             None => self.file.is_some() || seen.is_some(),
             Some(pin) => seen.is_some_and(|seen| seen.whole != pin.whole),
         }
+    }
+
+    /// What a request needs of the pins before it is forwarded: first-use pins shared by the
+    /// replicas are read again when it asks for a tool listing, so the answer is judged by the
+    /// pins another replica recorded (a store that fails with `on_error = "deny"`: 503); then
+    /// its calls are checked ([`Integrity::check_calls`]).
+    pub async fn check(&self, inspection: &Inspection<'_>) -> Result<(), ProxyError> {
+        let lists_tools = inspection.messages.iter().any(|message| {
+            message.kind == MessageKind::Request && message.method.as_deref() == Some("tools/list")
+        });
+        if lists_tools && self.file.is_none() {
+            self.learned
+                .refresh()
+                .await
+                .map_err(|_| ProxyError::StateUnavailable {
+                    id: inspection
+                        .first_id()
+                        .and_then(|id| serde_json::to_value(id).ok()),
+                })?;
+        }
+        self.check_calls(inspection)
     }
 
     /// Refuses a body that calls a changed tool, before anything of it reaches the upstream.

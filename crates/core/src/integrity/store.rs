@@ -1,12 +1,16 @@
 //! Where trust-on-first-use pins are kept: the first definition the proxy relays for a tool
 //! becomes its pin. [`PinStore`] is the seam for a shared store (`[state]` on Redis: every
-//! replica must trust the same first definition); [`MemoryPins`] keeps them in this process.
+//! replica must trust the same first definition, see `shared`); [`MemoryPins`] keeps them in
+//! this process.
 //! Not pins from a file (see `pins`), nor what a mismatch does (see `integrity`).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::RwLock;
 
 use super::canonical::Fingerprint;
+use crate::state::Unavailable;
 
 /// Tools remembered at most. Past it a new tool gets no pin, so with `on_change = "hide"` it is
 /// hidden: an upstream inventing names cannot grow the proxy's memory without end.
@@ -23,6 +27,12 @@ pub trait PinStore: Send + Sync {
 
     /// The pin of `tool`, if it has one.
     fn get(&self, tool: &str) -> Option<Fingerprint>;
+
+    /// Brings the local answers up to date with a shared backend, before a listing is asked
+    /// for; `Unavailable` when it cannot and nothing may stand in. Nothing to do in memory.
+    fn refresh(&self) -> Pin<Box<dyn Future<Output = Result<(), Unavailable>> + Send + '_>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// Pins in this process's memory: forgotten on restart, so a restart trusts anew.

@@ -133,7 +133,11 @@ impl Proxy {
             policy,
         );
         let integrity = match &config.integrity {
-            Some(settings) => Some(Arc::new(Integrity::start(settings, metrics.clone())?)),
+            Some(settings) => Some(Arc::new(Integrity::start(
+                settings,
+                shared.clone(),
+                metrics.clone(),
+            )?)),
             None => None,
         };
         Ok(Proxy {
@@ -420,7 +424,7 @@ impl Proxy {
             // A changed tool is refused before the policy is asked, so the call costs its caller
             // no rate-limit token: no scope could let it through.
             if let Some(integrity) = &self.integrity {
-                integrity.check_calls(&inspection)?;
+                integrity.check(&inspection).await?;
             }
             // Every POST is decided on its own, so each retry of an "input required" call
             // (2026-07-28 multi round-trip) is authorized again, arguments and all.

@@ -1,10 +1,10 @@
 //! State that several replicas of the proxy share (`[state]`): rate-limit buckets, the
-//! bindings of session and task handles, and keys used once (DPoP proofs' `jti`s), kept in Redis
-//! or Valkey when `backend = "redis"` and in each process otherwise. Owns the settings, the
-//! connection, and what a failing store means for a request (`on_error`: fall back to this
-//! process's own state, or refuse with 503); not the buckets, bindings and keys themselves,
-//! whose modules (`ratelimit`, `session`, `once`) ask this one and keep the local state.
-//! Verified tokens never come here: they stay in the local cache.
+//! bindings of session and task handles, keys used once (DPoP proofs' `jti`s) and first-use tool
+//! pins, kept in Redis or Valkey when `backend = "redis"` and in each process otherwise. Owns the
+//! settings, the connection, and what a failing store means for a request (`on_error`: fall back
+//! to this process's own state, or refuse with 503); not the buckets, bindings, keys and pins
+//! themselves, whose modules (`ratelimit`, `session`, `once`, `integrity`) ask this one and keep
+//! the local state. Verified tokens never come here: they stay in the local cache.
 
 use crate::env::{Env as _, ProcessEnv};
 use std::fmt;
@@ -123,15 +123,21 @@ pub enum Op {
     HandleBind = 2,
     HandleRelease = 3,
     SetIfAbsent = 4,
+    /// A tool's first-use pin written (or the one already there read back).
+    PinRecord = 5,
+    /// The first-use pins read, when a tool listing is asked for.
+    PinRead = 6,
 }
 
 impl Op {
-    pub const ALL: [Op; 5] = [
+    pub const ALL: [Op; 7] = [
         Op::RateLimit,
         Op::HandleCheck,
         Op::HandleBind,
         Op::HandleRelease,
         Op::SetIfAbsent,
+        Op::PinRecord,
+        Op::PinRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -159,7 +165,7 @@ pub struct SharedState {
     timeout: Duration,
     on_error: OnError,
     /// Resolved per op ahead of time, indexed by `Op as usize`.
-    errors: [IntCounter; 5],
+    errors: [IntCounter; Op::ALL.len()],
     warnings: Throttle,
 }
 

@@ -38,6 +38,27 @@ end
 return {0, 0}
 ";
 
+/// Records a tool's first-use pin unless one is recorded (`HSETNX`), bumping the pins' version
+/// so other replicas know to read them again. Returns nil when recorded, else the pin already
+/// there, in one round trip: two replicas pinning the same tool cannot both win.
+const PIN_SCRIPT: &str = r"
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('INCR', KEYS[2])
+  return false
+end
+return redis.call('HGET', KEYS[1], ARGV[1])
+";
+
+/// The pins' version and, unless it is `ARGV[1]` (the version the caller holds), every pin:
+/// `{version}` or `{version, {tool, pin, …}}`. Unchanged pins cost one small answer.
+const PINS_SCRIPT: &str = r"
+local version = tonumber(redis.call('GET', KEYS[2]) or '0')
+if version == tonumber(ARGV[1]) then
+  return {version}
+end
+return {version, redis.call('HGETALL', KEYS[1])}
+";
+
 /// Connections kept at most: each is multiplexed (requests are pipelined on it), so a few
 /// carry any load; more than one keeps a slow reply from holding up every worker.
 const MAX_CONNECTIONS: usize = 4;
@@ -47,6 +68,8 @@ pub struct RedisStore {
     connections: Vec<ConnectionManager>,
     prefix: String,
     take: Script,
+    pin: Script,
+    pins: Script,
 }
 
 impl RedisStore {
@@ -74,6 +97,8 @@ impl RedisStore {
             connections,
             prefix: prefix.to_owned(),
             take: Script::new(TAKE_SCRIPT),
+            pin: Script::new(PIN_SCRIPT),
+            pins: Script::new(PINS_SCRIPT),
         })
     }
 
@@ -176,6 +201,48 @@ impl RedisStore {
             .query_async(&mut self.connection())
             .await?;
         Ok(set.is_some())
+    }
+}
+
+impl RedisStore {
+    /// The hash of first-use tool pins (tool name to pin) and the key of its version. Both carry
+    /// the hash tag `{pins}`, so on a cluster they share a slot and one script reaches both.
+    /// The pins never expire: a restart of every replica keeps trusting the same definitions.
+    fn pin_keys(&self) -> [String; 2] {
+        [
+            format!("{}{{pins}}", self.prefix),
+            format!("{}{{pins}}:version", self.prefix),
+        ]
+    }
+
+    /// Records `pin` as `tool`'s pin unless it has one; `None` when recorded, else the pin
+    /// another replica recorded first (see [`PIN_SCRIPT`]).
+    pub async fn pin_first(&self, tool: &str, pin: &str) -> RedisResult<Option<String>> {
+        let [pins, version] = self.pin_keys();
+        let mut invocation = self.pin.prepare_invoke();
+        invocation.key(pins).key(version).arg(tool).arg(pin);
+        invocation.invoke_async(&mut self.connection()).await
+    }
+
+    /// The pins' version, and every (tool, pin) unless the version is still `known`
+    /// (see [`PINS_SCRIPT`]).
+    pub async fn pins_since(
+        &self,
+        known: Option<u64>,
+    ) -> RedisResult<(u64, Option<Vec<(String, String)>>)> {
+        let [pins, version] = self.pin_keys();
+        // No version is -1: a fresh store's version 0 must still be read once.
+        let known = known.map_or(-1, |v| v as i64);
+        let mut invocation = self.pins.prepare_invoke();
+        invocation.key(pins).key(version).arg(known);
+        let answer: Vec<Value> = invocation.invoke_async(&mut self.connection()).await?;
+        let mut answer = answer.into_iter();
+        let version: u64 = redis::from_redis_value(answer.next().unwrap_or(Value::Nil))?;
+        let pins = match answer.next() {
+            Some(all) => Some(redis::from_redis_value(all)?),
+            None => None,
+        };
+        Ok((version, pins))
     }
 }
 

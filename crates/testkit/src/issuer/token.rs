@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
-use super::*;
+use super::{DemoClient, MAX_FORM_BYTES, State, unix_now};
 
 /// A token-endpoint error (RFC 6749 §5.2).
 #[derive(Debug, thiserror::Error)]
