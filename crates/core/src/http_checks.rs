@@ -26,7 +26,7 @@ static SINGLETONS: [&HeaderName; 6] = [
     &MCP_PROTOCOL_VERSION,
     &LAST_EVENT_ID,
     &header::CONTENT_LENGTH,
-    &crate::audit::X_REQUEST_ID,
+    &crate::ctx::X_REQUEST_ID,
 ];
 
 /// Refuses a request that repeats a singleton header, or carries a copy of a header the proxy

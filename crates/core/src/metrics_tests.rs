@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::audit::Outcome;
+use crate::ctx::Outcome;
 
 fn status() -> JwksStatus {
     JwksStatus {
