@@ -203,9 +203,7 @@ pub fn check_mcp_headers(
     // The refusal repeats the request's id, as every JSON-RPC error answer must.
     let mismatch = |why| ProxyError::HeaderMismatch {
         why,
-        id: inspection
-            .first_id()
-            .and_then(|id| serde_json::to_value(id).ok()),
+        id: crate::error::error_id(inspection.first_id()),
     };
     let method = single(headers, &MCP_METHOD)?;
     let name = single(headers, &MCP_NAME)?;
