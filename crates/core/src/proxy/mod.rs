@@ -1,6 +1,7 @@
 //! The request path: route, authenticate, inspect, authorize, forward, in that order, in one
-//! function that reads top to bottom. Each step's work lives in its own module; this one owns
-//! their order and the per-request context that the audit line is written from.
+//! function that reads top to bottom. Each step's work lives in its own module (`inspect`,
+//! `authorize` beside this one) and returns what the next needs; this one owns their order and
+//! fills the request's record (`ctx`) from what they return.
 
 use crate::error::error_chain;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use http_body_util::Either;
 use hyper::body::{Body as _, Incoming};
 
 mod authorize;
+mod inspect;
 
 use crate::answer::{self, Answer};
 use crate::auth::{Authenticator, Principal, RequestView};
@@ -23,14 +25,13 @@ use crate::config::Config;
 use crate::ctx::{Ctx, Sinks};
 use crate::error::{ProxyError, error_id};
 use crate::http_checks::{
-    check_mcp_headers, check_media_type, check_singletons, declared_length, discard_rest,
-    read_body, refuse_body,
+    check_media_type, check_singletons, declared_length, discard_rest, read_body, refuse_body,
 };
 use crate::integrity::Integrity;
 use crate::limit::Limit;
-use crate::listfilter::{LIST_METHODS, ListFilter};
+use crate::listfilter::ListFilter;
+use crate::mcp::InspectLimits;
 use crate::mcp::headers::session_id;
-use crate::mcp::{self, InspectLimits, MessageKind};
 use crate::mcp_params::ParamHeaders;
 use crate::metadata;
 use crate::metrics::{IssuerCounters, Metrics};
@@ -405,23 +406,7 @@ impl Proxy {
         // Kept to the end of the request: the first id is serialised only if an error is
         // rendered, and the audit line borrows the method and tool from the body.
         let inspection = if parts.method == Method::POST {
-            let inspection = mcp::inspect(&body, &self.inspect_limits)
-                .map_err(|error| ProxyError::Malformed { error })?;
-            if let Some(trace) = ctx.trace() {
-                trace.observe(&inspection);
-            }
-            check_mcp_headers(&parts.headers, &inspection, &body, &self.param_headers)?;
-            // Like a session: another principal's task is unknown to this one, whatever the
-            // policy would say, and costs it no rate-limit token.
-            if let Some(sessions) = &self.sessions {
-                tasks::check(sessions, &inspection, &principal).await?;
-            }
-            // A changed tool is refused before the policy is asked, so the call costs its caller
-            // no rate-limit token: no scope could let it through.
-            if let Some(integrity) = &self.integrity {
-                integrity.check_calls(&inspection)?;
-            }
-            Some(inspection)
+            Some(self.inspect(&parts.headers, &body, &principal, ctx).await?)
         } else {
             None
         };
@@ -446,17 +431,10 @@ impl Proxy {
                 if allowed.would_rate_limit {
                     ctx.would_rate_limit();
                 }
-                let asks_for_list = inspection.messages.iter().any(|message| {
-                    message.kind == MessageKind::Request
-                        && message
-                            .method
-                            .as_deref()
-                            .is_some_and(|m| LIST_METHODS.contains(&m))
-                });
                 (
                     authorization.policy,
                     inspection.first_id(),
-                    asks_for_list,
+                    inspect::asks_for_list(inspection),
                     self.sessions.is_some() && tasks::may_create(inspection),
                 )
             }
