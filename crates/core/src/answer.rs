@@ -14,8 +14,9 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 
 use crate::auth::Principal;
-use crate::error::{ErrorId, ProxyError};
+use crate::error::{ProxyError, error_id};
 use crate::listfilter::{ListFilter, SseListBody};
+use crate::mcp::RequestId;
 use crate::session::Sessions;
 use crate::tasks;
 use crate::upstream::EndOnError;
@@ -33,9 +34,10 @@ pub fn full(bytes: Bytes) -> ProxyBody {
 }
 
 /// What the forwarding step does with the upstream's answer.
-pub struct Answer {
-    /// The JSON-RPC id of the proxy's own error, should the answer fail.
-    pub error_id: ErrorId,
+pub struct Answer<'i> {
+    /// The request's first JSON-RPC id: the id of the proxy's own error, should the answer fail
+    /// (serialised only then).
+    pub first_id: Option<&'i RequestId<'i>>,
     /// Filters the listings it may carry.
     pub list_filter: Option<ListFilter>,
     /// The request asked for a listing: an answer too large to filter is named a listing.
@@ -93,13 +95,13 @@ fn unreadable_as_sent(parts: &Parts) -> bool {
 pub async fn deliver(
     mut parts: Parts,
     body: Upstream,
-    answer: Answer,
+    answer: Answer<'_>,
     limits: &Limits,
     sessions: Option<&Sessions>,
     principal: &Principal,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let Answer {
-        error_id,
+        first_id,
         list_filter,
         asks_for_list,
         binds_tasks,
@@ -111,7 +113,9 @@ pub async fn deliver(
     }
     if unreadable_as_sent(&parts) {
         tracing::warn!(status = %parts.status, "upstream answer refused: it cannot be read to filter it");
-        return Err(ProxyError::ListUnreadable { id: error_id });
+        return Err(ProxyError::ListUnreadable {
+            id: error_id(first_id),
+        });
     }
     let event_stream = matches!(media, Media::EventStream);
     // Filtering changes the length of a body that came with one.
@@ -131,15 +135,27 @@ pub async fn deliver(
     let read = Limited::new(body, limits.max_bytes).collect();
     let bytes = match tokio::time::timeout(limits.read_timeout, read).await {
         Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(_)) if asks_for_list => return Err(ProxyError::ListTooLarge { id: error_id }),
-        Ok(Err(_)) => return Err(ProxyError::AnswerTooLarge { id: error_id }),
-        Err(_) => return Err(ProxyError::UpstreamTimeout { id: error_id }),
+        Ok(Err(_)) if asks_for_list => {
+            return Err(ProxyError::ListTooLarge {
+                id: error_id(first_id),
+            });
+        }
+        Ok(Err(_)) => {
+            return Err(ProxyError::AnswerTooLarge {
+                id: error_id(first_id),
+            });
+        }
+        Err(_) => {
+            return Err(ProxyError::UpstreamTimeout {
+                id: error_id(first_id),
+            });
+        }
     };
     if let Some(sessions) = binding {
         tasks::bind_created(sessions, &bytes, event_stream, principal)
             .await
             .map_err(|_| ProxyError::StateUnavailable {
-                id: error_id.clone(),
+                id: error_id(first_id),
             })?;
     }
     let filtered = match &list_filter {
@@ -153,7 +169,9 @@ pub async fn deliver(
         Ok(bytes) => Ok(Response::from_parts(parts, full(bytes))),
         Err(unreadable) => {
             tracing::warn!(reason = %unreadable, "upstream answer refused: it cannot be read to filter it");
-            Err(ProxyError::ListUnreadable { id: error_id })
+            Err(ProxyError::ListUnreadable {
+                id: error_id(first_id),
+            })
         }
     }
 }

@@ -11,7 +11,6 @@
 //! Lines are sealed on the log writer's thread, in the order they are written, never on a
 //! request's thread. Only the JSON log format is sealed.
 
-use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use aws_lc_rs::{digest, hmac};
@@ -50,9 +49,13 @@ impl Hasher {
     /// The hex hash of `parts`, one after the other.
     fn hex(&self, parts: &[&[u8]]) -> String {
         let mut out = String::with_capacity(64);
+        // Two table lookups a byte: `{:02x}` through the formatter, 32 times a line, showed in
+        // the profile of every audited request.
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut write_hex = |digest: &[u8]| {
             for byte in digest {
-                let _ = write!(out, "{byte:02x}");
+                out.push(DIGITS[usize::from(byte >> 4)] as char);
+                out.push(DIGITS[usize::from(byte & 0x0f)] as char);
             }
         };
         match self {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::Uri;
 
 use crate::auth::AuthSettings;
-use crate::env::Env as _;
+use crate::env::Env;
 use crate::units::parse_size;
 pub use integrity::{IntegrityConfig, OnChange};
 use raw::{RawConfig, RawLimits, RawListen, RawMcp, RawUpstream};
@@ -184,6 +184,26 @@ const DEFAULT_IDENTITY_HEADERS: [(&str, &str); 2] = [
 
 // ---- loading --------------------------------------------------------------------------------
 
+/// Overrides given as (variable, value) pairs, as the environment they stand for: in the order
+/// given, each value as set (an empty one too, as a key's value may be).
+struct Overrides<'a>(&'a [(String, String)]);
+
+impl Env for Overrides<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find_map(|(n, value)| (n == name).then(|| value.clone()))
+    }
+
+    fn vars_with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+}
+
 impl Config {
     /// Reads and validates a config file with the process's `SCOPEGATE_*` overrides applied.
     /// Relative paths inside it are taken from the file's directory, so a config and its policy
@@ -192,9 +212,7 @@ impl Config {
         let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
             problems: vec![format!("{}: cannot read: {e}", path.display())],
         })?;
-        let overrides = crate::env::ProcessEnv.vars_with_prefix(ENV_PREFIX);
-        let env = |name: &str| crate::env::ProcessEnv.var(name);
-        Config::parse_with_env(&source, path, &overrides, &env)
+        Config::parse_with_env(&source, path, &crate::env::ProcessEnv)
     }
 
     /// Validates config text; `path` names it in messages and anchors relative paths.
@@ -213,23 +231,14 @@ impl Config {
         path: &Path,
         overrides: &[(String, String)],
     ) -> Result<Config, ConfigError> {
-        let env = |name: &str| {
-            overrides
-                .iter()
-                .find_map(|(n, value)| (n == name).then(|| value.clone()))
-        };
-        Config::parse_with_env(source, path, overrides, &env)
+        Config::parse_with_env(source, path, &Overrides(overrides))
     }
 
-    /// As [`Self::parse_with_overrides`]; the secrets the file names by variable (such as
-    /// `client_secret_env`) are looked up with `env`.
-    fn parse_with_env(
-        source: &str,
-        path: &Path,
-        overrides: &[(String, String)],
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
-        let applied = overrides::apply(source, overrides).map_err(|problems| ConfigError {
+    /// As [`Self::parse_with_overrides`], with the overrides (every `SCOPEGATE_*` variable) and
+    /// the secrets the file names by variable (such as `client_secret_env`) read from `env`.
+    pub fn parse_with_env(source: &str, path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+        let overrides = env.vars_with_prefix(ENV_PREFIX);
+        let applied = overrides::apply(source, &overrides).map_err(|problems| ConfigError {
             problems: problems
                 .into_iter()
                 .map(|p| format!("{}: {p}", path.display()))
@@ -247,7 +256,7 @@ impl Config {
         source: &str,
         path: &Path,
         positions: bool,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: &dyn Env,
     ) -> Result<Config, ConfigError> {
         let mut problems = Problems::new(source, path);
         if !positions {
@@ -266,12 +275,7 @@ impl Config {
     }
 }
 
-fn validate(
-    raw: RawConfig,
-    base: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-    problems: &mut Problems,
-) -> Option<Config> {
+fn validate(raw: RawConfig, base: &Path, env: &dyn Env, problems: &mut Problems) -> Option<Config> {
     let listen = validate_listen(raw.listen, base, problems);
     let upstream = validate_upstream(raw.upstream, base, problems);
     let mcp = validate_mcp(raw.mcp, problems);

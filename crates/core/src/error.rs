@@ -30,6 +30,12 @@ mod code {
 /// A JSON-RPC id as it goes back into an error body: the client's own value, or null.
 pub type ErrorId = Option<serde_json::Value>;
 
+/// The error body's id for a request's own: converted here, and only for an error, so a request
+/// that passes never serialises its id.
+pub fn error_id(id: Option<&crate::mcp::RequestId<'_>>) -> ErrorId {
+    id.and_then(|id| serde_json::to_value(id).ok())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     // ---- the client's request --------------------------------------------------------------

@@ -26,7 +26,7 @@ static SINGLETONS: [&HeaderName; 6] = [
     &MCP_PROTOCOL_VERSION,
     &LAST_EVENT_ID,
     &header::CONTENT_LENGTH,
-    &crate::audit::X_REQUEST_ID,
+    &crate::ctx::X_REQUEST_ID,
 ];
 
 /// Refuses a request that repeats a singleton header, or carries a copy of a header the proxy
@@ -203,9 +203,7 @@ pub fn check_mcp_headers(
     // The refusal repeats the request's id, as every JSON-RPC error answer must.
     let mismatch = |why| ProxyError::HeaderMismatch {
         why,
-        id: inspection
-            .first_id()
-            .and_then(|id| serde_json::to_value(id).ok()),
+        id: crate::error::error_id(inspection.first_id()),
     };
     let method = single(headers, &MCP_METHOD)?;
     let name = single(headers, &MCP_NAME)?;

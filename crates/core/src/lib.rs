@@ -11,6 +11,7 @@ pub mod audit_chain;
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod ctx;
 pub mod denial;
 pub mod der;
 pub mod diagnostics;

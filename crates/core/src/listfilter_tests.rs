@@ -12,6 +12,7 @@ fn filter(scopes: &[&str]) -> ListFilter {
     let state = Arc::new(PolicyState {
         policy,
         metadata_document: Bytes::new(),
+        counters: Default::default(),
     });
     ListFilter::new(Arc::new(crate::auth::Principal::with_scopes(scopes)), state)
 }
@@ -219,6 +220,7 @@ fn a_resource_update_reaches_only_a_caller_who_may_subscribe_to_it() {
     let state = Arc::new(PolicyState {
         policy,
         metadata_document: Bytes::new(),
+        counters: Default::default(),
     });
     let updated = r#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///a"}}"#;
     let with = ListFilter::new(

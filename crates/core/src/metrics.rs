@@ -15,7 +15,7 @@ use prometheus::{
 };
 
 use crate::auth::JwksStatus;
-use crate::policy::Policy;
+use crate::policy::{Policy, RuleCounters};
 use crate::reason::Reason;
 
 /// Latency buckets from 100 µs to 10 s: the proxy's own cost sits at the bottom, slow tools and
@@ -34,7 +34,7 @@ fn known_methods() -> impl Iterator<Item = &'static str> {
 /// `method` values for requests without a known MCP method (see [`method_label`]).
 const UNNAMED_METHODS: [&str; 4] = ["_get", "_delete", "_none", "_other"];
 
-/// Every `decision` label value, in the order of `audit::Outcome`'s variants.
+/// Every `decision` label value, in the order of `ctx::Outcome`'s variants.
 pub const DECISIONS: [&str; 3] = ["allow", "would_deny", "deny"];
 
 /// Every upstream status class ([`status_class`]).
@@ -95,6 +95,41 @@ pub fn method_index(method: Option<&str>, http_method: &http::Method) -> usize {
     }
 }
 
+/// `issuer_auth` resolved per configured issuer (by its index among the issuers) and outcome.
+#[derive(Default)]
+pub struct IssuerCounters {
+    issuers: Vec<IssuerCounter>,
+}
+
+struct IssuerCounter {
+    label: Box<str>,
+    accepted: IntCounter,
+    /// By `Reason::index`, for token reasons.
+    refused: Vec<Option<IntCounter>>,
+}
+
+impl IssuerCounters {
+    /// The configured issuer at `index`, as its label and the audit line name it.
+    pub fn label(&self, index: usize) -> Option<&str> {
+        self.issuers.get(index).map(|issuer| &*issuer.label)
+    }
+
+    /// Counts a token of issuer `index`: accepted, or refused for a token `reason`.
+    pub fn count(&self, index: usize, refused: Option<Reason>) {
+        let Some(issuer) = self.issuers.get(index) else {
+            return;
+        };
+        match refused {
+            None => issuer.accepted.inc(),
+            Some(reason) => {
+                if let Some(Some(counter)) = issuer.refused.get(reason.index()) {
+                    counter.inc();
+                }
+            }
+        }
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: IntCounterVec,
@@ -127,6 +162,8 @@ pub struct Metrics {
     auth_failure_counters: Vec<Option<IntCounter>>,
     /// `requests` resolved per method label and decision ([`method_index`], `DECISIONS`).
     request_counters: Vec<[IntCounter; 3]>,
+    /// `upstream_responses` resolved per status class ([`STATUS_CLASSES`]).
+    upstream_counters: Vec<IntCounter>,
     /// Finished spans the export queue had no room for.
     pub spans_dropped: IntCounter,
     /// OTLP export requests by result.
@@ -277,6 +314,7 @@ impl Metrics {
             denial_counters: Vec::new(),
             auth_failure_counters: Vec::new(),
             request_counters: Vec::new(),
+            upstream_counters: Vec::new(),
             registry,
         };
         for gauge in [
@@ -328,6 +366,16 @@ impl Metrics {
                 DECISIONS.map(|decision| self.requests.with_label_values(&[method, decision]))
             })
             .collect();
+        self.upstream_counters = STATUS_CLASSES
+            .iter()
+            .map(|class| self.upstream_responses.with_label_values(&[class]))
+            .collect();
+    }
+
+    /// Counts an upstream response by its status class.
+    pub fn upstream_answered(&self, status: http::StatusCode) {
+        let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
+        self.upstream_counters[class].inc();
     }
 
     /// Counts a refusal (or, in audit mode, a would-be refusal) for `reason`.
@@ -380,34 +428,56 @@ impl Metrics {
     }
 
     /// Marks `policy` as the loaded one (its hash's series at 1; the previous one removed) and
-    /// lists its rules' tool call and rate limit series at 0. A rule a reload removes keeps its
-    /// series: counters never go back.
-    pub fn policy_loaded(&self, policy: &Policy) {
+    /// resolves its rules' tool call and rate limit counters, which lists their series at 0. A
+    /// rule a reload removes keeps its series: counters never go back.
+    pub fn policy_loaded(&self, policy: &Policy) -> RuleCounters {
         self.policy_info.reset();
         self.policy_info
             .with_label_values(&[policy.source_hash()])
             .set(1);
-        for rule in policy.tool_rule_names() {
-            for decision in DECISIONS {
-                self.tool_calls.with_label_values(&[rule, decision]);
-            }
-            self.tool_changes.with_label_values(&[rule]);
+        let mut counters = RuleCounters::default();
+        for rule in policy.rule_labels() {
+            counters.tool_calls.push(rule.tool.then(|| {
+                self.tool_changes.with_label_values(&[rule.name]);
+                DECISIONS.map(|decision| self.tool_calls.with_label_values(&[rule.name, decision]))
+            }));
+            counters.rate_limited.push(
+                rule.rate_limited
+                    .then(|| self.rate_limited.with_label_values(&[rule.name])),
+            );
         }
-        for rule in policy.rate_limited_rule_names() {
-            self.rate_limited.with_label_values(&[rule]);
-        }
+        counters.tool_calls.push(Some(
+            DECISIONS.map(|decision| self.tool_calls.with_label_values(&[NO_RULE, decision])),
+        ));
+        counters
+            .rate_limited
+            .push(Some(self.rate_limited.with_label_values(&[NO_RULE])));
+        counters
     }
 
-    /// Lists every configured issuer's `issuer_auth` series at 0. The label takes only these
-    /// values: a token naming any other issuer is refused before it is attributed to one.
-    pub fn issuers_configured<'a>(&self, issuers: impl Iterator<Item = &'a str>) {
-        for issuer in issuers {
-            self.issuer_auth.with_label_values(&[issuer, ACCEPTED]);
-            for reason in Reason::ALL.into_iter().filter(|r| r.is_token()) {
-                self.issuer_auth
-                    .with_label_values(&[issuer, reason.as_str()]);
-            }
-        }
+    /// Lists every configured issuer's `issuer_auth` series at 0 and resolves them. The label
+    /// takes only these values: a token naming any other issuer is refused before it is
+    /// attributed to one.
+    pub fn issuers_configured<'a>(&self, issuers: impl Iterator<Item = &'a str>) -> IssuerCounters {
+        let issuers = issuers
+            .map(|issuer| {
+                let refused = Reason::ALL
+                    .iter()
+                    .map(|reason| {
+                        reason.is_token().then(|| {
+                            self.issuer_auth
+                                .with_label_values(&[issuer, reason.as_str()])
+                        })
+                    })
+                    .collect();
+                IssuerCounter {
+                    label: issuer.into(),
+                    accepted: self.issuer_auth.with_label_values(&[issuer, ACCEPTED]),
+                    refused,
+                }
+            })
+            .collect();
+        IssuerCounters { issuers }
     }
 
     pub fn certificate_loaded(&self, not_after: Option<i64>) {

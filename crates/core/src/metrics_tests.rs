@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::audit::Outcome;
+use crate::ctx::Outcome;
 
 fn status() -> JwksStatus {
     JwksStatus {
@@ -135,5 +135,98 @@ fn a_loaded_policy_lists_its_rules_at_zero_and_a_reload_adds_new_ones() {
     for tool in ["report", "lookup"] {
         let series = format!("scopegate_tool_calls_total{{decision=\"deny\",tool=\"{tool}\"}}");
         assert_eq!(sample(&text, &series), Some(0.0), "{series}:\n{text}");
+    }
+}
+
+#[test]
+fn a_policys_counters_count_into_its_rules_own_series() {
+    let metrics = Metrics::new();
+    let policy = Policy::parse(
+        "version = 1\n[[tools]]\nname = \"lookup\"\nscopes = []\n\
+         [[tools]]\nname = \"admin_*\"\nscopes = []\nrate_limit = \"5/m\"\n\
+         [methods]\n\"prompts/get\" = { scopes = [], rate_limit = \"1/s\" }\n",
+        "counted.toml",
+    )
+    .expect("policy");
+    let counters = metrics.policy_loaded(&policy);
+    let index = |name: &str| (0..).find(|&i| policy.rule_name(i) == Some(name)).unwrap();
+    counters.tool_calls(Some(index("admin_*"))).unwrap()[Outcome::Deny as usize].inc();
+    counters.tool_calls(None).unwrap()[Outcome::Allow as usize].inc();
+    // A method rule labels no tool call: such a call counts as `_other`.
+    counters.tool_calls(Some(index("prompts/get"))).unwrap()[Outcome::WouldDeny as usize].inc();
+    counters
+        .rate_limited(Some(index("prompts/get")))
+        .unwrap()
+        .inc();
+    counters.rate_limited(Some(index("lookup"))).unwrap().inc();
+    let text = metrics.render(&status());
+    for (series, value) in [
+        (
+            "scopegate_tool_calls_total{decision=\"deny\",tool=\"admin_*\"}",
+            1.0,
+        ),
+        (
+            "scopegate_tool_calls_total{decision=\"allow\",tool=\"admin_*\"}",
+            0.0,
+        ),
+        (
+            "scopegate_tool_calls_total{decision=\"allow\",tool=\"_other\"}",
+            1.0,
+        ),
+        (
+            "scopegate_tool_calls_total{decision=\"would_deny\",tool=\"_other\"}",
+            1.0,
+        ),
+        (
+            "scopegate_tool_calls_total{decision=\"allow\",tool=\"lookup\"}",
+            0.0,
+        ),
+        ("scopegate_rate_limited_total{tool=\"prompts/get\"}", 1.0),
+        ("scopegate_rate_limited_total{tool=\"_other\"}", 1.0),
+        ("scopegate_rate_limited_total{tool=\"admin_*\"}", 0.0),
+    ] {
+        assert_eq!(sample(&text, series), Some(value), "{series}:\n{text}");
+    }
+}
+
+#[test]
+fn issuer_counters_count_each_issuer_by_outcome() {
+    let metrics = Metrics::new();
+    let issuers = metrics.issuers_configured(["https://a", "https://b"].into_iter());
+    assert_eq!(issuers.label(1), Some("https://b"));
+    assert_eq!(issuers.label(2), None);
+    issuers.count(1, None);
+    issuers.count(0, Some(Reason::BadSignature));
+    // A reason that is not the token's is no issuer outcome.
+    issuers.count(0, Some(Reason::BodyTooLarge));
+    let text = metrics.render(&status());
+    let series = |issuer: &str, outcome: &str| {
+        format!("scopegate_issuer_auth_total{{issuer=\"{issuer}\",outcome=\"{outcome}\"}}")
+    };
+    assert_eq!(sample(&text, &series("https://b", ACCEPTED)), Some(1.0));
+    assert_eq!(sample(&text, &series("https://a", ACCEPTED)), Some(0.0));
+    assert_eq!(
+        sample(&text, &series("https://a", Reason::BadSignature.as_str())),
+        Some(1.0)
+    );
+    assert!(!text.contains("outcome=\"body_too_large\""), "{text}");
+}
+
+#[test]
+fn upstream_answers_count_by_their_status_class() {
+    let metrics = Metrics::new();
+    for status in [101, 204, 200, 404, 503] {
+        metrics.upstream_answered(http::StatusCode::from_u16(status).unwrap());
+    }
+    let text = metrics.render(&status());
+    for (class, count) in [
+        ("1xx", 1.0),
+        ("2xx", 2.0),
+        ("3xx", 0.0),
+        ("4xx", 1.0),
+        ("5xx", 1.0),
+    ] {
+        let series = format!("scopegate_upstream_responses_total{{class=\"{class}\"}}");
+        assert_eq!(sample(&text, &series), Some(count), "{series}:\n{text}");
     }
 }

@@ -312,6 +312,9 @@ async fn serve_connection(
     let _open = scopeguard(move || metrics.metrics().connections.dec());
     let scheme = if acceptor.is_some() { "https" } else { "http" };
     let admitted = permit.is_some();
+    // A handle of this connection's own, cloned per request: its count lives in a per-connection
+    // allocation, so requests on different cores never write the proxy's shared count.
+    let proxy = Arc::new(proxy);
     let service = move |peer: Peer| {
         service_fn(move |request| {
             let proxy = proxy.clone();

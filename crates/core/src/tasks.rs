@@ -36,12 +36,7 @@ pub async fn check(
         if !acts_on_task(method) {
             continue;
         }
-        let id = || {
-            message
-                .id
-                .as_ref()
-                .and_then(|id| serde_json::to_value(id).ok())
-        };
+        let id = || crate::error::error_id(message.id.as_ref());
         match sessions.check(Kind::Task, Some(task), principal).await {
             Ok(Binding::Foreign) => return Err(ProxyError::TaskNotFound { id: id() }),
             Ok(_) => {}

@@ -173,7 +173,11 @@ async fn a_replica_that_pinned_a_tool_before_reading_the_store_adopts_the_pin_re
 
     assert_eq!(first.pin_first(TOOL, &original), Some(original.clone()));
     assert!(
-        eventually(Duration::from_secs(5), async || pinned_in_store(&redis, TOOL).await).await,
+        eventually(Duration::from_secs(5), async || pinned_in_store(
+            &redis, TOOL
+        )
+        .await)
+        .await,
         "the first pin never reached the store"
     );
     // The second has not read the store since: it trusts what it sees for now, and writes it.

@@ -227,7 +227,7 @@ async fn a_token_is_verified_only_with_the_keys_of_the_issuer_it_names() {
         let attempt = auth.attempt(&RequestView::headers_only(&headers)).await;
         assert!(attempt.result.is_ok(), "{:?}", attempt.result);
         assert_eq!(
-            attempt.issuer.as_deref(),
+            attempt.issuer.and_then(|i| auth.issuer_labels().nth(i)),
             auth.issuer_labels().nth(label),
             "attributed to its own issuer"
         );
@@ -237,7 +237,10 @@ async fn a_token_is_verified_only_with_the_keys_of_the_issuer_it_names() {
     let forged = bearer(&key_a.mint(claims(server_b.issuer())));
     let attempt = auth.attempt(&RequestView::headers_only(&forged)).await;
     assert_eq!(attempt.result.unwrap_err(), AuthError::BadSignature);
-    assert_eq!(attempt.issuer.as_deref(), Some(server_b.issuer().as_str()));
+    assert_eq!(
+        attempt.issuer.and_then(|i| auth.issuer_labels().nth(i)),
+        Some(server_b.issuer().as_str())
+    );
 
     // An issuer nobody configured is refused before any key is looked up.
     let hits = (server_a.jwks_hits(), server_b.jwks_hits());

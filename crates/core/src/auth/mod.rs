@@ -452,10 +452,7 @@ impl Authenticator {
     pub async fn attempt(&self, request: &RequestView<'_>) -> Attempt {
         let mut issuer = None;
         let result = self.verify(request, &mut issuer).await;
-        Attempt {
-            issuer: issuer.map(|i| self.inner.issuers[i].label.clone()),
-            result,
-        }
+        Attempt { issuer, result }
     }
 
     async fn verify(

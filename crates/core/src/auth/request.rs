@@ -80,6 +80,7 @@ impl<'a> RequestView<'a> {
 /// named, when one was recognised (for the per-issuer metrics and the audit line).
 #[derive(Debug)]
 pub struct Attempt {
-    pub issuer: Option<Arc<str>>,
+    /// Its index among the configured issuers (`Authenticator::issuer_labels` order).
+    pub issuer: Option<usize>,
     pub result: Result<Arc<Principal>, AuthError>,
 }

@@ -84,7 +84,7 @@ fn top_level_issuer_keys(raw: &RawAuth) -> Vec<&'static str> {
 pub(super) fn validate_auth(
     raw: &RawAuth,
     span: std::ops::Range<usize>,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &dyn crate::env::Env,
     problems: &mut Problems,
 ) -> Option<AuthTable> {
     let max_token_bytes = match &raw.max_token_size {
@@ -200,7 +200,7 @@ pub(super) fn validate_auth(
 
 fn validate_issuer(
     raw: &IssuerKeys<'_>,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &dyn crate::env::Env,
     problems: &mut Problems,
 ) -> Option<AuthSettings> {
     let key = |name: &str| format!("{}.{name}", raw.key);
@@ -280,7 +280,7 @@ fn validate_issuer(
 fn validate_introspection(
     raw: &RawIntrospection,
     key: &str,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &dyn crate::env::Env,
     problems: &mut Problems,
 ) -> Option<IntrospectionSettings> {
     let endpoint = match &raw.endpoint {
@@ -311,7 +311,7 @@ fn validate_introspection(
     let client_secret = problems.value(
         &raw.client_secret_env,
         &format!("{key}.client_secret_env"),
-        |name| match env(name) {
+        |name| match env.var(name) {
             Some(secret) if !secret.is_empty() => Ok(Secret(secret)),
             _ => Err(format!("the variable {name} is not set")),
         },

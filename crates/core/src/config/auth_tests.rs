@@ -159,6 +159,24 @@ auth_method = "client_secret_post"
 "#;
 
 #[test]
+fn one_env_gives_both_the_overrides_and_the_named_secrets() {
+    let source = with_auth(&format!("{TWO_ISSUERS}{INTROSPECTION}"));
+    let env: std::collections::BTreeMap<String, String> = [
+        ("IDP_SECRET", "s3cret"),
+        ("SCOPEGATE_MCP_PATH", "/tools"),
+        ("UNRELATED", "x"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let config =
+        Config::parse_with_env(&source, Path::new("/etc/scopegate/config.toml"), &env).unwrap();
+    assert_eq!(config.mcp.path, "/tools");
+    let introspection = config.issuers[1].introspection.as_ref().unwrap();
+    assert_eq!(introspection.client_secret.0, "s3cret");
+}
+
+#[test]
 fn introspection_reads_its_secret_from_the_named_variable() {
     let source = with_auth(&format!("{TWO_ISSUERS}{INTROSPECTION}"));
     let path = Path::new("/etc/scopegate/config.toml");

@@ -221,10 +221,7 @@ impl Integrity {
             };
             if self.refuses(tool) {
                 return Err(ProxyError::ToolChanged {
-                    id: message
-                        .id
-                        .as_ref()
-                        .and_then(|id| serde_json::to_value(id).ok()),
+                    id: crate::error::error_id(message.id.as_ref()),
                     tool: tool.to_string(),
                 });
             }

@@ -106,8 +106,9 @@ pub(super) fn compile(raw: RawPolicy, source: &str, problems: &mut Problems) -> 
                 slot.insert(name_at);
             }
         }
-        let Some(rule) = rule else { continue };
+        let Some(mut rule) = rule else { continue };
         let index = RuleIndex(policy.rules.len());
+        rule.index = index.0;
         policy.rules.push(rule);
         if Glob::is_glob(name) {
             policy.glob_tools.push(Glob::new(name), index);
@@ -125,8 +126,9 @@ pub(super) fn compile(raw: RawPolicy, source: &str, problems: &mut Problems) -> 
             problems.push(method.at, &entry.path, message);
             continue;
         }
-        let Some(rule) = rule else { continue };
+        let Some(mut rule) = rule else { continue };
         let index = RuleIndex(policy.rules.len());
+        rule.index = index.0;
         match policy.methods.entry(method.value.as_str().into()) {
             // TOML already refuses a key twice in one table; kept so the invariant is local.
             MapEntry::Occupied(_) => problems.push(
@@ -273,6 +275,8 @@ fn compile_rule(
 
     let need = need?;
     ok.then(|| Rule {
+        // Set when the rule takes its place.
+        index: 0,
         name: name.into(),
         need,
         when,

@@ -101,6 +101,8 @@ impl Denial<'_> {
 /// The rule behind a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RuleRef<'p> {
+    /// The rule's position in its policy: the index of its [`super::RuleCounters`].
+    pub index: usize,
     /// The tool name or pattern, or the method, as written in the policy.
     pub name: &'p str,
     /// The rule's own mode, or else the policy's.
@@ -266,6 +268,7 @@ pub(super) fn is_protocol_method(method: &str) -> bool {
 impl Rule {
     fn as_ref(&self) -> RuleRef<'_> {
         RuleRef {
+            index: self.index,
             name: &self.name,
             mode: self.mode,
             rate_limit: self.rate_limit,

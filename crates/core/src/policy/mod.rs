@@ -14,6 +14,7 @@ mod cel_json;
 pub mod cli;
 mod compile;
 mod condition;
+mod counters;
 mod decide;
 mod error;
 #[cfg(feature = "schema")]
@@ -33,6 +34,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use condition::{Arguments, ClaimsCache, Facts, Outcome, VARIABLES};
+pub use counters::RuleCounters;
 pub use decide::{ConditionValue, Decision, Denial, RuleRef, ScopeSet};
 pub use error::{PolicyError, Problem};
 #[cfg(feature = "schema")]
@@ -45,6 +47,8 @@ pub use hierarchy::{Granted, GrantedCache};
 pub struct PolicyState {
     pub policy: Policy,
     pub metadata_document: bytes::Bytes,
+    /// The counters labelled by this policy's rules, resolved when it loaded.
+    pub counters: RuleCounters,
 }
 
 use glob::GlobList;
@@ -158,6 +162,8 @@ struct RuleIndex(usize);
 
 #[derive(Debug)]
 struct Rule {
+    /// Its position in `Policy::rules`: what [`RuleRef::index`] and [`RuleCounters`] go by.
+    index: usize,
     /// The tool name or pattern, or the method, as written.
     name: Box<str>,
     need: Need,

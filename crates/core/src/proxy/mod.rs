@@ -1,6 +1,7 @@
 //! The request path: route, authenticate, inspect, authorize, forward, in that order, in one
-//! function that reads top to bottom. Each step's work lives in its own module; this one owns
-//! their order and the per-request context that the audit line is written from.
+//! function that reads top to bottom. Each step's work lives in its own module (`inspect`,
+//! `authorize` beside this one) and returns what the next needs; this one owns their order and
+//! fills the request's record (`ctx`) from what they return.
 
 use crate::error::error_chain;
 use std::sync::Arc;
@@ -15,25 +16,25 @@ use http_body_util::Either;
 use hyper::body::{Body as _, Incoming};
 
 mod authorize;
+mod inspect;
 
 use crate::answer::{self, Answer};
-use crate::audit::Ctx;
 use crate::auth::{Authenticator, Principal, RequestView};
 use crate::client::HttpClient;
 use crate::config::Config;
-use crate::error::ProxyError;
+use crate::ctx::{Ctx, Sinks};
+use crate::error::{ProxyError, error_id};
 use crate::http_checks::{
-    check_mcp_headers, check_media_type, check_singletons, declared_length, discard_rest,
-    read_body, refuse_body,
+    check_media_type, check_singletons, declared_length, discard_rest, read_body, refuse_body,
 };
 use crate::integrity::Integrity;
 use crate::limit::Limit;
-use crate::listfilter::{LIST_METHODS, ListFilter};
+use crate::listfilter::ListFilter;
+use crate::mcp::InspectLimits;
 use crate::mcp::headers::session_id;
-use crate::mcp::{self, InspectLimits, MessageKind};
 use crate::mcp_params::ParamHeaders;
 use crate::metadata;
-use crate::metrics::Metrics;
+use crate::metrics::{IssuerCounters, Metrics};
 use crate::policy::{Policy, PolicyState};
 use crate::ratelimit::RateLimiter;
 use crate::session::{Binding, Kind, Sessions};
@@ -87,6 +88,8 @@ pub struct Proxy {
     clients: Vec<HttpClient>,
     target: Target,
     metrics: Arc<Metrics>,
+    /// The per-issuer token counters, resolved once.
+    issuers: IssuerCounters,
     /// Spans for requests on the MCP endpoint; `None` (no exporter configured) costs nothing.
     telemetry: Option<Telemetry>,
 }
@@ -101,7 +104,7 @@ impl Proxy {
         auth_client: HttpClient,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Proxy> {
-        metrics.policy_loaded(&policy);
+        let counters = metrics.policy_loaded(&policy);
         let shared = crate::state::SharedState::connect(&config.state, &metrics, clients.len())?;
         let auth = Authenticator::with_shared_state(
             config.issuers.clone(),
@@ -109,7 +112,7 @@ impl Proxy {
             config.token_cache_entries,
             shared.clone(),
         );
-        metrics.issuers_configured(auth.issuer_labels());
+        let issuers = metrics.issuers_configured(auth.issuer_labels());
         let binding_metadata = metadata::Binding {
             dpop: auth.accepts_dpop().then(|| auth.requires_dpop()),
             certificate_bound: config
@@ -131,6 +134,7 @@ impl Proxy {
             &config.authorization_servers,
             binding_metadata,
             policy,
+            counters,
         );
         let integrity = match &config.integrity {
             Some(settings) => Some(Arc::new(Integrity::start(
@@ -174,6 +178,7 @@ impl Proxy {
             clients,
             target: Target::new(&config.upstream)?,
             metrics,
+            issuers,
             telemetry: None,
         })
     }
@@ -190,12 +195,13 @@ impl Proxy {
 
     /// Swaps in a new policy; requests in flight finish under the one they started with.
     pub fn replace_policy(&self, policy: Policy) {
-        self.metrics.policy_loaded(&policy);
+        let counters = self.metrics.policy_loaded(&policy);
         let state = policy_state(
             &self.resource,
             &self.authorization_servers,
             self.binding_metadata,
             policy,
+            counters,
         );
         self.policy.store(Arc::new(state));
     }
@@ -245,12 +251,12 @@ impl Proxy {
                 .mcp(parts, &mut body, &mut body_read, peer, &mut ctx)
                 .await;
             let response = self.respond(result, &mut ctx);
-            let policy = self.policy.load();
-            ctx.finish(
-                response.status(),
-                &self.metrics,
-                policy.policy.source_hash(),
-            );
+            let sinks = Sinks {
+                metrics: &self.metrics,
+                issuers: &self.issuers,
+                policy: &self.policy,
+            };
+            ctx.finish(response.status(), &sinks);
             response
         } else if self.metadata_paths.iter().any(|p| p == path) {
             let result = self.metadata(&parts.method);
@@ -316,7 +322,7 @@ impl Proxy {
         if let Some(id) = ctx.request_id() {
             response
                 .headers_mut()
-                .insert(crate::audit::X_REQUEST_ID.clone(), id.clone());
+                .insert(crate::ctx::X_REQUEST_ID.clone(), id.clone());
         }
         response
     }
@@ -409,44 +415,45 @@ impl Proxy {
             Bytes::new()
         };
 
-        let (error_id, asks_for_list, binds_tasks) = if parts.method == Method::POST {
-            let inspection = mcp::inspect(&body, &self.inspect_limits)
-                .map_err(|error| ProxyError::Malformed { error })?;
-            if let Some(trace) = ctx.trace() {
-                trace.observe(&inspection);
-            }
-            check_mcp_headers(&parts.headers, &inspection, &body, &self.param_headers)?;
-            // Like a session: another principal's task is unknown to this one, whatever the
-            // policy would say, and costs it no rate-limit token.
-            if let Some(sessions) = &self.sessions {
-                tasks::check(sessions, &inspection, &principal).await?;
-            }
-            // A changed tool is refused before the policy is asked, so the call costs its caller
-            // no rate-limit token: no scope could let it through.
-            if let Some(integrity) = &self.integrity {
-                integrity.check(&inspection).await?;
-            }
-            // Every POST is decided on its own, so each retry of an "input required" call
-            // (2026-07-28 multi round-trip) is authorized again, arguments and all.
-            self.authorize(&principal, &inspection, ctx).await?;
-            let error_id = inspection
-                .first_id()
-                .and_then(|id| serde_json::to_value(id).ok());
-            let asks_for_list = inspection.messages.iter().any(|message| {
-                message.kind == MessageKind::Request
-                    && message
-                        .method
-                        .as_deref()
-                        .is_some_and(|m| LIST_METHODS.contains(&m))
-            });
-            (
-                error_id,
-                asks_for_list,
-                self.sessions.is_some() && tasks::may_create(&inspection),
-            )
+        // Kept to the end of the request: the first id is serialised only if an error is
+        // rendered, and the audit line borrows the method and tool from the body.
+        let inspection = if parts.method == Method::POST {
+            Some(self.inspect(&parts.headers, &body, &principal, ctx).await?)
         } else {
-            ctx.allowed_without_body();
-            (None, false, false)
+            None
+        };
+        let (policy, first_id, asks_for_list, binds_tasks) = match &inspection {
+            Some(inspection) => {
+                // Every POST is decided on its own, so each retry of an "input required" call
+                // (2026-07-28 multi round-trip) is authorized again, arguments and all.
+                let authorization = self.authorize(&principal, inspection).await;
+                ctx.decided(
+                    authorization.policy.clone(),
+                    &body,
+                    authorization.first,
+                    authorization.messages,
+                );
+                let allowed = authorization.result?;
+                match allowed.would_deny {
+                    Some((reason, missing, condition)) => {
+                        ctx.would_deny(reason, missing, condition)
+                    }
+                    None => ctx.allowed(),
+                }
+                if allowed.would_rate_limit {
+                    ctx.would_rate_limit();
+                }
+                (
+                    authorization.policy,
+                    inspection.first_id(),
+                    inspect::asks_for_list(inspection),
+                    self.sessions.is_some() && tasks::may_create(inspection),
+                )
+            }
+            None => {
+                ctx.allowed();
+                (self.policy.load_full(), None, false, false)
+            }
         };
 
         let creates_session = session.is_none();
@@ -455,13 +462,13 @@ impl Proxy {
         // `Last-Event-ID` replays earlier answers, and SDK servers route answers by id, so one
         // POST's listing can come back on another's stream.
         let answer = Answer {
-            error_id,
-            list_filter: self.list_filter(&principal),
+            first_id,
+            list_filter: self.list_filter(&principal, policy),
             asks_for_list,
             binds_tasks,
         };
         let response = self
-            .forward(parts, body, &principal, peer, answer, ctx)
+            .forward(parts, body.clone(), &principal, peer, answer, ctx)
             .await?;
         if let Some(sessions) = &self.sessions {
             let issued = session_id(response.headers()).and_then(|v| v.to_str().ok());
@@ -485,9 +492,13 @@ impl Proxy {
 
     /// A filter for the listings an answer may carry, when listings are filtered by policy or
     /// checked against tool pins.
-    fn list_filter(&self, principal: &Arc<Principal>) -> Option<ListFilter> {
+    fn list_filter(
+        &self,
+        principal: &Arc<Principal>,
+        policy: Arc<PolicyState>,
+    ) -> Option<ListFilter> {
         (self.filter_lists || self.integrity.is_some()).then(|| {
-            ListFilter::new(Arc::clone(principal), self.policy.load_full())
+            ListFilter::new(Arc::clone(principal), policy)
                 .learning(self.param_headers.clone())
                 .by_policy(self.filter_lists)
                 .checking_pins(self.integrity.clone())
@@ -520,10 +531,10 @@ impl Proxy {
         body: Bytes,
         principal: &Principal,
         peer: Peer,
-        answer: Answer,
+        answer: Answer<'_>,
         ctx: &mut Ctx,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let error_id = answer.error_id.clone();
+        let first_id = answer.first_id;
         let mut request = self.target.request(
             parts.method,
             &parts.uri,
@@ -549,9 +560,15 @@ impl Proxy {
                 Ok(Ok(response)) => response,
                 Ok(Err(error)) => {
                     tracing::warn!(error = %error_chain(&error), "upstream request failed");
-                    return Err(ProxyError::UpstreamUnreachable { id: error_id });
+                    return Err(ProxyError::UpstreamUnreachable {
+                        id: error_id(first_id),
+                    });
                 }
-                Err(_) => return Err(ProxyError::UpstreamTimeout { id: error_id }),
+                Err(_) => {
+                    return Err(ProxyError::UpstreamTimeout {
+                        id: error_id(first_id),
+                    });
+                }
             };
         ctx.upstream_answered(response.status(), started.elapsed());
         let (mut parts, body) = response.into_parts();
@@ -577,6 +594,7 @@ fn policy_state(
     authorization_servers: &[String],
     binding: metadata::Binding,
     policy: Policy,
+    counters: crate::policy::RuleCounters,
 ) -> PolicyState {
     let metadata_document = metadata::document(
         resource,
@@ -587,5 +605,6 @@ fn policy_state(
     PolicyState {
         policy,
         metadata_document,
+        counters,
     }
 }
