@@ -124,6 +124,14 @@ pub struct ListenConfig {
     pub runtime: RuntimeShape,
 }
 
+impl ListenConfig {
+    /// Whether connections are asked for a client certificate (`listen.tls.client_ca`): only
+    /// then can a certificate-bound token (RFC 8705) be checked.
+    pub fn asks_client_certificates(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.client_ca.is_some())
+    }
+}
+
 /// How connections are spread over the cores (`listen.runtime`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuntimeShape {

@@ -362,6 +362,16 @@ fn retry_after_secs(wait: std::time::Duration) -> u64 {
     wait.as_secs_f64().ceil().max(1.0) as u64
 }
 
+/// The `WWW-Authenticate: DPoP` offer sent beside a Bearer challenge where an issuer accepts
+/// DPoP (RFC 9449 §7.1): the scheme and the proof algorithms, no error.
+pub fn dpop_offer(resource_metadata: &str) -> HeaderValue {
+    HeaderValue::try_from(format!(
+        "DPoP resource_metadata=\"{resource_metadata}\", algs=\"{}\"",
+        crate::auth::DPOP_ALGS
+    ))
+    .unwrap_or(HeaderValue::from_static("DPoP"))
+}
+
 fn unauthenticated(error: &AuthError, resource_metadata: &str) -> Response<Bytes> {
     let description = header_safe(&error.to_string());
     // By reason, so a token sent with the DPoP scheme (wrapped) is answered the same way.

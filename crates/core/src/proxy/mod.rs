@@ -115,20 +115,12 @@ impl Proxy {
         let issuers = metrics.issuers_configured(auth.issuer_labels());
         let binding_metadata = metadata::Binding {
             dpop: auth.accepts_dpop().then(|| auth.requires_dpop()),
-            certificate_bound: config
-                .listen
-                .tls
-                .as_ref()
-                .is_some_and(|tls| tls.client_ca.is_some()),
+            certificate_bound: config.listen.asks_client_certificates(),
         };
         let metadata_url = metadata::url_for(&config.mcp.resource);
-        let dpop_challenge = auth.accepts_dpop().then(|| {
-            HeaderValue::try_from(format!(
-                "DPoP resource_metadata=\"{metadata_url}\", algs=\"{}\"",
-                crate::auth::DPOP_ALGS
-            ))
-            .unwrap_or(HeaderValue::from_static("DPoP"))
-        });
+        let dpop_challenge = auth
+            .accepts_dpop()
+            .then(|| crate::error::dpop_offer(&metadata_url));
         let state = policy_state(
             &config.mcp.resource,
             &config.authorization_servers,
@@ -136,14 +128,10 @@ impl Proxy {
             policy,
             counters,
         );
-        let integrity = match &config.integrity {
-            Some(settings) => Some(Arc::new(Integrity::start(
-                settings,
-                shared.clone(),
-                metrics.clone(),
-            )?)),
-            None => None,
-        };
+        let integrity = (config.integrity.as_ref())
+            .map(|settings| Integrity::start(settings, shared.clone(), metrics.clone()))
+            .transpose()?
+            .map(Arc::new);
         Ok(Proxy {
             mcp_path: config.mcp.path.clone(),
             resource: config.mcp.resource.clone(),
