@@ -1,6 +1,6 @@
 //! The shipped JSON Schemas (schemas/) are the ones the Rust types generate today: a change to
 //! the config, policy or cases model that is not written out fails here. `SCOPEGATE_BLESS=1 cargo test --test
-//! schemas` writes them anew.
+//! it schemas::` writes them anew.
 #![cfg(feature = "schema")]
 
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ fn check(file: &str, generated: serde_json::Value) {
     let shipped = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         shipped == text,
-        "{} is not what the types generate: run SCOPEGATE_BLESS=1 cargo test --test schemas",
+        "{} is not what the types generate: run SCOPEGATE_BLESS=1 cargo test --test it schemas::",
         path.display()
     );
 }

@@ -150,14 +150,13 @@ pub(super) struct RawAuth {
     pub(super) jwks: Option<RawJwks>,
 }
 
+// These keys repeat `RawAuth`'s on purpose rather than living in a shared struct pulled in
+// with `#[serde(flatten)]`: serde does not honour `deny_unknown_fields` on a flattened struct
+// (a misspelt key would pass silently), and a flattened field is read from serde's buffered
+// form, which has no positions for `toml::Spanned` to take, so the problems would lose their
+// line and column. Here `issuer` and `audiences` are also required, where `[auth]` may leave
+// them to its entries. (A plain comment: doc comments become the editor schema's help text.)
 /// One `[[auth.issuers]]` entry: the issuer keys of `[auth]`.
-///
-/// These keys repeat [`RawAuth`]'s on purpose rather than living in a shared struct pulled in
-/// with `#[serde(flatten)]`: serde does not honour `deny_unknown_fields` on a flattened struct
-/// (a misspelt key would pass silently), and a flattened field is read from serde's buffered
-/// form, which has no positions for `toml::Spanned` to take, so the problems would lose their
-/// line and column. Here `issuer` and `audiences` are also required, where `[auth]` may leave them to
-/// its entries.
 #[derive(Debug, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
