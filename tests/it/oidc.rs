@@ -21,6 +21,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::child::Running;
 use common::{Options, TestSystem, header, read};
+use scopegate_testkit::issuer::form_encode;
 use serde_json::{Value, json};
 
 /// Every client's secret at the IdP (`tests/node/oidc_provider.mjs`).
@@ -129,21 +130,9 @@ const FORM: &str = "application/x-www-form-urlencoded";
 fn form(fields: &[(&str, &str)]) -> String {
     let pairs: Vec<String> = fields
         .iter()
-        .map(|(name, value)| format!("{}={}", escape(name), escape(value)))
+        .map(|(name, value)| format!("{}={}", form_encode(name), form_encode(value)))
         .collect();
     pairs.join("&")
-}
-
-/// `text` with every byte but the unreserved ones percent-encoded.
-fn escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The proxy's `[auth]` table for these issuers: each by discovery (no `jwks_uri`), for this
@@ -171,6 +160,12 @@ async fn proxy_trusting(issuers: &[&str]) -> TestSystem {
         ..Options::default()
     })
     .await
+}
+
+/// The first issuer, and the proxy trusting it alone.
+async fn proxy_trusting_the_first() -> (&'static str, TestSystem) {
+    let first = idp().issuers[0].as_str();
+    (first, proxy_trusting(&[first]).await)
 }
 
 /// The claims of a JWT, unverified: what the IdP put in the token it issued.
@@ -235,8 +230,7 @@ async fn assert_reaches_the_tool(t: &TestSystem, case: &str, token: &str) {
 #[ignore = "needs Node and oidc-provider: .ci/interop-node.sh"]
 async fn jwt_and_opaque_access_tokens_of_the_idp_reach_the_tool() {
     let idp = idp();
-    let first = idp.issuers[0].as_str();
-    let t = proxy_trusting(&[first]).await;
+    let (first, t) = proxy_trusting_the_first().await;
     // The JWT is verified with keys found by discovery; the opaque token is introspected at
     // the IdP.
     for client in ["jwt-agent", "opaque-agent"] {
@@ -265,8 +259,7 @@ async fn jwt_and_opaque_access_tokens_of_the_idp_reach_the_tool() {
 #[ignore = "needs Node and oidc-provider: .ci/interop-node.sh"]
 async fn jwt_and_opaque_access_tokens_for_another_resource_are_refused() {
     let idp = idp();
-    let first = idp.issuers[0].as_str();
-    let t = proxy_trusting(&[first]).await;
+    let (first, t) = proxy_trusting_the_first().await;
     for client in ["jwt-agent", "opaque-agent"] {
         let token = idp
             .token(
@@ -325,8 +318,7 @@ async fn the_second_issuers_token_is_refused_when_only_the_first_is_configured()
 #[ignore = "needs Node and oidc-provider: .ci/interop-node.sh"]
 async fn the_scopes_the_idp_granted_are_the_ones_the_policy_sees() {
     let idp = idp();
-    let first = idp.issuers[0].as_str();
-    let t = proxy_trusting(&[first]).await;
+    let (first, t) = proxy_trusting_the_first().await;
     // get_customer_info needs customer:read; these tokens hold ticket:create only.
     for client in ["jwt-agent", "opaque-agent"] {
         let token = idp
@@ -352,8 +344,7 @@ async fn the_scopes_the_idp_granted_are_the_ones_the_policy_sees() {
 #[ignore = "needs Node and oidc-provider: .ci/interop-node.sh"]
 async fn a_revoked_opaque_token_is_refused_once_its_cached_answer_expires() {
     let idp = idp();
-    let first = idp.issuers[0].as_str();
-    let t = proxy_trusting(&[first]).await;
+    let (first, t) = proxy_trusting_the_first().await;
     let token = idp
         .token(first, "opaque-agent", &t.system.resource, "customer:read")
         .await;

@@ -25,6 +25,7 @@ mod token;
 
 use crate::keys::{SigningKey, alg_name};
 use crate::serve::{self, BoxBody, full};
+pub use token::form_encode;
 pub(crate) use token::*;
 
 /// Lifetime of issued access tokens unless configured: five minutes, short like a real IdP's, so

@@ -41,6 +41,11 @@ fn bound_token(t: &TestSystem, cnf: Value, scopes: &[&str]) -> String {
     t.token_with(scopes, |claims| claims["cnf"] = cnf)
 }
 
+/// A `customer:read` token bound to `cert` alone.
+fn token_bound_to(t: &TestSystem, cert: &ClientCert) -> String {
+    bound_token(t, json!({ "x5t#S256": x5t_s256(cert) }), &["customer:read"])
+}
+
 fn initialize() -> String {
     json!({
         "jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -78,11 +83,7 @@ async fn a_token_bound_to_the_connections_certificate_reaches_the_tool() {
     let mut t = common::start_with(mutual_tls()).await;
     let cert = t.system.ca.client_cert("agent").unwrap();
     t.http = client_with(&t, &cert);
-    let token = bound_token(
-        &t,
-        json!({ "x5t#S256": x5t_s256(&cert) }),
-        &["customer:read"],
-    );
+    let token = token_bound_to(&t, &cert);
     let (status, body) = session_call(&t, &token, "get_customer_info", 3).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.to_string().contains("C001"), "{body}");
@@ -99,11 +100,7 @@ async fn a_token_bound_to_another_certificate_is_refused_with_a_challenge() {
     let holder = t.system.ca.client_cert("holder").unwrap();
     let thief = t.system.ca.client_cert("thief").unwrap();
     t.http = client_with(&t, &thief);
-    let token = bound_token(
-        &t,
-        json!({ "x5t#S256": x5t_s256(&holder) }),
-        &["customer:read"],
-    );
+    let token = token_bound_to(&t, &holder);
 
     let request = initialize_with(&t, &format!("Bearer {token}"), None);
     let expected = Refusal::bearer(
@@ -129,11 +126,7 @@ async fn a_certificate_bound_token_is_refused_where_no_client_certificate_is_ask
     let mut t = common::start().await;
     let cert = t.system.ca.client_cert("agent").unwrap();
     t.http = client_with(&t, &cert);
-    let token = bound_token(
-        &t,
-        json!({ "x5t#S256": x5t_s256(&cert) }),
-        &["customer:read"],
-    );
+    let token = token_bound_to(&t, &cert);
 
     let request = initialize_with(&t, &format!("Bearer {token}"), None);
     assert_refused(&t, "no certificate", request, &token, NO_CLIENT_CERTIFICATE).await;
@@ -143,11 +136,7 @@ async fn a_certificate_bound_token_is_refused_where_no_client_certificate_is_ask
 async fn a_client_without_a_certificate_is_refused_at_the_handshake() {
     let t = common::start_with(mutual_tls()).await;
     let cert = t.system.ca.client_cert("agent").unwrap();
-    let token = bound_token(
-        &t,
-        json!({ "x5t#S256": x5t_s256(&cert) }),
-        &["customer:read"],
-    );
+    let token = token_bound_to(&t, &cert);
     let before = t.upstream_requests();
     // `t.http` trusts the CA but has no identity.
     let outcome = t.post(Some(&token), initialize()).send().await;
@@ -271,11 +260,7 @@ async fn with_optional_client_certificates_a_bound_token_still_needs_its_certifi
     })
     .await;
     let cert = t.system.ca.client_cert("agent").unwrap();
-    let token = bound_token(
-        &t,
-        json!({ "x5t#S256": x5t_s256(&cert) }),
-        &["customer:read"],
-    );
+    let token = token_bound_to(&t, &cert);
 
     // `t.http` presents no certificate: let in, with an unbound token only.
     let (status, body) =

@@ -4,12 +4,13 @@
 //! token in only over a connection that presents that certificate.
 
 use scopegate_testkit::certs::ClientCert;
+use scopegate_testkit::issuer::form_encode;
 use serde_json::json;
 
 use super::common::{Options, TestSystem};
 use super::{
-    SECRET, SECRET_ENV, assert_reaches_the_tool, auth_table, escape, idp, initialize, jwt_claims,
-    proxy_trusting,
+    SECRET, SECRET_ENV, assert_reaches_the_tool, auth_table, idp, initialize, jwt_claims,
+    proxy_trusting_the_first,
 };
 use crate::issuers::mtls::{NO_CLIENT_CERTIFICATE, client_with, x5t_s256};
 use crate::issuers::{Refusal, assert_refused};
@@ -29,6 +30,14 @@ async fn proxy_on_mutual_tls() -> TestSystem {
     .await
 }
 
+/// The proxy on mutual TLS, a client certificate of the test CA, and a token bound to it.
+async fn proxy_on_mutual_tls_and_bound_token() -> (TestSystem, ClientCert, String) {
+    let t = proxy_on_mutual_tls().await;
+    let cert = t.system.ca.client_cert("agent").unwrap();
+    let token = certificate_bound_token(&t, &cert).await;
+    (t, cert, token)
+}
+
 /// A token from the first issuer for `mtls-agent`, bound to `cert`.
 async fn certificate_bound_token(t: &TestSystem, cert: &ClientCert) -> String {
     let idp = idp();
@@ -38,7 +47,7 @@ async fn certificate_bound_token(t: &TestSystem, cert: &ClientCert) -> String {
             "mtls-agent",
             &t.system.resource,
             "customer:read",
-            &[(CLIENT_CERT_HEADER, escape(&cert.cert_pem))],
+            &[(CLIENT_CERT_HEADER, form_encode(&cert.cert_pem))],
         )
         .await;
     let token = body["access_token"].as_str().unwrap().to_string();
@@ -53,9 +62,7 @@ async fn certificate_bound_token(t: &TestSystem, cert: &ClientCert) -> String {
 #[tokio::test]
 #[ignore = "needs Node and oidc-provider: .ci/interop-node.sh"]
 async fn a_certificate_bound_token_over_a_connection_with_that_certificate_reaches_the_tool() {
-    let mut t = proxy_on_mutual_tls().await;
-    let cert = t.system.ca.client_cert("agent").unwrap();
-    let token = certificate_bound_token(&t, &cert).await;
+    let (mut t, cert, token) = proxy_on_mutual_tls_and_bound_token().await;
     t.http = client_with(&t, &cert);
     assert_reaches_the_tool(&t, "the holder's certificate", &token).await;
 }
@@ -63,9 +70,7 @@ async fn a_certificate_bound_token_over_a_connection_with_that_certificate_reach
 #[tokio::test]
 #[ignore = "needs Node and oidc-provider: .ci/interop-node.sh"]
 async fn a_certificate_bound_token_over_a_connection_with_another_certificate_is_refused() {
-    let mut t = proxy_on_mutual_tls().await;
-    let cert = t.system.ca.client_cert("agent").unwrap();
-    let token = certificate_bound_token(&t, &cert).await;
+    let (mut t, _, token) = proxy_on_mutual_tls_and_bound_token().await;
     // A certificate of the same CA, so the handshake passes: only the binding tells them apart.
     t.http = client_with(&t, &t.system.ca.client_cert("agent").unwrap());
     let expected = Refusal::bearer(
@@ -81,7 +86,7 @@ async fn a_certificate_bound_token_over_a_connection_with_another_certificate_is
 async fn a_certificate_bound_token_is_refused_where_no_client_certificate_is_asked_for() {
     // No `client_ca`: the listener asks for no certificate, so the client presents none even
     // though it holds the right one, and the binding cannot be checked.
-    let mut t = proxy_trusting(&[idp().issuers[0].as_str()]).await;
+    let (_, mut t) = proxy_trusting_the_first().await;
     let cert = t.system.ca.client_cert("agent").unwrap();
     let token = certificate_bound_token(&t, &cert).await;
     t.http = client_with(&t, &cert);

@@ -6,7 +6,9 @@ use scopegate_testkit::dpop_key::DpopKey;
 use serde_json::json;
 
 use super::common::TestSystem;
-use super::{assert_reaches_the_tool_via, idp, in_session, initialize, jwt_claims, proxy_trusting};
+use super::{
+    assert_reaches_the_tool_via, idp, in_session, initialize, jwt_claims, proxy_trusting_the_first,
+};
 use crate::issuers::{Refusal, assert_refused};
 
 /// A proof of `key` for the token endpoint at `url`: no access token yet, so no `ath`.
@@ -40,6 +42,14 @@ async fn dpop_bound_token(t: &TestSystem, key: &DpopKey) -> String {
     token
 }
 
+/// The proxy trusting the first issuer, and a token of it bound to a new key.
+async fn proxy_and_dpop_bound_token() -> (TestSystem, DpopKey, String) {
+    let (_, t) = proxy_trusting_the_first().await;
+    let key = DpopKey::generate();
+    let token = dpop_bound_token(&t, &key).await;
+    (t, key, token)
+}
+
 /// A request with `body`, `Authorization: DPoP <token>` and a fresh proof of `key` for it, in
 /// `session` when given.
 fn request_with_proof(
@@ -59,9 +69,7 @@ fn request_with_proof(
 #[tokio::test]
 #[ignore = "needs Node and oidc-provider: .ci/interop-node.sh"]
 async fn a_dpop_bound_token_with_a_proof_per_request_reaches_the_tool() {
-    let t = proxy_trusting(&[idp().issuers[0].as_str()]).await;
-    let key = DpopKey::generate();
-    let token = dpop_bound_token(&t, &key).await;
+    let (t, key, token) = proxy_and_dpop_bound_token().await;
     assert_reaches_the_tool_via(&t, "a proof per request", |body, session| {
         request_with_proof(&t, &key, &token, body, session)
     })
@@ -71,9 +79,7 @@ async fn a_dpop_bound_token_with_a_proof_per_request_reaches_the_tool() {
 #[tokio::test]
 #[ignore = "needs Node and oidc-provider: .ci/interop-node.sh"]
 async fn the_same_dpop_bound_token_sent_as_bearer_is_refused() {
-    let t = proxy_trusting(&[idp().issuers[0].as_str()]).await;
-    let key = DpopKey::generate();
-    let token = dpop_bound_token(&t, &key).await;
+    let (t, key, token) = proxy_and_dpop_bound_token().await;
     // Even with a valid proof beside it: the Bearer scheme is what a thief of the token uses.
     let request = t
         .post(Some(&token), initialize())
@@ -89,9 +95,7 @@ async fn the_same_dpop_bound_token_sent_as_bearer_is_refused() {
 #[tokio::test]
 #[ignore = "needs Node and oidc-provider: .ci/interop-node.sh"]
 async fn a_dpop_bound_token_with_a_proof_of_another_key_is_refused() {
-    let t = proxy_trusting(&[idp().issuers[0].as_str()]).await;
-    let key = DpopKey::generate();
-    let token = dpop_bound_token(&t, &key).await;
+    let (t, _, token) = proxy_and_dpop_bound_token().await;
     let thief = DpopKey::generate();
     let request = request_with_proof(&t, &thief, &token, initialize(), None);
     let expected = Refusal::dpop(
