@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use scopegate_adapter as adapter;
 use scopegate_core::client::{self, HttpClient};
+use scopegate_testkit::issuer::form_encode;
 use scopegate_testkit::scripted_model::ScriptedModel;
 use scopegate_testkit::system::DemoSystem;
 
@@ -429,17 +430,6 @@ fn parse_body(headers: &http::HeaderMap, bytes: &[u8]) -> (Value, Vec<Value>) {
         .cloned()
         .unwrap_or(Value::Null);
     (body, events)
-}
-
-fn form_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn truncate(text: &str, max: usize) -> String {

@@ -10,7 +10,7 @@
 
 use crate::common;
 use crate::interop_node::node;
-use crate::issuers::refused;
+use crate::issuers::{assert_bearer_refused, refused};
 
 mod certificate_bound;
 mod sender_constrained;
@@ -20,7 +20,8 @@ use std::sync::OnceLock;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::child::Running;
-use common::{Options, TestSystem, read, session_call};
+use common::{Options, TestSystem, header, read};
+use scopegate_testkit::issuer::form_encode;
 use serde_json::{Value, json};
 
 /// Every client's secret at the IdP (`tests/node/oidc_provider.mjs`).
@@ -129,21 +130,9 @@ const FORM: &str = "application/x-www-form-urlencoded";
 fn form(fields: &[(&str, &str)]) -> String {
     let pairs: Vec<String> = fields
         .iter()
-        .map(|(name, value)| format!("{}={}", escape(name), escape(value)))
+        .map(|(name, value)| format!("{}={}", form_encode(name), form_encode(value)))
         .collect();
     pairs.join("&")
-}
-
-/// `text` with every byte but the unreserved ones percent-encoded.
-fn escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The proxy's `[auth]` table for these issuers: each by discovery (no `jwks_uri`), for this
@@ -173,26 +162,16 @@ async fn proxy_trusting(issuers: &[&str]) -> TestSystem {
     .await
 }
 
+/// The first issuer, and the proxy trusting it alone.
+async fn proxy_trusting_the_first() -> (&'static str, TestSystem) {
+    let first = idp().issuers[0].as_str();
+    (first, proxy_trusting(&[first]).await)
+}
+
 /// The claims of a JWT, unverified: what the IdP put in the token it issued.
 fn jwt_claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("a JWT");
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
-/// Asserts a refusal of `token` sent as Bearer: 401, the Bearer `invalid_token` challenge with
-/// `description`, the body's `reason`; [`refused`] asserts that nothing reached the upstream.
-async fn assert_bearer_refusal(t: &TestSystem, token: &str, description: &str, reason: &str) {
-    let (status, challenge, body) = refused(t, &format!("Bearer {token}")).await;
-    assert_eq!(status, 401, "{description}: {body}");
-    let metadata = scopegate_core::metadata::url_for(&t.system.resource);
-    assert_eq!(
-        challenge,
-        format!(
-            "Bearer resource_metadata=\"{metadata}\", error=\"invalid_token\", error_description=\"{description}\""
-        )
-    );
-    assert_eq!(body["error"]["data"]["reason"], reason, "{body}");
-    assert!(!challenge.contains(token) && !body.to_string().contains(token));
 }
 
 /// An `initialize` request body.
@@ -204,49 +183,101 @@ fn initialize() -> String {
     .to_string()
 }
 
-/// Calls `get_customer_info` in a new session with `token`, and asserts the sample server's
-/// answer came back.
-async fn assert_reaches_the_tool(t: &TestSystem, token: &str) {
+/// `request` in the session, once there is one.
+fn in_session(request: reqwest::RequestBuilder, session: Option<&str>) -> reqwest::RequestBuilder {
+    match session {
+        Some(session) => request.header("mcp-session-id", session),
+        None => request,
+    }
+}
+
+/// Opens a session (`initialize`, `notifications/initialized`) and calls `get_customer_info`
+/// in it, each request built by `request` from its body and the session; asserts the sample
+/// server's answer came back. `case` names the case in every message.
+async fn assert_reaches_the_tool_via(
+    t: &TestSystem,
+    case: &str,
+    request: impl Fn(String, Option<&str>) -> reqwest::RequestBuilder,
+) {
+    let send = async |body: String, session: Option<&str>| {
+        read(request(body, session).send().await.unwrap()).await
+    };
+    let (status, headers, body) = send(initialize(), None).await;
+    assert_eq!(status, 200, "{case}: {body}");
+    let session = header(&headers, "mcp-session-id").to_string();
+    let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
+    send(initialized.to_string(), Some(&session)).await;
     let before = t.upstream_requests();
-    let (status, body) = session_call(t, token, "get_customer_info", 3).await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body.to_string().contains("C001"), "{body}");
-    assert!(t.upstream_requests() > before);
-}
-
-#[tokio::test]
-#[ignore = "needs Node and oidc-provider: .ci/interop-node.sh"]
-async fn a_jwt_access_token_verified_with_keys_found_by_discovery_reaches_the_tool() {
-    let idp = idp();
-    let first = idp.issuers[0].as_str();
-    let t = proxy_trusting(&[first]).await;
-    let token = idp
-        .token(first, "jwt-agent", &t.system.resource, "customer:read")
-        .await;
-    let claims = jwt_claims(&token);
-    assert_eq!(
-        (claims["iss"].as_str(), claims["aud"].as_str()),
-        (Some(first), Some(t.system.resource.as_str())),
-        "{claims}"
+    let call = TestSystem::tool_call("get_customer_info", 2);
+    let (status, _, body) = send(call, Some(&session)).await;
+    assert_eq!(status, 200, "{case}: {body}");
+    assert!(body.to_string().contains("C001"), "{case}: {body}");
+    assert!(
+        t.upstream_requests() > before,
+        "{case}: the call reached the upstream"
     );
-    assert_reaches_the_tool(&t, &token).await;
+}
+
+/// [`assert_reaches_the_tool_via`] with `token` as Bearer.
+async fn assert_reaches_the_tool(t: &TestSystem, case: &str, token: &str) {
+    assert_reaches_the_tool_via(t, case, |body, session| {
+        in_session(t.post(Some(token), body), session)
+    })
+    .await;
 }
 
 #[tokio::test]
 #[ignore = "needs Node and oidc-provider: .ci/interop-node.sh"]
-async fn a_jwt_access_token_for_another_resource_is_refused() {
+async fn jwt_and_opaque_access_tokens_of_the_idp_reach_the_tool() {
     let idp = idp();
-    let first = idp.issuers[0].as_str();
-    let t = proxy_trusting(&[first]).await;
-    let token = idp
-        .token(
-            first,
-            "jwt-agent",
-            "https://other.example.com/mcp",
-            "customer:read",
+    let (first, t) = proxy_trusting_the_first().await;
+    // The JWT is verified with keys found by discovery; the opaque token is introspected at
+    // the IdP.
+    for client in ["jwt-agent", "opaque-agent"] {
+        let token = idp
+            .token(first, client, &t.system.resource, "customer:read")
+            .await;
+        if client == "jwt-agent" {
+            let claims = jwt_claims(&token);
+            assert_eq!(
+                (claims["iss"].as_str(), claims["aud"].as_str()),
+                (Some(first), Some(t.system.resource.as_str())),
+                "{client}: {claims}"
+            );
+        } else {
+            assert_eq!(
+                token.split('.').count(),
+                1,
+                "{client}: an opaque token: {token}"
+            );
+        }
+        assert_reaches_the_tool(&t, client, &token).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs Node and oidc-provider: .ci/interop-node.sh"]
+async fn jwt_and_opaque_access_tokens_for_another_resource_are_refused() {
+    let idp = idp();
+    let (first, t) = proxy_trusting_the_first().await;
+    for client in ["jwt-agent", "opaque-agent"] {
+        let token = idp
+            .token(
+                first,
+                client,
+                "https://other.example.com/mcp",
+                "customer:read",
+            )
+            .await;
+        assert_bearer_refused(
+            &t,
+            client,
+            &token,
+            "audience not accepted",
+            "wrong_audience",
         )
         .await;
-    assert_bearer_refusal(&t, &token, "audience not accepted", "wrong_audience").await;
+    }
 }
 
 #[tokio::test]
@@ -259,7 +290,7 @@ async fn the_second_issuers_token_is_accepted_when_both_issuers_are_configured()
         let token = idp
             .token(issuer, "jwt-agent", &t.system.resource, "customer:read")
             .await;
-        assert_reaches_the_tool(&t, &token).await;
+        assert_reaches_the_tool(&t, issuer, &token).await;
     }
 }
 
@@ -272,54 +303,22 @@ async fn the_second_issuers_token_is_refused_when_only_the_first_is_configured()
     let token = idp
         .token(second, "jwt-agent", &t.system.resource, "customer:read")
         .await;
-    // Both IdPs name their key alike, so the `kid` finds the first's key, which does not verify
-    // the second's signature. (With one issuer the proxy does not read `iss` before the
-    // signature check; with several it picks the issuer by `iss`, and an unknown one is
-    // `wrong_issuer`: `issuers::a_token_of_an_issuer_not_configured_is_refused_as_such`.)
+    // Both IdPs name their key alike, so the `kid` alone would find the first's key. The proxy
+    // reads `iss` first, with one issuer as with several, and refuses an issuer it does not
+    // know before any signature work.
     assert_eq!(
         jwt_claims(&token)["iss"].as_str(),
         Some(second),
         "the token names the second issuer"
     );
-    assert_bearer_refusal(&t, &token, "signature does not verify", "bad_signature").await;
-}
-
-#[tokio::test]
-#[ignore = "needs Node and oidc-provider: .ci/interop-node.sh"]
-async fn an_opaque_token_introspected_at_the_idp_reaches_the_tool() {
-    let idp = idp();
-    let first = idp.issuers[0].as_str();
-    let t = proxy_trusting(&[first]).await;
-    let token = idp
-        .token(first, "opaque-agent", &t.system.resource, "customer:read")
-        .await;
-    assert_eq!(token.split('.').count(), 1, "an opaque token: {token}");
-    assert_reaches_the_tool(&t, &token).await;
-}
-
-#[tokio::test]
-#[ignore = "needs Node and oidc-provider: .ci/interop-node.sh"]
-async fn an_opaque_token_for_another_resource_is_refused() {
-    let idp = idp();
-    let first = idp.issuers[0].as_str();
-    let t = proxy_trusting(&[first]).await;
-    let token = idp
-        .token(
-            first,
-            "opaque-agent",
-            "https://other.example.com/mcp",
-            "customer:read",
-        )
-        .await;
-    assert_bearer_refusal(&t, &token, "audience not accepted", "wrong_audience").await;
+    assert_bearer_refused(&t, second, &token, "issuer not accepted", "wrong_issuer").await;
 }
 
 #[tokio::test]
 #[ignore = "needs Node and oidc-provider: .ci/interop-node.sh"]
 async fn the_scopes_the_idp_granted_are_the_ones_the_policy_sees() {
     let idp = idp();
-    let first = idp.issuers[0].as_str();
-    let t = proxy_trusting(&[first]).await;
+    let (first, t) = proxy_trusting_the_first().await;
     // get_customer_info needs customer:read; these tokens hold ticket:create only.
     for client in ["jwt-agent", "opaque-agent"] {
         let token = idp
@@ -345,12 +344,11 @@ async fn the_scopes_the_idp_granted_are_the_ones_the_policy_sees() {
 #[ignore = "needs Node and oidc-provider: .ci/interop-node.sh"]
 async fn a_revoked_opaque_token_is_refused_once_its_cached_answer_expires() {
     let idp = idp();
-    let first = idp.issuers[0].as_str();
-    let t = proxy_trusting(&[first]).await;
+    let (first, t) = proxy_trusting_the_first().await;
     let token = idp
         .token(first, "opaque-agent", &t.system.resource, "customer:read")
         .await;
-    assert_reaches_the_tool(&t, &token).await;
+    assert_reaches_the_tool(&t, "before its revocation", &token).await;
 
     idp.revoke(first, "opaque-agent", &token).await;
     // The proxy reuses the active answer up to its cache ttl, then asks again and hears
@@ -365,5 +363,5 @@ async fn a_revoked_opaque_token_is_refused_once_its_cached_answer_expires() {
         refused_now,
         "the revoked token is refused within {within:?}"
     );
-    assert_bearer_refusal(&t, &token, "token is not active", "inactive").await;
+    assert_bearer_refused(&t, "revoked", &token, "token is not active", "inactive").await;
 }

@@ -7,14 +7,14 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use http::{Method, Request, Response, StatusCode, header};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
@@ -23,8 +23,10 @@ use tokio::sync::oneshot;
 
 mod token;
 
+use crate::jwks_server::JwksEndpoint;
 use crate::keys::{SigningKey, alg_name};
-use crate::serve::{self, BoxBody, full};
+use crate::serve::{self, BoxBody};
+pub use token::form_encode;
 pub(crate) use token::{authenticate_client, json_response, read_form, token};
 
 /// Lifetime of issued access tokens unless configured: five minutes, short like a real IdP's, so
@@ -159,9 +161,7 @@ impl Issuer {
                 generation: 1,
             }),
             foreign: SigningKey::generate_es256("demo-foreign-1")?,
-            jwks_down: AtomicBool::new(false),
-            jwks_requests: AtomicUsize::new(0),
-            jwks_body: Mutex::new(None),
+            jwks_endpoint: JwksEndpoint::new(Some(JWKS_MAX_AGE)),
             jti: AtomicU64::new(0),
             opaque: Default::default(),
         });
@@ -345,17 +345,20 @@ impl IssuerHandle {
 
     /// While `true`, the JWKS endpoint answers 503.
     pub fn set_jwks_down(&self, down: bool) {
-        self.inner.state.jwks_down.store(down, Ordering::SeqCst);
+        self.inner
+            .state
+            .jwks_endpoint
+            .set_status(if down { 503 } else { 200 });
     }
 
     /// Serves these bytes as the JWKS (still `application/json`) instead of the real key set.
     pub fn set_jwks_body(&self, body: Option<Vec<u8>>) {
-        *lock(&self.inner.state.jwks_body) = body;
+        self.inner.state.jwks_endpoint.set_body(body);
     }
 
     /// How many JWKS GETs arrived so far, answered or not.
     pub fn jwks_requests(&self) -> usize {
-        self.inner.state.jwks_requests.load(Ordering::SeqCst)
+        self.inner.state.jwks_endpoint.hits()
     }
 
     /// The JWKS as currently published.
@@ -388,9 +391,8 @@ pub(super) struct State {
     token_ttl: Duration,
     ring: Mutex<KeyRing>,
     foreign: SigningKey,
-    jwks_down: AtomicBool,
-    jwks_requests: AtomicUsize,
-    jwks_body: Mutex<Option<Vec<u8>>>,
+    /// The `/jwks` endpoint, switchable as [`crate::jwks_server::JwksServer`]'s is.
+    jwks_endpoint: JwksEndpoint,
     jti: AtomicU64,
     /// Opaque tokens and the introspection endpoint's switches.
     pub(super) opaque: crate::issuer_opaque::OpaqueTokens,
@@ -456,7 +458,12 @@ async fn route(state: &State, req: Request<Incoming>) -> Response<BoxBody> {
         || path.starts_with("/.well-known/oauth-authorization-server/")
         || path.ends_with("/.well-known/openid-configuration");
     match (req.method(), path) {
-        (&Method::GET, "/jwks") => jwks(state),
+        (&Method::GET, "/jwks") => {
+            state
+                .jwks_endpoint
+                .answer(|| state.jwks().to_string().into_bytes())
+                .await
+        }
         (&Method::GET, _) if is_metadata => metadata(state),
         (&Method::POST, "/token") => match token(state, req).await {
             Ok(response) => response,
@@ -473,24 +480,6 @@ async fn route(state: &State, req: Request<Incoming>) -> Response<BoxBody> {
         ),
         _ => json_response(StatusCode::NOT_FOUND, &json!({ "error": "not_found" })),
     }
-}
-
-fn jwks(state: &State) -> Response<BoxBody> {
-    state.jwks_requests.fetch_add(1, Ordering::SeqCst);
-    if state.jwks_down.load(Ordering::SeqCst) {
-        return json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({ "error": "temporarily_unavailable" }),
-        );
-    }
-    let body = lock(&state.jwks_body)
-        .clone()
-        .unwrap_or_else(|| state.jwks().to_string().into_bytes());
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CACHE_CONTROL, JWKS_MAX_AGE)
-        .body(full(body))
-        .expect("static response parts are valid")
 }
 
 fn metadata(state: &State) -> Response<BoxBody> {

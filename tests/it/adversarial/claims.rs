@@ -71,7 +71,7 @@ async fn signed_tokens_with_unacceptable_claims_are_refused() {
             "nbf as a string",
             set("nbf", json!(now().to_string())),
             "malformed",
-            "claim `nbf` has the wrong type".into(),
+            "claim `nbf` must be a number".into(),
         ),
         (
             "iat as a string",

@@ -10,6 +10,7 @@ use scopegate_testkit::dpop_key::DpopKey;
 use serde_json::{Value, json};
 
 use super::common::{self, Options, TestSystem, header, read, session_call};
+use super::{Refusal, assert_refused, send_refused};
 
 fn mutual_tls() -> Options {
     Options {
@@ -19,13 +20,13 @@ fn mutual_tls() -> Options {
 }
 
 /// RFC 8705 §3.1: base64url (no padding) of the SHA-256 of the certificate's DER.
-fn x5t_s256(cert: &ClientCert) -> String {
+pub(crate) fn x5t_s256(cert: &ClientCert) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &cert.der);
     URL_SAFE_NO_PAD.encode(digest.as_ref())
 }
 
 /// A client that trusts the test CA and presents `cert` when asked for one.
-fn client_with(t: &TestSystem, cert: &ClientCert) -> reqwest::Client {
+pub(crate) fn client_with(t: &TestSystem, cert: &ClientCert) -> reqwest::Client {
     let ca = std::fs::read(&t.system.certs.ca).unwrap();
     reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
@@ -40,6 +41,11 @@ fn bound_token(t: &TestSystem, cnf: Value, scopes: &[&str]) -> String {
     t.token_with(scopes, |claims| claims["cnf"] = cnf)
 }
 
+/// A `customer:read` token bound to `cert` alone.
+fn token_bound_to(t: &TestSystem, cert: &ClientCert) -> String {
+    bound_token(t, json!({ "x5t#S256": x5t_s256(cert) }), &["customer:read"])
+}
+
 fn initialize() -> String {
     json!({
         "jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -48,44 +54,36 @@ fn initialize() -> String {
     .to_string()
 }
 
-/// A refused `initialize` with `authorization` (and a `DPoP` proof when given): status, every
-/// `WWW-Authenticate` value, body; asserts that nothing reached the upstream.
-async fn refused(
+/// An `initialize` with `authorization`, and a `DPoP` proof when given.
+fn initialize_with(
     t: &TestSystem,
     authorization: &str,
     proof: Option<&str>,
-) -> (u16, Vec<String>, Value) {
-    let before = t.upstream_requests();
-    let mut request = t
+) -> reqwest::RequestBuilder {
+    let request = t
         .post(None, initialize())
         .header("authorization", authorization);
-    if let Some(proof) = proof {
-        request = request.header("dpop", proof);
+    match proof {
+        Some(proof) => request.header("dpop", proof),
+        None => request,
     }
-    let (status, headers, body) = read(request.send().await.unwrap()).await;
-    assert_eq!(
-        t.upstream_requests(),
-        before,
-        "nothing reaches the upstream"
-    );
-    let challenges = headers
-        .get_all("www-authenticate")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
-    (status, challenges, body)
 }
+
+/// The refusal of a certificate-bound token over a connection that presented no certificate.
+pub(crate) const NO_CLIENT_CERTIFICATE: Refusal<'static> = Refusal {
+    status: 401,
+    scheme: "Bearer",
+    error: "invalid_token",
+    description: "token is bound to a client certificate; this connection presented none",
+    reason: "no_client_certificate",
+};
 
 #[tokio::test]
 async fn a_token_bound_to_the_connections_certificate_reaches_the_tool() {
     let mut t = common::start_with(mutual_tls()).await;
     let cert = t.system.ca.client_cert("agent").unwrap();
     t.http = client_with(&t, &cert);
-    let token = bound_token(
-        &t,
-        json!({ "x5t#S256": x5t_s256(&cert) }),
-        &["customer:read"],
-    );
+    let token = token_bound_to(&t, &cert);
     let (status, body) = session_call(&t, &token, "get_customer_info", 3).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.to_string().contains("C001"), "{body}");
@@ -102,23 +100,14 @@ async fn a_token_bound_to_another_certificate_is_refused_with_a_challenge() {
     let holder = t.system.ca.client_cert("holder").unwrap();
     let thief = t.system.ca.client_cert("thief").unwrap();
     t.http = client_with(&t, &thief);
-    let token = bound_token(
-        &t,
-        json!({ "x5t#S256": x5t_s256(&holder) }),
-        &["customer:read"],
-    );
+    let token = token_bound_to(&t, &holder);
 
-    let (status, challenges, body) = refused(&t, &format!("Bearer {token}"), None).await;
-    assert_eq!(status, 401, "{body}");
-    let metadata = scopegate_core::metadata::url_for(&t.system.resource);
-    assert_eq!(
-        challenges[0],
-        format!(
-            "Bearer resource_metadata=\"{metadata}\", error=\"invalid_token\", error_description=\"token is bound to another client certificate\""
-        )
+    let request = initialize_with(&t, &format!("Bearer {token}"), None);
+    let expected = Refusal::bearer(
+        "token is bound to another client certificate",
+        "certificate_mismatch",
     );
-    assert_eq!(body["error"]["data"]["reason"], "certificate_mismatch");
-    assert!(!body.to_string().contains(&token), "{body}");
+    assert_refused(&t, "thief", request, &token, expected).await;
 
     let metrics = common::scrape(&t).await;
     assert_eq!(
@@ -137,32 +126,17 @@ async fn a_certificate_bound_token_is_refused_where_no_client_certificate_is_ask
     let mut t = common::start().await;
     let cert = t.system.ca.client_cert("agent").unwrap();
     t.http = client_with(&t, &cert);
-    let token = bound_token(
-        &t,
-        json!({ "x5t#S256": x5t_s256(&cert) }),
-        &["customer:read"],
-    );
+    let token = token_bound_to(&t, &cert);
 
-    let (status, challenges, body) = refused(&t, &format!("Bearer {token}"), None).await;
-    assert_eq!(status, 401, "{body}");
-    assert!(
-        challenges[0].ends_with(
-            "error=\"invalid_token\", error_description=\"token is bound to a client certificate; this connection presented none\""
-        ),
-        "{challenges:?}"
-    );
-    assert_eq!(body["error"]["data"]["reason"], "no_client_certificate");
+    let request = initialize_with(&t, &format!("Bearer {token}"), None);
+    assert_refused(&t, "no certificate", request, &token, NO_CLIENT_CERTIFICATE).await;
 }
 
 #[tokio::test]
 async fn a_client_without_a_certificate_is_refused_at_the_handshake() {
     let t = common::start_with(mutual_tls()).await;
     let cert = t.system.ca.client_cert("agent").unwrap();
-    let token = bound_token(
-        &t,
-        json!({ "x5t#S256": x5t_s256(&cert) }),
-        &["customer:read"],
-    );
+    let token = token_bound_to(&t, &cert);
     let before = t.upstream_requests();
     // `t.http` trusts the CA but has no identity.
     let outcome = t.post(Some(&token), initialize()).send().await;
@@ -192,24 +166,29 @@ async fn a_token_bound_to_a_certificate_and_a_dpop_key_needs_both() {
     // not used up by the refusal.
     t.http = client_with(&t, &thief);
     let proof = key.proof("POST", &url, &token);
-    let (status, challenges, body) = refused(&t, &dpop, Some(&proof)).await;
-    assert_eq!(status, 401, "{body}");
-    assert!(
-        challenges[0].starts_with("DPoP ")
-            && challenges[0].contains("error=\"invalid_token\"")
-            && challenges[0]
-                .ends_with("error_description=\"token is bound to another client certificate\""),
-        "{challenges:?}"
+    let expected = Refusal::dpop(
+        "invalid_token",
+        "token is bound to another client certificate",
+        "certificate_mismatch",
     );
-    assert_eq!(body["error"]["data"]["reason"], "certificate_mismatch");
+    let request = initialize_with(&t, &dpop, Some(&proof));
+    assert_refused(
+        &t,
+        "right proof, wrong certificate",
+        request,
+        &token,
+        expected,
+    )
+    .await;
 
     // The right connection without a proof: refused for the proof.
     t.http = client_with(&t, &holder);
-    let (status, challenges, body) = refused(&t, &dpop, None).await;
+    let (status, headers, body) = send_refused(&t, initialize_with(&t, &dpop, None)).await;
     assert_eq!(status, 401, "{body}");
+    let challenge = header(&headers, "www-authenticate");
     assert!(
-        challenges[0].contains("error=\"invalid_dpop_proof\""),
-        "{challenges:?}"
+        challenge.contains("error=\"invalid_dpop_proof\""),
+        "{challenge}"
     );
 
     // Both: the same proof as above, now accepted.
@@ -242,7 +221,8 @@ async fn an_introspected_token_is_bound_through_the_cnf_of_its_answer() {
     let token = t.system.issuer.mint_opaque(claims);
 
     t.http = client_with(&t, &thief);
-    let (status, _, body) = refused(&t, &format!("Bearer {token}"), None).await;
+    let request = initialize_with(&t, &format!("Bearer {token}"), None);
+    let (status, _, body) = send_refused(&t, request).await;
     assert_eq!(
         (status, body["error"]["data"]["reason"].as_str()),
         (401, Some("certificate_mismatch"))
@@ -280,25 +260,14 @@ async fn with_optional_client_certificates_a_bound_token_still_needs_its_certifi
     })
     .await;
     let cert = t.system.ca.client_cert("agent").unwrap();
-    let token = bound_token(
-        &t,
-        json!({ "x5t#S256": x5t_s256(&cert) }),
-        &["customer:read"],
-    );
+    let token = token_bound_to(&t, &cert);
 
     // `t.http` presents no certificate: let in, with an unbound token only.
     let (status, body) =
         session_call(&t, &t.token(&["customer:read"]), "get_customer_info", 3).await;
     assert_eq!(status, 200, "{body}");
-    let (status, challenges, body) = refused(&t, &format!("Bearer {token}"), None).await;
-    assert_eq!(status, 401, "{body}");
-    assert!(
-        challenges[0].ends_with(
-            "error=\"invalid_token\", error_description=\"token is bound to a client certificate; this connection presented none\""
-        ),
-        "{challenges:?}"
-    );
-    assert_eq!(body["error"]["data"]["reason"], "no_client_certificate");
+    let request = initialize_with(&t, &format!("Bearer {token}"), None);
+    assert_refused(&t, "no certificate", request, &token, NO_CLIENT_CERTIFICATE).await;
 
     t.http = client_with(&t, &cert);
     let (status, body) = session_call(&t, &token, "get_customer_info", 4).await;

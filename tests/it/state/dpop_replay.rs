@@ -62,6 +62,34 @@ async fn initialize(
     (status, headers, body)
 }
 
+/// Sends `proof` to replica `first`, which accepts it, then again to replica `then`, which
+/// refuses it as used: the refusal's headers.
+async fn accepted_then_refused_as_replay(
+    pair: &Pair,
+    token: &str,
+    proof: &str,
+    first: usize,
+    then: usize,
+) -> reqwest::header::HeaderMap {
+    let (status, _, body) = initialize(pair, first, token, proof).await;
+    assert_eq!(status, 200, "at replica {first}: {body}");
+    let (status, headers, body) = initialize(pair, then, token, proof).await;
+    assert_eq!(status, 401, "replayed at replica {then}: {body}");
+    assert_eq!(body["error"]["data"]["reason"], "invalid_dpop_proof");
+    headers
+}
+
+/// A pair on a Redis stopped once both replicas run, `on_error` saying what that means, with a
+/// key and a token bound to it. The server is handed back so that it outlives the test.
+async fn pair_on_a_stopped_redis(on_error: &str) -> (RedisServer, Pair, DpopKey, String) {
+    let mut redis = RedisServer::start(None).await;
+    let pair = start_pair(&redis, on_error, "200ms").await;
+    let key = DpopKey::generate();
+    let token = bound_token(&pair, &key);
+    redis.stop();
+    (redis, pair, key, token)
+}
+
 #[tokio::test]
 async fn a_proof_used_at_one_replica_is_refused_at_the_other() {
     let redis = RedisServer::start(None).await;
@@ -70,11 +98,7 @@ async fn a_proof_used_at_one_replica_is_refused_at_the_other() {
     let token = bound_token(&pair, &key);
     let proof = proof(&pair, &key, &token);
 
-    let (status, _, body) = initialize(&pair, 0, &token, &proof).await;
-    assert_eq!(status, 200, "{body}");
-    let (status, headers, body) = initialize(&pair, 1, &token, &proof).await;
-    assert_eq!(status, 401, "{body}");
-    assert_eq!(body["error"]["data"]["reason"], "invalid_dpop_proof");
+    let headers = accepted_then_refused_as_replay(&pair, &token, &proof, 0, 1).await;
     assert!(
         header(&headers, "www-authenticate")
             .ends_with("error=\"invalid_dpop_proof\", error_description=\"proof already used\""),
@@ -92,12 +116,7 @@ async fn a_proof_used_at_one_replica_is_refused_at_the_other() {
 
 #[tokio::test]
 async fn with_on_error_deny_a_stopped_redis_refuses_a_dpop_request_with_503() {
-    let mut redis = RedisServer::start(None).await;
-    let pair = start_pair(&redis, "deny", "200ms").await;
-    let key = DpopKey::generate();
-    let token = bound_token(&pair, &key);
-
-    redis.stop();
+    let (_redis, pair, key, token) = pair_on_a_stopped_redis("deny").await;
     let (status, headers, body) = initialize(&pair, 1, &token, &proof(&pair, &key, &token)).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(header(&headers, "retry-after"), "1");
@@ -116,18 +135,9 @@ async fn with_on_error_deny_a_stopped_redis_refuses_a_dpop_request_with_503() {
 
 #[tokio::test]
 async fn with_on_error_local_a_stopped_redis_leaves_each_replica_its_own_record() {
-    let mut redis = RedisServer::start(None).await;
-    let pair = start_pair(&redis, "local", "200ms").await;
-    let key = DpopKey::generate();
-    let token = bound_token(&pair, &key);
-
-    redis.stop();
+    let (_redis, pair, key, token) = pair_on_a_stopped_redis("local").await;
     let proof = proof(&pair, &key, &token);
-    let (status, _, body) = initialize(&pair, 0, &token, &proof).await;
-    assert_eq!(status, 200, "{body}");
     // This replica still refuses the replay from its own record.
-    let (status, _, body) = initialize(&pair, 0, &token, &proof).await;
-    assert_eq!(status, 401, "{body}");
-    assert_eq!(body["error"]["data"]["reason"], "invalid_dpop_proof");
+    accepted_then_refused_as_replay(&pair, &token, &proof, 0, 0).await;
     assert_eq!(pair.metric(0, JTI_ERRORS).await, Some(2.0));
 }

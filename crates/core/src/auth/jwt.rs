@@ -1,6 +1,7 @@
-//! JWT checks: the protected header (before any key lookup), signature and registered claims
-//! (through `jsonwebtoken`, configured explicitly), then our own claim-type checks and the
-//! [`Principal`]. Owns what a token must say; not where keys come from (`jwks.rs`).
+//! JWT checks: the protected header (before any key lookup), the signature (through
+//! `jsonwebtoken`'s crypto), then every claim check ourselves (registered claims, their JSON
+//! types) and the [`Principal`]. Owns what a token must say; not where keys come from
+//! (`jwks.rs`).
 //!
 //! Header parameters that carry or point to keys (`jwk`, `jku`, `x5u`) are refused outright: keys
 //! come only from the configured key set, and a token that offers its own key was built either
@@ -13,7 +14,7 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
@@ -87,86 +88,53 @@ fn typ_matches(typ: &str, want: &str) -> bool {
     bare.eq_ignore_ascii_case(want.as_bytes())
 }
 
-/// The `Validation` for one algorithm, every field set on purpose rather than left at the crate's
-/// defaults (whose leeway is 60 s and whose `nbf` check is off).
-pub(super) fn validation(alg: Algorithm, settings: &AuthSettings) -> Validation {
-    let mut v = Validation::new(alg);
-    v.algorithms = vec![alg];
-    v.set_required_spec_claims(&["exp", "iss", "aud"]);
-    v.set_issuer(&[&settings.issuer]);
-    v.set_audience(&settings.audiences);
-    v.validate_exp = true;
-    v.validate_nbf = true;
-    v.validate_aud = true;
-    v.leeway = settings.leeway.as_secs();
-    v.reject_tokens_expiring_in_less_than = 0;
-    v.sub = None;
-    v
+/// The unverified claims of a compact JWS, decoded once: the issuer is picked from them before
+/// any key is looked up, and after the signature check the same map becomes the principal, so
+/// the payload is never decoded twice. Refuses a payload that is not a JSON object with unique
+/// keys.
+pub(super) fn unverified_claims(token: &str) -> Result<Map<String, Value>, AuthError> {
+    let payload = token.split('.').nth(1).unwrap_or_default();
+    let json = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| AuthError::malformed("claims are not base64url"))?;
+    parse_object(&json, "claims")
 }
 
-/// Verifies signature and registered claims; returns every claim.
-pub(super) fn verify(
+/// The `iss` of claims not yet verified, to choose whose keys verify them. Refusals only: a
+/// missing or non-string `iss` is refused here as [`principal`] would refuse it.
+pub(super) fn unverified_issuer(claims: &Map<String, Value>) -> Result<&str, AuthError> {
+    match claims.get("iss") {
+        Some(Value::String(iss)) => Ok(iss),
+        Some(_) => Err(AuthError::malformed(ISS_WRONG_TYPE)),
+        None => Err(AuthError::MissingClaim("iss")),
+    }
+}
+
+/// Checks the signature over `header.payload` with `key`, for the `alg` the header named (and
+/// [`check_header`] allowed). The claims are checked afterwards by [`principal`], on the map
+/// [`unverified_claims`] decoded.
+pub(super) fn verify_signature(
     token: &str,
     key: &DecodingKey,
-    validation: &Validation,
-) -> Result<Map<String, Value>, AuthError> {
-    jsonwebtoken::decode::<UniqueKeyObject>(token, key, validation)
-        .map(|data| data.claims.0)
-        .map_err(|e| match map_error(e.kind()) {
-            AuthError::MissingClaim(name) => {
-                present_but_unreadable(token, name).unwrap_or(AuthError::MissingClaim(name))
-            }
-            other => other,
-        })
-}
-
-/// jsonwebtoken reports a registered claim it cannot read (`"exp": "soon"`, `"aud": 443`) as
-/// missing. When the claim is there, the client is told what is wrong with it instead. The
-/// signature was checked before the claims, so this parse is reached only for signed tokens.
-fn present_but_unreadable(token: &str, name: &'static str) -> Option<AuthError> {
-    let payload = token.split('.').nth(1)?;
-    let claims = parse_object(&URL_SAFE_NO_PAD.decode(payload).ok()?, "claims").ok()?;
-    claims.contains_key(name).then(|| match name {
-        "aud" => AuthError::malformed(AUD_WRONG_TYPE),
-        "iss" => AuthError::malformed(ISS_WRONG_TYPE),
-        _ => AuthError::Malformed(Cow::Owned(format!("claim `{name}` must be a number"))),
-    })
+    alg: Algorithm,
+) -> Result<(), AuthError> {
+    let (message, signature) = token
+        .rsplit_once('.')
+        .ok_or(AuthError::malformed("token is not three segments"))?;
+    match jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, alg) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(AuthError::BadSignature),
+        Err(error) => Err(match error.kind() {
+            ErrorKind::Base64(_) => AuthError::malformed("token segment is not base64url"),
+            // The key cannot verify this algorithm (another family, or a key the crypto
+            // library refuses).
+            _ => AuthError::KeyMismatch,
+        }),
+    }
 }
 
 const AUD_WRONG_TYPE: &str = "claim `aud` must be a string or an array of strings";
 const ISS_WRONG_TYPE: &str = "claim `iss` must be a string";
-
-fn map_error(kind: &ErrorKind) -> AuthError {
-    match kind {
-        ErrorKind::InvalidSignature => AuthError::BadSignature,
-        ErrorKind::ExpiredSignature => AuthError::Expired,
-        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-        ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
-        ErrorKind::InvalidAudience => AuthError::WrongAudience,
-        ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(match claim.as_str() {
-            "exp" => "exp",
-            "iss" => "iss",
-            "aud" => "aud",
-            "nbf" => "nbf",
-            _ => "sub",
-        }),
-        ErrorKind::InvalidClaimFormat(claim) => AuthError::Malformed(Cow::Owned(format!(
-            "claim `{}` has the wrong type",
-            if claim == "nbf" { "nbf" } else { "exp" }
-        ))),
-        ErrorKind::InvalidAlgorithm
-        | ErrorKind::InvalidEcdsaKey
-        | ErrorKind::InvalidEddsaKey
-        | ErrorKind::InvalidRsaKey(_)
-        | ErrorKind::InvalidKeyFormat
-        | ErrorKind::UnsupportedAlgorithm => AuthError::KeyMismatch,
-        ErrorKind::Base64(_) => AuthError::malformed("token segment is not base64url"),
-        ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
-            AuthError::malformed("header or claims are not a JSON object without duplicate keys")
-        }
-        _ => AuthError::malformed("token could not be decoded"),
-    }
-}
 
 /// Checks the claims' JSON types ourselves (the crate accepts e.g. an `iss` array) and builds the
 /// principal. `now` is seconds since the epoch.

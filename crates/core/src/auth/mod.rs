@@ -507,9 +507,11 @@ impl Authenticator {
             return introspector.principal(token, now).await;
         }
         let token = bearer::compact_jws(token)?;
-        let index = issuers::select(&inner.issuers, token)?;
+        // Decoded once: the issuer is chosen from these claims, and they become the principal.
+        let claims = jwt::unverified_claims(token)?;
+        let index = issuers::select(&inner.issuers, &claims)?;
         *issuer = Some(index);
-        let (principal, key) = inner.issuers[index].verify(token, now).await?;
+        let (principal, key) = inner.issuers[index].verify(token, claims, now).await?;
         let principal = Arc::new(principal);
         if let Some(cache) = &inner.tokens {
             cache.insert(token.as_bytes(), principal.clone(), key, index);
@@ -526,14 +528,9 @@ pub fn fuzz_unverified(
     headers: &http::HeaderMap,
     settings: &AuthSettings,
 ) -> Result<(), AuthError> {
-    use base64::Engine as _;
     let token = bearer::compact_jws(bearer::token_bytes(headers, settings.max_token_bytes)?.1)?;
     jwt::check_header(token, &settings.algorithms, settings.require_typ.as_deref())?;
-    let payload = token.split('.').nth(1).unwrap_or_default();
-    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|_| AuthError::malformed("claims are not base64url"))?;
-    let claims = jwt::parse_object(&json, "claims")?;
+    let claims = jwt::unverified_claims(token)?;
     jwt::principal(claims, settings, jsonwebtoken::get_current_timestamp()).map(|_| ())
 }
 

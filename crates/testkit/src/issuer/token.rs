@@ -235,6 +235,19 @@ pub(crate) fn parse_form(body: &str) -> Result<HashMap<String, String>, TokenErr
     Ok(form)
 }
 
+/// `text` with every byte but the unreserved ones (RFC 3986 §2.3) percent-encoded: a value for
+/// a form body or a query, as a client sends it to this issuer.
+pub fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Decodes `%XX` escapes and `+` as space; `None` on a broken escape or non-UTF-8 result.
 pub(crate) fn percent_decode(input: &str) -> Option<String> {
     let mut out = Vec::with_capacity(input.len());
