@@ -1,46 +1,47 @@
 //! Log output: JSON lines by default (what a log pipeline ingests), text for people; the level
 //! from `RUST_LOG`. Text is coloured only on a terminal, and never with `NO_COLOR` set.
 //!
-//! Lines are formatted on the thread that logs and written by a thread of their own, in batches:
-//! a request never waits on a `write` to stderr (one per audit line, at every request), and under
-//! load many lines share one write. The queue is bounded and never drops: when it is full, the
-//! logging thread waits, because an audit trail with holes is worse than a slower request.
+//! Lines are formatted on the thread that logs and written by a thread of their own, in batches
+//! (`writer`): a request never waits on a `write` to stderr (one per audit line, at every
+//! request), and under load many lines share one write. The queue is bounded and never drops:
+//! when it is full, the logging thread waits, because an audit trail with holes is worse than a
+//! slower request; such waits are counted (`scopegate_log_queue_waits_total`).
 
 use std::ffi::OsString;
 use std::io::{BufWriter, IsTerminal as _};
 
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 mod json_line;
+mod writer;
+
+pub use writer::queue_waits;
 
 /// Lines waiting to be written before a logging thread has to wait: a second or so of audit
 /// lines at full load, and a bound on what a stalled stderr can make the queue hold (~2 MiB).
 const QUEUED_LINES: usize = 4096;
 
-/// Keeps the log writer running; dropping it writes out the queued lines (tracing-appender waits
-/// up to a second for that, which the small queue leaves ample room for). Hold it for as long as
-/// anything may log.
+/// Keeps the log writer running; dropping it writes out the queued lines (waiting up to a second
+/// for that, which the small queue leaves ample room for). Hold it for as long as anything may
+/// log.
 #[must_use = "dropping the guard stops the log writer"]
 pub struct LogGuard {
-    _writer: Option<WorkerGuard>,
+    _writer: Option<writer::Finish>,
 }
 
 /// Installs the global subscriber. `default_level` applies when `RUST_LOG` is unset.
 pub fn init(json: bool, default_level: &str) -> LogGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("scopegate-log")
-        // The writer thread flushes whenever its queue runs empty, so a line is never held back
-        // longer than it takes to write out what came before it.
-        // Audit lines are sealed into the hash chain there too, in the order they are written.
-        .finish(crate::audit_chain::ChainWriter::new(
-            BufWriter::with_capacity(64 * 1024, std::io::stderr()),
-            crate::audit_chain::key_from_env().as_deref(),
-        ));
+    // Audit lines are sealed into the hash chain on the writer thread, in the order they are
+    // written.
+    let output = crate::audit_chain::ChainWriter::new(
+        BufWriter::with_capacity(64 * 1024, std::io::stderr()),
+        crate::audit_chain::key_from_env().as_deref(),
+    );
+    // Without it there would be no audit trail: nothing may run.
+    let (writer, guard) = writer::start(output, QUEUED_LINES, "scopegate-log")
+        .expect("cannot start the log writer thread");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);

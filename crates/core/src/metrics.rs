@@ -170,6 +170,9 @@ pub struct Metrics {
     pub span_exports: IntCounterVec,
     /// Fetch counts already added to `jwks_fetches`, so each scrape adds only what is new.
     jwks_seen: Mutex<(u64, u64)>,
+    /// Log lines that waited for room in the log writer's queue (process-wide, brought up to
+    /// date at each scrape).
+    log_queue_waits: IntCounter,
 }
 
 /// A counter family registered in `registry`: how the proxy's and the adapter's metrics both
@@ -311,6 +314,12 @@ impl Metrics {
                 &["result"],
             ),
             jwks_seen: Mutex::new((0, 0)),
+            log_queue_waits: IntCounter::new(
+                "scopegate_log_queue_waits_total",
+                "Log and audit lines that found the log writer's queue full and waited for room \
+                 (the request's worker waited with them).",
+            )
+            .expect("valid metric"),
             denial_counters: Vec::new(),
             auth_failure_counters: Vec::new(),
             request_counters: Vec::new(),
@@ -337,10 +346,12 @@ impl Metrics {
             .registry
             .register(Box::new(metrics.policy_info.clone()))
             .expect("unique metric");
-        metrics
-            .registry
-            .register(Box::new(metrics.spans_dropped.clone()))
-            .expect("unique metric");
+        for counter in [&metrics.spans_dropped, &metrics.log_queue_waits] {
+            metrics
+                .registry
+                .register(Box::new(counter.clone()))
+                .expect("unique metric");
+        }
         metrics.list_known_labels();
         metrics.resolve_hot_handles();
         metrics
@@ -489,9 +500,19 @@ impl Metrics {
     /// Renders the text exposition format, bringing the JWKS figures up to date first.
     pub fn render(&self, jwks: &JwksStatus) -> String {
         self.observe_jwks(jwks);
+        self.observe_log_queue();
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Adds the log queue's waits since the last scrape (under the lock, so that two scrapes at
+    /// once do not both add them).
+    fn observe_log_queue(&self) {
+        let _one_at_a_time = self.jwks_seen.lock().unwrap_or_else(|e| e.into_inner());
+        let waits = crate::logging::queue_waits();
+        self.log_queue_waits
+            .inc_by(waits.saturating_sub(self.log_queue_waits.get()));
     }
 
     fn observe_jwks(&self, jwks: &JwksStatus) {
