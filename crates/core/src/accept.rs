@@ -21,12 +21,12 @@ pub const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 /// The longest pause: a listener out of descriptors still looks again every second.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-/// A socket that hands out connections; [`TcpListener`] in the process, a failing stand-in in
-/// tests.
+/// A socket that hands out connections: a [`TcpListener`], a per-core worker's inbox
+/// (`workers`), a failing stand-in in tests.
 pub trait Listen {
     type Stream;
 
-    fn accept(&self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
+    fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
 
     /// Called on each accepted connection before it is handed out.
     fn prepare(_stream: &Self::Stream) {}
@@ -35,7 +35,7 @@ pub trait Listen {
 impl Listen for TcpListener {
     type Stream = TcpStream;
 
-    fn accept(&self) -> impl Future<Output = io::Result<(TcpStream, SocketAddr)>> + Send {
+    fn accept(&mut self) -> impl Future<Output = io::Result<(TcpStream, SocketAddr)>> + Send {
         TcpListener::accept(self)
     }
 
@@ -106,7 +106,7 @@ mod tests {
     impl Listen for Failing {
         type Stream = ();
 
-        async fn accept(&self) -> io::Result<((), SocketAddr)> {
+        async fn accept(&mut self) -> io::Result<((), SocketAddr)> {
             let call = self.calls.fetch_add(1, Ordering::SeqCst);
             if call < self.failures {
                 Err(io::Error::from_raw_os_error(24)) // EMFILE

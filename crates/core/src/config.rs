@@ -135,9 +135,9 @@ impl ListenConfig {
 /// How connections are spread over the cores (`listen.runtime`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuntimeShape {
-    /// One single-threaded runtime per core, each accepting on its own `SO_REUSEPORT` socket: a
-    /// connection, its requests and the upstream connections they use stay on one core, with no
-    /// wake-ups across threads. The default: measured as fast or faster at 4 and 32 connections
+    /// One single-threaded runtime per core, each handed the new connections when it has the
+    /// fewest open: a connection, its requests and the upstream connections they use stay on one
+    /// core, with no wake-ups across threads. The default: measured as fast or faster at 4 and 32 connections
     /// (BENCHMARKS.md).
     PerCore,
     /// One multi-threaded runtime whose idle threads steal work from busy ones: for a client

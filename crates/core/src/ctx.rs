@@ -364,8 +364,9 @@ impl Ctx {
     }
 }
 
-/// The client's `X-Request-Id` when it is short visible ASCII, else a new one: process-start
-/// nanoseconds and a counter, unique per process without a random source.
+/// The client's `X-Request-Id` when it is short visible ASCII, else a new one:
+/// `<process start, ns>-<thread>-<count>` in hex, unique per process without a random source.
+/// The count is the thread's own, so that requests on different cores share no counter.
 fn request_id(headers: &HeaderMap) -> HeaderValue {
     if let Some(id) = headers.get(&X_REQUEST_ID)
         && !id.is_empty()
@@ -375,12 +376,92 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
         return id.clone();
     }
     static EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    /// Numbers threads as they first make an id: once per thread, not per request.
+    static THREADS: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static NEXT: std::cell::Cell<(u64, u64)> =
+            std::cell::Cell::new((THREADS.fetch_add(1, Ordering::Relaxed), 0));
+    }
     let epoch = *EPOCH.get_or_init(|| {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
     });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    HeaderValue::try_from(format!("{epoch:016x}-{n:08x}")).unwrap_or(HeaderValue::from_static("-"))
+    let (thread, n) = NEXT.get();
+    NEXT.set((thread, n.wrapping_add(1)));
+    let mut id = [0u8; 16 + 1 + 16 + 1 + 16];
+    let mut len = hex(&mut id, 0, epoch, 16);
+    id[len] = b'-';
+    len = hex(&mut id, len + 1, thread, 1);
+    id[len] = b'-';
+    len = hex(&mut id, len + 1, n, 8);
+    HeaderValue::from_bytes(&id[..len]).unwrap_or(HeaderValue::from_static("-"))
+}
+
+/// Writes `value` in lower-case hex at `at`, at least `min_digits` long; returns where it ends.
+fn hex(out: &mut [u8], at: usize, value: u64, min_digits: usize) -> usize {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digits = (16 - value.leading_zeros() as usize / 4).max(min_digits);
+    for i in 0..digits {
+        out[at + i] = DIGITS[((value >> (4 * (digits - 1 - i))) & 0xf) as usize];
+    }
+    at + digits
+}
+
+#[cfg(test)]
+mod request_id_tests {
+    use super::*;
+
+    #[test]
+    fn new_ids_are_distinct_across_threads_and_keep_their_shape() {
+        let ids: Vec<String> = (0..3)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    (0..3)
+                        .map(|_| request_id(&HeaderMap::new()).to_str().unwrap().to_string())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .flat_map(|thread| thread.join().unwrap())
+            .collect();
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), 9, "{ids:?}");
+        for id in &ids {
+            let parts: Vec<&str> = id.split('-').collect();
+            assert_eq!(parts.len(), 3, "{id}");
+            assert_eq!(parts[0].len(), 16, "{id}");
+            assert!(parts[2].len() >= 8, "{id}");
+            assert!(
+                id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn hex_pads_to_its_minimum_and_grows_past_it() {
+        let written = |value: u64, min_digits: usize| {
+            let mut out = [0u8; 16];
+            let end = hex(&mut out, 0, value, min_digits);
+            String::from_utf8(out[..end].to_vec()).unwrap()
+        };
+        assert_eq!(written(0x2a, 8), "0000002a");
+        assert_eq!(written(0x1_2345_6789, 8), "123456789");
+        assert_eq!(written(0, 1), "0");
+        assert_eq!(written(u64::MAX, 1), "ffffffffffffffff");
+    }
+
+    #[test]
+    fn a_usable_client_id_is_kept() {
+        let mut headers = HeaderMap::new();
+        headers.insert(&X_REQUEST_ID, HeaderValue::from_static("trace-123"));
+        assert_eq!(request_id(&headers), "trace-123");
+        headers.insert(&X_REQUEST_ID, HeaderValue::from_static("has space"));
+        let replaced = request_id(&headers);
+        assert_eq!(
+            replaced.to_str().unwrap().split('-').count(),
+            3,
+            "{replaced:?}"
+        );
+    }
 }

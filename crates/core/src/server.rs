@@ -151,7 +151,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     };
 
     let listeners = if per_core {
-        Listeners::PerCore(workers::bind(config.listen.address, workers).await?)
+        Listeners::PerCore(workers::bind(config.listen.address).await?)
     } else {
         Listeners::Shared(
             TcpListener::bind(config.listen.address)
@@ -196,7 +196,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     };
     let task = match listeners {
         Listeners::Shared(listener) => tokio::spawn(accept_loop(listener, serving)),
-        Listeners::PerCore(listeners) => {
+        Listeners::PerCore(listener) => {
             let health = health.clone();
             let lost = move |worker| {
                 tracing::error!(
@@ -205,8 +205,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
                 );
                 health.worker_lost();
             };
-            let serve = move |listener| accept_loop(listener, serving.clone());
-            tokio::spawn(workers::spawn(listeners, serve, lost)?)
+            let serve = move |inbox| accept_loop(inbox, serving.clone());
+            tokio::spawn(workers::spawn(listener, workers, serve, lost)?)
         }
     };
     tracing::info!(%addr, tls = certs.is_some(), workers, "proxy listening");
@@ -222,17 +222,18 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     })
 }
 
-/// The public listener's socket: one, or one per core.
+/// The public listener's socket: accepted on by the one accept loop, or by the per-core
+/// workers' balancer.
 enum Listeners {
     Shared(TcpListener),
-    PerCore(Vec<std::net::TcpListener>),
+    PerCore(std::net::TcpListener),
 }
 
 impl Listeners {
     fn local_addr(&self) -> std::io::Result<SocketAddr> {
         match self {
             Listeners::Shared(listener) => listener.local_addr(),
-            Listeners::PerCore(listeners) => listeners[0].local_addr(),
+            Listeners::PerCore(listener) => listener.local_addr(),
         }
     }
 }
@@ -249,7 +250,37 @@ struct Serving {
     limits: Limits,
 }
 
-async fn accept_loop(listener: TcpListener, serving: Serving) {
+/// A connection as an accept loop receives it: its stream, and with per-core workers its place
+/// in the balancer's count.
+trait Accepted: Send + 'static {
+    fn into_parts(self) -> (TcpStream, Option<workers::Open>);
+}
+
+impl Accepted for TcpStream {
+    fn into_parts(self) -> (TcpStream, Option<workers::Open>) {
+        (self, None)
+    }
+}
+
+impl Accepted for workers::Assigned {
+    fn into_parts(self) -> (TcpStream, Option<workers::Open>) {
+        let (stream, open) = workers::Assigned::into_parts(self);
+        (stream, Some(open))
+    }
+}
+
+/// What a connection holds while it is open: its place under the connection limit (none: it is
+/// answered 503 and closed) and in its worker's count.
+struct Held {
+    permit: Option<OwnedSemaphorePermit>,
+    _open: Option<workers::Open>,
+}
+
+async fn accept_loop<L>(listener: L, serving: Serving)
+where
+    L: accept::Listen,
+    L::Stream: Accepted,
+{
     let Serving {
         acceptor,
         proxy,
@@ -268,6 +299,7 @@ async fn accept_loop(listener: TcpListener, serving: Serving) {
             accepted = listener.next() => accepted,
             _ = stopped.changed() => break,
         };
+        let (stream, open) = stream.into_parts();
         let (http, permit) = match connections.clone().try_acquire_owned() {
             Ok(permit) => (http.clone(), Some(permit)),
             Err(_) => (refuse.clone(), None),
@@ -279,7 +311,10 @@ async fn accept_loop(listener: TcpListener, serving: Serving) {
             proxy.clone(),
             http,
             graceful.watcher(),
-            permit,
+            Held {
+                permit,
+                _open: open,
+            },
         ));
     }
     drop(listener);
@@ -305,13 +340,13 @@ async fn serve_connection(
     proxy: Arc<Proxy>,
     http: Arc<auto::Builder<TokioExecutor>>,
     watcher: Watcher,
-    permit: Option<OwnedSemaphorePermit>,
+    held: Held,
 ) {
     let metrics = proxy.clone();
     metrics.metrics().connections.inc();
     let _open = scopeguard(move || metrics.metrics().connections.dec());
     let scheme = if acceptor.is_some() { "https" } else { "http" };
-    let admitted = permit.is_some();
+    let admitted = held.permit.is_some();
     // A handle of this connection's own, cloned per request: its count lives in a per-connection
     // allocation, so requests on different cores never write the proxy's shared count.
     let proxy = Arc::new(proxy);
@@ -372,7 +407,7 @@ async fn serve_connection(
     if let Err(error) = result {
         tracing::debug!(%addr, %error, "connection ended with an error");
     }
-    drop(permit);
+    drop(held);
 }
 
 /// The HTTP settings for client connections. `keep_alive = false` serves one response and
