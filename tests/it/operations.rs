@@ -575,6 +575,52 @@ async fn rate_limit_trips_at_the_stated_rate_and_recovers() {
     );
 }
 
+/// A batch refused by the rate limit of its second call is counted under that call's rule, not
+/// the first message's.
+#[tokio::test]
+async fn a_batch_refused_by_a_later_calls_limit_is_counted_under_that_rule() {
+    let t = common::start_with(Options {
+        policy: Some(
+            "version = 1\n[[tools]]\nname = \"get_customer_info\"\nscopes = []\n\
+             [[tools]]\nname = \"create_support_ticket\"\nscopes = []\nrate_limit = \"1/h\"\n"
+                .into(),
+        ),
+        ..Options::default()
+    })
+    .await;
+    let token = t.token(&[]);
+    let batch = |first: u64| {
+        json!([
+            { "jsonrpc": "2.0", "id": first, "method": "tools/call", "params": { "name": "get_customer_info", "arguments": {} } },
+            { "jsonrpc": "2.0", "id": first + 1, "method": "tools/call", "params": { "name": "create_support_ticket", "arguments": {} } }
+        ])
+        .to_string()
+    };
+    // Allowed, and forwarded (what the test server makes of a batch is its own affair).
+    let before = t.upstream_requests();
+    t.post(Some(&token), batch(1)).send().await.unwrap();
+    assert_eq!(t.upstream_requests(), before + 1);
+    let before = t.upstream_requests();
+    let (status, _, body) = read(t.post(Some(&token), batch(3)).send().await.unwrap()).await;
+    assert_eq!(status, 429);
+    assert_eq!(body["error"]["data"]["reason"], "rate_limited");
+    assert_eq!(body["id"], 4, "the refused call's id");
+    assert_eq!(t.upstream_requests(), before);
+    let metrics = scrape(&t).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"scopegate_rate_limited_total{tool="create_support_ticket"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&metrics, r#"scopegate_rate_limited_total{tool="_other"}"#),
+        Some(0.0),
+        "not under the first message's rule, which has no limit"
+    );
+}
+
 #[tokio::test]
 async fn check_config_validates_with_environment_overrides() {
     let t = common::start().await;

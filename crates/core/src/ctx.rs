@@ -108,6 +108,9 @@ pub struct Ctx {
     tool: Option<Text>,
     /// The index of the policy rule that decided the first message: the bounded `tool` label.
     rule: Option<usize>,
+    /// The rule whose rate limit refused the request (or would have): in a batch, not
+    /// necessarily the first message's.
+    limited_rule: Option<usize>,
     messages: usize,
     outcome: Outcome,
     /// Why it was refused (or would have been); `None` while allowed.
@@ -155,6 +158,7 @@ impl Ctx {
             method: None,
             tool: None,
             rule: None,
+            limited_rule: None,
             messages: 0,
             outcome: Outcome::Deny,
             reason: None,
@@ -225,7 +229,8 @@ impl Ctx {
     }
 
     /// A rate limit in audit mode was exceeded: counted and logged, the call goes through.
-    pub fn would_rate_limit(&mut self) {
+    pub fn would_rate_limit(&mut self, rule: usize) {
+        self.limited_rule = Some(rule);
         self.outcome = Outcome::WouldDeny;
         self.reason = Some(Reason::RateLimited);
         self.error = Some(ErrorKind::RateLimit);
@@ -239,6 +244,9 @@ impl Ctx {
             ProxyError::RateLimited { .. } => ErrorKind::RateLimit,
             _ => ErrorKind::Other,
         });
+        if let ProxyError::RateLimited { rule_index, .. } = error {
+            self.limited_rule = Some(*rule_index);
+        }
         if let ProxyError::ToolChanged { tool, .. } = error {
             self.method = Some(Text::Static("tools/call"));
             self.tool = Some(Text::owned(tool));
@@ -346,7 +354,7 @@ impl Ctx {
                 }
             }
             Some(ErrorKind::RateLimit) => {
-                if let Some(counter) = rules.rate_limited(self.rule) {
+                if let Some(counter) = rules.rate_limited(self.limited_rule.or(self.rule)) {
                     counter.inc();
                 }
             }

@@ -86,6 +86,9 @@ pub enum ProxyError {
     RateLimited {
         id: ErrorId,
         rule: String,
+        /// The refused rule's index in its policy, for its `rate_limited` counter: in a batch,
+        /// not necessarily the first message's rule.
+        rule_index: usize,
         retry_after: std::time::Duration,
     },
 
@@ -303,6 +306,7 @@ impl ProxyError {
                 id,
                 rule,
                 retry_after,
+                ..
             } => {
                 let seconds = retry_after_secs(retry_after);
                 let mut response = rpc(

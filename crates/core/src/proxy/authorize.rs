@@ -32,8 +32,8 @@ pub(super) struct Allowed {
     /// A rule in audit (shadow) mode would have refused: its reason, the missing scopes and
     /// the deciding condition, for the audit line.
     pub would_deny: Option<(Reason, Vec<String>, Option<String>)>,
-    /// A rate limit in audit mode was exceeded.
-    pub would_rate_limit: bool,
+    /// A rate limit in audit mode was exceeded: the index of its rule.
+    pub would_rate_limit: Option<usize>,
     /// Tokens taken from enforced rate limits.
     pub limits_taken: usize,
 }
@@ -73,7 +73,7 @@ impl Proxy {
     ) -> Result<Allowed, ProxyError> {
         let mut allowed = Allowed {
             would_deny,
-            would_rate_limit: false,
+            would_rate_limit: None,
             limits_taken: 0,
         };
         if limited.is_empty() {
@@ -98,6 +98,7 @@ impl Proxy {
                 return Err(ProxyError::RateLimited {
                     id: error_id(*id),
                     rule: rule.name.to_string(),
+                    rule_index: rule.index,
                     retry_after,
                 });
             }
@@ -109,7 +110,7 @@ impl Proxy {
         for (rule, limit, _) in shadowed {
             // A shadowed limit only reports: a store that is away costs it nothing.
             if let Err(Refused::Short(..)) = self.limiter.take(subject, rule.name, limit).await {
-                allowed.would_rate_limit = true;
+                allowed.would_rate_limit.get_or_insert(rule.index);
             }
         }
         Ok(allowed)

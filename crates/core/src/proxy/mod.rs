@@ -428,8 +428,8 @@ impl Proxy {
                     }
                     None => ctx.allowed(),
                 }
-                if allowed.would_rate_limit {
-                    ctx.would_rate_limit();
+                if let Some(rule) = allowed.would_rate_limit {
+                    ctx.would_rate_limit(rule);
                 }
                 (
                     authorization.policy,
