@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::logging::LineFields;
+
 /// One request's audit line, borrowed from its context.
 pub struct Line<'a> {
     pub request_id: Option<&'a str>,
@@ -28,32 +30,86 @@ pub struct Line<'a> {
     pub policy_hash: &'a str,
 }
 
-/// Writes `line` on the `audit` target.
+/// Writes `line` on the `audit` target: in the JSON log straight onto the writer's queue, in the
+/// text log as an event (`message` then `name=value` pairs).
 pub fn write(line: &Line<'_>) {
-    tracing::info!(
-        target: "audit",
-        request_id = line.request_id,
-        session_id = line.session_id,
-        http_method = line.http_method,
-        subject = line.subject,
-        client_id = line.client_id,
-        issuer = line.issuer,
-        method = line.method,
-        tool = line.tool,
-        rule = line.rule,
-        messages = line.messages,
-        decision = line.decision,
-        reason = line.reason,
-        missing_scopes = %Spaced(line.missing),
-        condition = line.condition,
-        status = line.status,
-        upstream_status = line.upstream_status,
-        upstream_ms = line.upstream_ms,
-        duration_ms = line.duration_ms,
-        trace_id = line.trace_id,
-        policy_hash = line.policy_hash,
-        "decision"
-    );
+    if crate::logging::audit(MESSAGE, |fields| line.fields(fields)) {
+        return;
+    }
+    let mut text = Text(String::new());
+    line.fields(&mut text);
+    tracing::info!(target: "audit", "{MESSAGE}{}", text.0);
+}
+
+/// The audit line's `message`.
+const MESSAGE: &str = "decision";
+
+impl Line<'_> {
+    /// Every field, in the line's order; absent ones are left out.
+    fn fields(&self, out: &mut dyn LineFields) {
+        let mut text = |name: &str, value: Option<&str>| {
+            if let Some(value) = value {
+                out.str(name, value);
+            }
+        };
+        text("request_id", self.request_id);
+        text("session_id", self.session_id);
+        text("http_method", Some(self.http_method));
+        text("subject", self.subject);
+        text("client_id", self.client_id);
+        text("issuer", self.issuer);
+        text("method", self.method);
+        text("tool", self.tool);
+        text("rule", self.rule);
+        out.u64("messages", self.messages as u64);
+        out.str("decision", self.decision);
+        out.str("reason", self.reason);
+        out.display("missing_scopes", &Spaced(self.missing));
+        if let Some(condition) = self.condition {
+            out.str("condition", condition);
+        }
+        out.u64("status", u64::from(self.status));
+        if let Some(status) = self.upstream_status {
+            out.u64("upstream_status", u64::from(status));
+        }
+        if let Some(ms) = self.upstream_ms {
+            out.f64("upstream_ms", ms);
+        }
+        out.f64("duration_ms", self.duration_ms);
+        if let Some(trace_id) = self.trace_id {
+            out.str("trace_id", trace_id);
+        }
+        out.str("policy_hash", self.policy_hash);
+    }
+}
+
+/// The fields as the text log shows them: ` name=value` each, strings quoted only where they
+/// hold a space or a quote.
+struct Text(String);
+
+impl LineFields for Text {
+    fn str(&mut self, name: &str, value: &str) {
+        use std::fmt::Write as _;
+        let _ = if value.is_empty() || value.contains([' ', '"']) {
+            write!(self.0, " {name}={value:?}")
+        } else {
+            write!(self.0, " {name}={value}")
+        };
+    }
+
+    fn u64(&mut self, name: &str, value: u64) {
+        use std::fmt::Write as _;
+        let _ = write!(self.0, " {name}={value}");
+    }
+
+    fn f64(&mut self, name: &str, value: f64) {
+        use std::fmt::Write as _;
+        let _ = write!(self.0, " {name}={value}");
+    }
+
+    fn display(&mut self, name: &str, value: &dyn fmt::Display) {
+        self.str(name, &value.to_string());
+    }
 }
 
 /// Scopes separated by spaces, written straight into the line (no joined copy).
@@ -68,5 +124,72 @@ impl fmt::Display for Spaced<'_> {
             f.write_str(scope)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line<'a>(missing: &'a [String]) -> Line<'a> {
+        Line {
+            request_id: Some("r-1"),
+            session_id: None,
+            http_method: "POST",
+            subject: Some("agent \"7\""),
+            client_id: Some("agent"),
+            issuer: Some("https://idp.example"),
+            method: Some("tools/call"),
+            tool: Some("get_customer_info"),
+            rule: Some("get_customer_info"),
+            messages: 1,
+            decision: "deny",
+            reason: "insufficient_scope",
+            missing,
+            condition: None,
+            status: 403,
+            upstream_status: None,
+            upstream_ms: None,
+            duration_ms: 0.25,
+            trace_id: None,
+            policy_hash: "6ec6a8c8670a233b",
+        }
+    }
+
+    #[test]
+    fn the_json_line_has_every_present_field_in_order_and_ends_as_the_chain_expects() {
+        let missing = ["customer:read".to_string(), "ticket:create".to_string()];
+        let text = crate::logging::audit_json(MESSAGE, |f| line(&missing).fields(f)).unwrap();
+        assert!(text.starts_with("{\"timestamp\":\""), "{text}");
+        let rest = &text[text.find("\",\"level\"").unwrap()..];
+        assert_eq!(
+            rest,
+            "\",\"level\":\"INFO\",\"message\":\"decision\",\"request_id\":\"r-1\",\
+             \"http_method\":\"POST\",\"subject\":\"agent \\\"7\\\"\",\"client_id\":\"agent\",\
+             \"issuer\":\"https://idp.example\",\"method\":\"tools/call\",\
+             \"tool\":\"get_customer_info\",\"rule\":\"get_customer_info\",\"messages\":1,\
+             \"decision\":\"deny\",\"reason\":\"insufficient_scope\",\
+             \"missing_scopes\":\"customer:read ticket:create\",\"status\":403,\
+             \"duration_ms\":0.25,\"policy_hash\":\"6ec6a8c8670a233b\",\"target\":\"audit\"}\n"
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed["subject"], "agent \"7\"");
+    }
+
+    #[test]
+    fn the_text_line_names_each_field() {
+        let mut text = Text(String::new());
+        line(&[]).fields(&mut text);
+        assert!(
+            text.0
+                .starts_with(" request_id=r-1 http_method=POST subject=\"agent \\\"7\\\"\""),
+            "{}",
+            text.0
+        );
+        assert!(
+            text.0.contains(" missing_scopes=\"\" status=403 "),
+            "{}",
+            text.0
+        );
     }
 }

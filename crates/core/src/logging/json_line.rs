@@ -8,7 +8,7 @@
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{Event, Level, Subscriber};
 use tracing_log::NormalizeEvent as _;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
@@ -32,67 +32,129 @@ where
         // Events from the `log` crate (rustls's, say) carry their own target inside.
         let normalized = event.normalized_metadata();
         let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
-        writer.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut writer)?;
-        write!(writer, "\",\"level\":\"{}\"", meta.level())?;
-        let mut fields = Fields {
-            out: &mut writer,
-            result: Ok(()),
-        };
-        event.record(&mut fields);
-        fields.result?;
-        writer.write_str(",\"target\":")?;
-        write_string(&mut writer, meta.target())?;
-        writer.write_str("}\n")
+        line(&mut writer, meta.level(), meta.target(), |fields| {
+            event.record(fields)
+        })
     }
 }
 
-/// Writes each recorded field as `,"name":value`; the first error stops the rest.
-struct Fields<'w, 'b> {
-    out: &'w mut Writer<'b>,
+/// Writes one line: the timestamp and level, then what `fields` writes (the message first, as an
+/// event records it), then the target. Events and the audit line (written without an event, see
+/// `logging::audit`) both come out through here.
+pub(super) fn line<W: fmt::Write>(
+    out: &mut W,
+    level: &Level,
+    target: &str,
+    fields: impl FnOnce(&mut Fields<'_, W>),
+) -> fmt::Result {
+    out.write_str("{\"timestamp\":\"")?;
+    SystemTime.format_time(&mut Writer::new(out))?;
+    write!(out, "\",\"level\":\"{level}\"")?;
+    let mut written = Fields {
+        out: &mut *out,
+        result: Ok(()),
+    };
+    fields(&mut written);
+    written.result?;
+    out.write_str(",\"target\":")?;
+    write_string(out, target)?;
+    out.write_str("}\n")
+}
+
+/// Writes each field as `,"name":value`; the first error stops the rest. An absent value
+/// (`None`) is left out.
+pub struct Fields<'w, W> {
+    out: &'w mut W,
     result: fmt::Result,
 }
 
-impl Fields<'_, '_> {
-    fn field(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+impl<W: fmt::Write> super::LineFields for Fields<'_, W> {
+    fn str(&mut self, name: &str, value: &str) {
+        Fields::str(self, name, value);
+    }
+
+    fn u64(&mut self, name: &str, value: u64) {
+        Fields::u64(self, name, value);
+    }
+
+    fn f64(&mut self, name: &str, value: f64) {
+        Fields::f64(self, name, value);
+    }
+
+    fn display(&mut self, name: &str, value: &dyn fmt::Display) {
+        Fields::display(self, name, value);
+    }
+}
+
+impl<W: fmt::Write> Fields<'_, W> {
+    fn field(&mut self, name: &str, value: impl FnOnce(&mut W) -> fmt::Result) {
         if self.result.is_ok() {
             self.result = (|| {
                 self.out.write_char(',')?;
-                write_string(self.out, field.name())?;
+                write_string(self.out, name)?;
                 self.out.write_char(':')?;
                 value(self.out)
             })();
         }
     }
-}
 
-impl Visit for Fields<'_, '_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.field(field, |out| write_string(out, value));
+    pub fn str(&mut self, name: &str, value: &str) {
+        self.field(name, |out| write_string(out, value));
     }
 
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, |out| write!(out, "{value}"));
+    pub fn u64(&mut self, name: &str, value: u64) {
+        self.field(name, |out| write!(out, "{value}"));
     }
 
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field, |out| write!(out, "{value}"));
+    pub fn i64(&mut self, name: &str, value: i64) {
+        self.field(name, |out| write!(out, "{value}"));
     }
 
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.field(field, |out| write!(out, "{value}"));
+    pub fn bool(&mut self, name: &str, value: bool) {
+        self.field(name, |out| write!(out, "{value}"));
     }
 
-    fn record_f64(&mut self, field: &Field, value: f64) {
+    pub fn f64(&mut self, name: &str, value: f64) {
         // JSON has no NaN or infinity.
-        self.field(field, |out| match value.is_finite() {
+        self.field(name, |out| match value.is_finite() {
             true => write!(out, "{value}"),
             false => out.write_str("null"),
         });
     }
 
+    /// A value written through its `Display`, as a string.
+    pub fn display(&mut self, name: &str, value: &dyn fmt::Display) {
+        self.field(name, |out| {
+            out.write_char('"')?;
+            write!(Escaped(&mut *out), "{value}")?;
+            out.write_char('"')
+        });
+    }
+}
+
+impl<W: fmt::Write> Visit for Fields<'_, W> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.str(field.name(), value);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.u64(field.name(), value);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.i64(field.name(), value);
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.bool(field.name(), value);
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.f64(field.name(), value);
+    }
+
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.field(field, |out| {
+        self.field(field.name(), |out| {
             out.write_char('"')?;
             write!(Escaped(&mut *out), "{value:?}")?;
             out.write_char('"')

@@ -153,7 +153,7 @@ impl Write for LineWriter<'_> {
 impl Queue {
     /// Queues `line`, waiting for room when the queue is full (never dropping it: an audit
     /// trail with holes is worse than a slower request).
-    fn send(&self, line: Vec<u8>) {
+    pub(super) fn send(&self, line: Vec<u8>) {
         match self.sender.try_send(Message::Line(line)) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(message)) => {
