@@ -1,7 +1,8 @@
 //! What the end of one request costs the proxy: the context filled from an allowed `tools/call`
 //! and finished (request, tool call, issuer and upstream counters, durations; the audit line
 //! with no subscriber, i.e. off). Beside it, the same counters found by label each time, as
-//! they were before the handles were resolved when the policy and the issuers load.
+//! they were before the handles were resolved when the policy and the issuers load. And the
+//! audit line itself, as the JSON log formats it.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, Method, StatusCode};
+use scopegate_core::audit::{self, Line};
 use scopegate_core::ctx::{Ctx, Sinks};
 use scopegate_core::metrics::Metrics;
 use scopegate_core::policy::{Policy, PolicyState};
@@ -74,5 +76,35 @@ fn finish_one_request(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, finish_one_request);
+/// The audit line of an allowed `tools/call`, formatted as the JSON log queues it (the writer
+/// thread's share, the write and the hash chain, is not on the request's path).
+fn audit_line(c: &mut Criterion) {
+    let line = Line {
+        request_id: Some("18ecca1576023b46-0-00000000"),
+        session_id: Some("3f2c9a7e-1b4d-4c8e-9a51-7d0e2b6c4f13"),
+        http_method: "POST",
+        subject: Some("bench-agent"),
+        client_id: Some("bench-agent"),
+        issuer: Some(ISSUER),
+        method: Some("tools/call"),
+        tool: Some("get_customer_info"),
+        rule: Some("get_customer_info"),
+        messages: 1,
+        decision: "allow",
+        reason: "allowed",
+        missing: &[],
+        condition: None,
+        status: 200,
+        upstream_status: Some(200),
+        upstream_ms: Some(0.315589),
+        duration_ms: 0.468403,
+        trace_id: None,
+        policy_hash: "6ec6a8c8670a233b",
+    };
+    c.bench_function("request/audit_line_json", |b| {
+        b.iter(|| black_box(audit::json(black_box(&line))))
+    });
+}
+
+criterion_group!(benches, finish_one_request, audit_line);
 criterion_main!(benches);

@@ -36,9 +36,13 @@ pub fn write(line: &Line<'_>) {
     if crate::logging::audit(MESSAGE, |fields| line.fields(fields)) {
         return;
     }
-    let mut text = Text(String::new());
-    line.fields(&mut text);
-    tracing::info!(target: "audit", "{MESSAGE}{}", text.0);
+    // Formatted only if a subscriber takes the event.
+    tracing::info!(target: "audit", "{MESSAGE}{}", TextLine(line));
+}
+
+/// `line` as the JSON log writes it.
+pub fn json(line: &Line<'_>) -> Option<String> {
+    crate::logging::audit_json(MESSAGE, |fields| line.fields(fields))
 }
 
 /// The audit line's `message`.
@@ -84,27 +88,49 @@ impl Line<'_> {
 }
 
 /// The fields as the text log shows them: ` name=value` each, strings quoted only where they
-/// hold a space or a quote.
-struct Text(String);
+/// are empty or hold a space or a quote.
+struct TextLine<'l, 'a>(&'l Line<'a>);
 
-impl LineFields for Text {
-    fn str(&mut self, name: &str, value: &str) {
-        use std::fmt::Write as _;
-        let _ = if value.is_empty() || value.contains([' ', '"']) {
-            write!(self.0, " {name}={value:?}")
-        } else {
-            write!(self.0, " {name}={value}")
+impl fmt::Display for TextLine<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = Text {
+            out: f,
+            result: Ok(()),
         };
+        self.0.fields(&mut text);
+        text.result
+    }
+}
+
+/// Writes fields as text; the first error stops the rest.
+struct Text<W> {
+    out: W,
+    result: fmt::Result,
+}
+
+impl<W: fmt::Write> Text<W> {
+    fn write(&mut self, args: fmt::Arguments<'_>) {
+        if self.result.is_ok() {
+            self.result = self.out.write_fmt(args);
+        }
+    }
+}
+
+impl<W: fmt::Write> LineFields for Text<W> {
+    fn str(&mut self, name: &str, value: &str) {
+        if value.is_empty() || value.contains([' ', '"']) {
+            self.write(format_args!(" {name}={value:?}"));
+        } else {
+            self.write(format_args!(" {name}={value}"));
+        }
     }
 
     fn u64(&mut self, name: &str, value: u64) {
-        use std::fmt::Write as _;
-        let _ = write!(self.0, " {name}={value}");
+        self.write(format_args!(" {name}={value}"));
     }
 
     fn f64(&mut self, name: &str, value: f64) {
-        use std::fmt::Write as _;
-        let _ = write!(self.0, " {name}={value}");
+        self.write(format_args!(" {name}={value}"));
     }
 
     fn display(&mut self, name: &str, value: &dyn fmt::Display) {
@@ -159,7 +185,7 @@ mod tests {
     #[test]
     fn the_json_line_has_every_present_field_in_order_and_ends_as_the_chain_expects() {
         let missing = ["customer:read".to_string(), "ticket:create".to_string()];
-        let text = crate::logging::audit_json(MESSAGE, |f| line(&missing).fields(f)).unwrap();
+        let text = json(&line(&missing)).unwrap();
         assert!(text.starts_with("{\"timestamp\":\""), "{text}");
         let rest = &text[text.find("\",\"level\"").unwrap()..];
         assert_eq!(
@@ -178,18 +204,11 @@ mod tests {
 
     #[test]
     fn the_text_line_names_each_field() {
-        let mut text = Text(String::new());
-        line(&[]).fields(&mut text);
+        let text = TextLine(&line(&[])).to_string();
         assert!(
-            text.0
-                .starts_with(" request_id=r-1 http_method=POST subject=\"agent \\\"7\\\"\""),
-            "{}",
-            text.0
+            text.starts_with(" request_id=r-1 http_method=POST subject=\"agent \\\"7\\\"\""),
+            "{text}"
         );
-        assert!(
-            text.0.contains(" missing_scopes=\"\" status=403 "),
-            "{}",
-            text.0
-        );
+        assert!(text.contains(" missing_scopes=\"\" status=403 "), "{text}");
     }
 }

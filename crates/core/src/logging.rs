@@ -64,10 +64,7 @@ pub fn audit(message: &str, fields: impl FnOnce(&mut dyn LineFields)) -> bool {
 }
 
 /// The JSON line `audit` queues: what the formatter writes for an `audit` event at `INFO`.
-pub(crate) fn audit_json(
-    message: &str,
-    fields: impl FnOnce(&mut dyn LineFields),
-) -> Option<String> {
+pub fn audit_json(message: &str, fields: impl FnOnce(&mut dyn LineFields)) -> Option<String> {
     let mut line = String::with_capacity(768);
     json_line::line(&mut line, &tracing::Level::INFO, "audit", |out| {
         out.str("message", message);

@@ -11,7 +11,6 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_log::NormalizeEvent as _;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -48,8 +47,10 @@ pub(super) fn line<W: fmt::Write>(
     fields: impl FnOnce(&mut Fields<'_, W>),
 ) -> fmt::Result {
     out.write_str("{\"timestamp\":\"")?;
-    SystemTime.format_time(&mut Writer::new(out))?;
-    write!(out, "\",\"level\":\"{level}\"")?;
+    write_timestamp(out, std::time::SystemTime::now())?;
+    out.write_str("\",\"level\":\"")?;
+    out.write_str(level.as_str())?;
+    out.write_char('"')?;
     let mut written = Fields {
         out: &mut *out,
         result: Ok(()),
@@ -103,7 +104,7 @@ impl<W: fmt::Write> Fields<'_, W> {
     }
 
     pub fn u64(&mut self, name: &str, value: u64) {
-        self.field(name, |out| write!(out, "{value}"));
+        self.field(name, |out| out.write_str(Digits::of(value).as_str()));
     }
 
     pub fn i64(&mut self, name: &str, value: i64) {
@@ -116,8 +117,9 @@ impl<W: fmt::Write> Fields<'_, W> {
 
     pub fn f64(&mut self, name: &str, value: f64) {
         // JSON has no NaN or infinity.
+        // ECMAScript's number form (as `JSON.stringify` writes it): shortest round-trip digits.
         self.field(name, |out| match value.is_finite() {
-            true => write!(out, "{value}"),
+            true => out.write_str(ryu_js::Buffer::new().format_finite(value)),
             false => out.write_str("null"),
         });
     }
@@ -160,6 +162,85 @@ impl<W: fmt::Write> Visit for Fields<'_, W> {
             out.write_char('"')
         });
     }
+}
+
+/// A `u64` in decimal, without the formatter's machinery (the audit line has a few per request).
+struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn of(mut value: u64) -> Digits {
+        let mut buf = [0u8; 20];
+        let mut start = buf.len();
+        loop {
+            start -= 1;
+            buf[start] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                return Digits { buf, start };
+            }
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits were written.
+        std::str::from_utf8(&self.buf[self.start..]).unwrap_or("")
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` in UTC, as tracing-subscriber writes it. The part up to the
+/// seconds is kept per thread and worked out again only when the second changes.
+fn write_timestamp(out: &mut impl fmt::Write, now: std::time::SystemTime) -> fmt::Result {
+    thread_local! {
+        static SECOND: std::cell::Cell<(u64, [u8; 20])> = const { std::cell::Cell::new((u64::MAX, [0; 20])) };
+    }
+    let since = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let second = since.as_secs();
+    let (cached, mut prefix) = SECOND.get();
+    if cached != second {
+        prefix = date_time(second);
+        SECOND.set((second, prefix));
+    }
+    out.write_str(std::str::from_utf8(&prefix).unwrap_or(""))?;
+    let micros = Digits::of(u64::from(since.subsec_micros()) + 1_000_000);
+    // The leading 1 keeps the zeros: 1_000_042 is written 000042.
+    out.write_str(&micros.as_str()[1..])?;
+    out.write_char('Z')
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` for seconds since the epoch (the civil calendar from days, after
+/// Howard Hinnant's `civil_from_days`).
+fn date_time(seconds: u64) -> [u8; 20] {
+    let days = (seconds / 86_400) as i64;
+    let in_day = seconds % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut out = *b"0000-00-00T00:00:00.";
+    let mut put = |at: usize, width: usize, value: u64| {
+        let mut value = value;
+        for i in (0..width).rev() {
+            out[at + i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year.clamp(0, 9999) as u64);
+    put(5, 2, month as u64);
+    put(8, 2, day as u64);
+    put(11, 2, in_day / 3600);
+    put(14, 2, in_day / 60 % 60);
+    put(17, 2, in_day % 60);
+    out
 }
 
 fn write_string(out: &mut impl fmt::Write, text: &str) -> fmt::Result {
@@ -280,5 +361,40 @@ mod tests {
             assert_eq!(back, text, "{json}");
         }
         assert_eq!(escaped("\u{1}"), "\"\\u0001\"");
+    }
+
+    #[test]
+    fn timestamps_are_utc_with_microseconds_across_the_calendar() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let at = |seconds: u64, micros: u64| {
+            let mut out = String::new();
+            let time = UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_micros(micros);
+            write_timestamp(&mut out, time).unwrap();
+            out
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(at(951_782_400, 42), "2000-02-29T00:00:00.000042Z");
+        assert_eq!(at(1_709_251_199, 999_999), "2024-02-29T23:59:59.999999Z");
+        assert_eq!(at(1_796_031_344, 937_929), "2026-11-30T09:35:44.937929Z");
+        assert_eq!(at(4_102_444_799, 5), "2099-12-31T23:59:59.000005Z");
+        // The per-thread second is worked out again when it changes, not reused.
+        assert_eq!(at(86_399, 1), "1970-01-01T23:59:59.000001Z");
+        assert_eq!(at(86_400, 1), "1970-01-02T00:00:00.000001Z");
+    }
+
+    #[test]
+    fn numbers_are_written_as_json_reads_them() {
+        for value in [0u64, 7, 10, 403, u64::MAX] {
+            assert_eq!(Digits::of(value).as_str(), value.to_string());
+        }
+        let mut out = String::new();
+        let mut fields = Fields {
+            out: &mut out,
+            result: Ok(()),
+        };
+        fields.f64("a", 0.315589);
+        fields.f64("b", 12.0);
+        fields.f64("c", f64::INFINITY);
+        assert_eq!(out, ",\"a\":0.315589,\"b\":12,\"c\":null");
     }
 }
