@@ -120,6 +120,23 @@ fn colour(stderr_is_terminal: bool, no_color: Option<OsString>) -> bool {
     stderr_is_terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
+/// Collects what a test's log output writes (the formatter's, or the writer thread's).
+#[cfg(test)]
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -280,6 +280,7 @@ impl<W: fmt::Write> fmt::Write for Escaped<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logging::Captured;
 
     fn escaped(text: &str) -> String {
         let mut out = String::new();
@@ -287,23 +288,9 @@ mod tests {
         out
     }
 
-    /// Collects what the formatter writes.
-    #[derive(Clone, Default)]
-    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn an_event_is_one_json_object_with_its_fields_beside_the_message() {
-        let lines = Lines::default();
+        let lines = Captured::default();
         let sink = lines.clone();
         let subscriber = tracing_subscriber::fmt()
             .event_format(JsonLine)

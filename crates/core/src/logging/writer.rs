@@ -175,25 +175,11 @@ impl<'a> MakeWriter<'a> for Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    /// Collects what the writer thread writes.
-    #[derive(Clone, Default)]
-    struct Collected(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Collected {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::logging::Captured;
 
     #[test]
     fn every_queued_line_is_written_in_order_before_the_guard_is_gone() {
-        let out = Collected::default();
+        let out = Captured::default();
         let (queue, finish) = start(out.clone(), 4, "test-log").unwrap();
         // More lines than the queue holds: the later ones wait for room, none is dropped.
         let before = queue_waits();
@@ -212,7 +198,7 @@ mod tests {
 
     #[test]
     fn a_lone_line_is_written_without_waiting_for_company() {
-        let out = Collected::default();
+        let out = Captured::default();
         let (queue, _finish) = start(out.clone(), 16, "test-log").unwrap();
         queue.make_writer().write_all(b"alone\n").unwrap();
         // The writer flushes as soon as its queue runs empty; nothing else is coming.
