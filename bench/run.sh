@@ -13,6 +13,9 @@
 #                 tenant claim and the call's customer_id, beside the plain policy
 #   scopegate-otel  the plain policy with tracing on: every request sampled, spans exported over
 #                 OTLP/HTTP to a local sink that answers 200 and discards them
+#   scopegate-prev  another scopegate binary (BENCH_PREV, e.g. a build of the previous commit) on
+#                 the plain config: a before/after pair measured in the same rounds, which on a
+#                 shared machine is the only way to see a difference of a few per cent
 # Runs are interleaved and repeated; medians are reported. Then the SSE phase: many event streams
 # held open direct and through scopegate, for scopegate's memory per open stream and the latency
 # it adds to each event. Stops by itself.
@@ -26,8 +29,9 @@
 # of five ports, default 18080), BENCH_SSE_STREAMS (default 1000), BENCH_SSE_SECONDS (how long the
 # streams are held once open, default 20), BENCH_TARGETS (the targets to run, space-separated, in
 # the order above; default all of them: e.g. BENCH_TARGETS="direct scopegate scopegate-otel" for a
-# short round; the SSE phase runs when direct and scopegate are both among them). Ports: BENCH_PORT
-# and the eleven after it.
+# short round; the SSE phase runs when direct and scopegate are both among them), BENCH_PREV (a
+# scopegate binary for the scopegate-prev target; with it set, that target is among the
+# default ones). Ports: BENCH_PORT and the twelve after it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -51,13 +55,20 @@ fi
 UP_PORT=$PORT NGINX_PORT=$((PORT + 1)) HAPROXY_PORT=$((PORT + 2)) SG_PORT=$((PORT + 3)) SGWS_PORT=$((PORT + 4))
 SGRL_PORT=$((PORT + 5)) SGR_PORT=$((PORT + 6)) REDIS_PORT=$((PORT + 7))
 SGT_PORT=$((PORT + 8)) SGO_PORT=$((PORT + 9)) SGO_ADMIN_PORT=$((PORT + 10)) OTLP_PORT=$((PORT + 11))
-ALL_TARGETS=(direct nginx haproxy scopegate scopegate-ws scopegate-rl scopegate-redis scopegate-tenant scopegate-otel)
-read -ra TARGETS <<<"${BENCH_TARGETS:-${ALL_TARGETS[*]}}"
+SGP_PORT=$((PORT + 12))
+PREV=${BENCH_PREV:-}
+ALL_TARGETS=(direct nginx haproxy scopegate scopegate-ws scopegate-rl scopegate-redis scopegate-tenant scopegate-otel scopegate-prev)
+DEFAULT_TARGETS=("${ALL_TARGETS[@]}")
+[[ -n $PREV ]] || DEFAULT_TARGETS=("${ALL_TARGETS[@]:0:${#ALL_TARGETS[@]}-1}")
+read -ra TARGETS <<<"${BENCH_TARGETS:-${DEFAULT_TARGETS[*]}}"
 for t in "${TARGETS[@]}"; do
   [[ " ${ALL_TARGETS[*]} " == *" $t "* ]] || { echo "BENCH_TARGETS: no target $t (known: ${ALL_TARGETS[*]})" >&2; exit 1; }
 done
 ((${#TARGETS[@]})) || { echo "BENCH_TARGETS names no target" >&2; exit 1; }
 selected() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
+if selected scopegate-prev && [[ ! -x $PREV ]]; then
+  echo "scopegate-prev needs BENCH_PREV, the path of a scopegate binary (got '${PREV}')" >&2; exit 1
+fi
 ISSUER=https://issuer.bench.local
 AUDIENCE=https://localhost:$SG_PORT/mcp
 
@@ -137,6 +148,7 @@ sed -e "s|@W@|$W|g" -e "s|@UP@|$UP_PORT|g" -e "s|@PORT@|$HAPROXY_PORT|g" \
 sed -e "s|@W@|$W|g" -e "s|@UP@|$UP_PORT|g" -e "s|@PORT@|$SG_PORT|g" -e "s|@ROOT@|$ROOT|g" \
   -e "s|@ISSUER@|$ISSUER|g" -e "s|@AUDIENCE@|$AUDIENCE|g" bench/scopegate.toml >"$W/scopegate.toml"
 sed -e "s|:$SG_PORT\"|:$SGWS_PORT\"|" "$W/scopegate.toml" >"$W/scopegate-ws.toml"
+sed -e "s|:$SG_PORT\"|:$SGP_PORT\"|" "$W/scopegate.toml" >"$W/scopegate-prev.toml"
 # The rate-limited pair: the same policy with a limit on the benchmarked tool, its buckets in the
 # process or in Redis.
 sed '/^name = "get_customer_info"/a rate_limit = "1000000/s"' policies/customer-service.toml >"$W/policy-rl.toml"
@@ -187,6 +199,9 @@ fi
 if selected scopegate-tenant; then
   "$SCOPEGATE" run --config "$W/scopegate-tenant.toml" >"$W/scopegate-tenant.log" 2>&1 & PIDS+=($!); SGT_PID=$!
 fi
+if selected scopegate-prev; then
+  "$PREV" run --config "$W/scopegate-prev.toml" >"$W/scopegate-prev.log" 2>&1 & PIDS+=($!); SGP_PID=$!
+fi
 if selected scopegate-otel; then
   nginx -p "$W/otlp" -e "$W/otlp/nginx.err" -c "$W/otlp/nginx.conf" -g 'daemon off;' & PIDS+=($!)
   "$SCOPEGATE" run --config "$W/scopegate-otel.toml" >"$W/scopegate-otel.log" 2>&1 & PIDS+=($!); SGO_PID=$!
@@ -202,6 +217,7 @@ declare -A URL=(
   [scopegate-redis]="https://127.0.0.1:$SGR_PORT/mcp"
   [scopegate-tenant]="https://127.0.0.1:$SGT_PORT/mcp"
   [scopegate-otel]="https://127.0.0.1:$SGO_PORT/mcp"
+  [scopegate-prev]="https://127.0.0.1:$SGP_PORT/mcp"
 )
 
 call() { # URL [TOKEN] [BODY] -> status
@@ -222,7 +238,7 @@ for t in "${TARGETS[@]}"; do
 done
 # The authorizing targets must refuse what they should: a wrong scope and a bad signature.
 denied_body=${BENCH_BODY/get_customer_info/calculate_account_value}
-for t in haproxy scopegate scopegate-ws scopegate-rl scopegate-redis scopegate-tenant scopegate-otel; do
+for t in haproxy scopegate scopegate-ws scopegate-rl scopegate-redis scopegate-tenant scopegate-otel scopegate-prev; do
   selected "$t" || continue
   s1=$(call "${URL[$t]}" "$BENCH_TOKEN" "$denied_body")
   s2=$(call "${URL[$t]}" "${BENCH_TOKEN%?????}AAAAA")
@@ -280,6 +296,7 @@ pids_of() { # a target's processes: nginx's master and its workers
     scopegate-tenant) echo "$SGT_PID" ;;
     # The span sink is the collector's cost, not scopegate's.
     scopegate-otel) echo "$SGO_PID" ;;
+    scopegate-prev) echo "$SGP_PID" ;;
   esac
 }
 cpu_ticks() { local sum=0 pid; for pid in $(pids_of "$1"); do
@@ -336,7 +353,7 @@ done
 # to clients; HAProxy's numbers are HTTP/1.1 only to keep its run short.
 H2=$W/h2.tsv
 : >"$H2"
-for t in nginx scopegate scopegate-ws; do
+for t in nginx scopegate scopegate-ws scopegate-prev; do
   selected "$t" || continue
   h2out=$(h2load -D "$DURATION" -c "$CONNS" -m 1 -t "$THREADS" -d "$W/body.json" \
     -H "authorization: Bearer $BENCH_TOKEN" -H 'content-type: application/json' \
@@ -431,6 +448,7 @@ compare() { # what, target, baseline's what, baseline: req/s ratio, added paced 
 compare "Rate-limited tool, buckets in Redis" scopegate-redis "in the process" scopegate-rl
 compare "Tenant isolation, a condition on the token's tenant and the call's customer" scopegate-tenant "the plain policy" scopegate
 compare "Tracing on, every request sampled and exported" scopegate-otel "tracing off" scopegate
+compare "This build" scopegate "the build in BENCH_PREV" scopegate-prev
 if selected scopegate-otel; then
   # What the tracing target sent: export requests by result, and spans the full queue dropped.
   otel_metrics=$(curl -s "http://127.0.0.1:$SGO_ADMIN_PORT/metrics" || true)
