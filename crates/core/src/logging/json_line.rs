@@ -126,9 +126,14 @@ impl<W: fmt::Write> Fields<'_, W> {
 
     /// A value written through its `Display`, as a string.
     pub fn display(&mut self, name: &str, value: &dyn fmt::Display) {
+        self.quoted(name, format_args!("{value}"));
+    }
+
+    /// Formatted text as a JSON string, escaped as it is written (no copy of it first).
+    fn quoted(&mut self, name: &str, text: fmt::Arguments<'_>) {
         self.field(name, |out| {
             out.write_char('"')?;
-            write!(Escaped(&mut *out), "{value}")?;
+            Escaped(&mut *out).write_fmt(text)?;
             out.write_char('"')
         });
     }
@@ -156,11 +161,7 @@ impl<W: fmt::Write> Visit for Fields<'_, W> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.field(field.name(), |out| {
-            out.write_char('"')?;
-            write!(Escaped(&mut *out), "{value:?}")?;
-            out.write_char('"')
-        });
+        self.quoted(field.name(), format_args!("{value:?}"));
     }
 }
 
