@@ -7,8 +7,9 @@
 //! A listing is recognised by its shape, not by matching ids: every response whose `result`
 //! holds a `tools`, `prompts` or `resources` array is filtered. So an answer id written `1.0` for
 //! request `1`, a replay, or an answer on another stream are all filtered alike. What cannot be
-//! read (invalid JSON, a duplicated key, an event past the size bound) is refused, never relayed
-//! unfiltered.
+//! read (invalid JSON, a duplicated key where a listing could be, an event past the size bound)
+//! is refused, never relayed unfiltered. An answer that cannot hold a listing at all (none of the
+//! three names in its bytes, see [`may_hold_listing`]) is only checked to be JSON.
 //!
 //! Filtering splices the upstream's bytes: only the filtered arrays are rewritten, from the kept
 //! entries' own bytes, so key order, number forms and everything else stay as the upstream wrote
@@ -53,6 +54,21 @@ pub const LIST_METHODS: [&str; 4] = [
 /// The notification that names a changed resource: it reaches only a caller who may subscribe
 /// to that resource (`resources/subscribe` on its `uri`).
 const RESOURCE_UPDATED: &str = "notifications/resources/updated";
+
+/// Whether a JSON text can hold a listing at all: a member named `tools`, `prompts` or
+/// `resources` (the filtered arrays, and the resource a change notification names) is either
+/// written with its letters, or with a `\u` escape for one of them; any other escape stands for
+/// a character no such name holds. Nearly every answer (a tool call's result, an error, an
+/// acknowledgement) holds none of these, and is then only checked to be JSON, in one pass,
+/// instead of being taken apart member by member. A false positive (the word in a text, an
+/// escaped `\\u`) only takes the full path.
+fn may_hold_listing(body: &[u8]) -> bool {
+    use memchr::memmem::find;
+    find(body, b"\\u").is_some()
+        || find(body, b"tools").is_some()
+        || find(body, b"prompts").is_some()
+        || find(body, b"resources").is_some()
+}
 
 /// A listing that could not be read, so could not be filtered: refused, never passed on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +127,12 @@ impl ListFilter {
     /// the original bytes go out.
     pub fn filter_json(&self, body: &[u8]) -> Result<Option<Bytes>, Unreadable> {
         let text = std::str::from_utf8(body).map_err(|_| Unreadable("listing is not UTF-8"))?;
+        if !may_hold_listing(body) {
+            // Still read whole: what the proxy cannot read is refused, listing or not.
+            serde_json::from_str::<de::IgnoredAny>(text)
+                .map_err(|_| Unreadable("answer is not JSON"))?;
+            return Ok(None);
+        }
         let mut cuts = Vec::new();
         if text.trim_start().starts_with('[') {
             let messages: Vec<&RawValue> =

@@ -78,14 +78,43 @@ fn requests_and_other_answers_pass_untouched() {
 }
 
 #[test]
+fn an_answer_without_a_listing_word_is_only_checked_to_be_json() {
+    let call = r#"{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"{\"plan\":\"pro\"}"}]}}"#;
+    assert!(!may_hold_listing(call.as_bytes()));
+    assert_eq!(filter(&[]).filter_json(call.as_bytes()), Ok(None));
+    for garbage in [&call[..call.len() - 1], "{\"id\":1} trailing", "\u{feff}{}"] {
+        assert!(!may_hold_listing(garbage.as_bytes()));
+        assert!(
+            filter(&[]).filter_json(garbage.as_bytes()).is_err(),
+            "{garbage}"
+        );
+    }
+    // Each listing name, however it is spelled, takes the full path.
+    for (from, to) in [
+        (r#""tools":"#, r#""tools":"#),
+        (r#""tools":"#, r#""prompts":"#),
+        (r#""tools":"#, r#""resources":"#),
+        (r#""tools":"#, r#""t\u006fols":"#),
+        (r#""tools":"#, r#""\u0074ools":"#),
+    ] {
+        assert!(
+            may_hold_listing(LISTING.replace(from, to).as_bytes()),
+            "{to}"
+        );
+    }
+}
+
+#[test]
 fn an_escaped_member_name_is_the_same_member() {
-    let body = LISTING.replace(r#""tools":"#, r#""t\u006fols":"#);
-    let out = filter(&["r"])
-        .filter_json(body.as_bytes())
-        .unwrap()
-        .unwrap();
-    let value: Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(value["result"]["tools"].as_array().unwrap().len(), 2);
+    for spelled in [r#""t\u006fols":"#, r#""\u0074\u006f\u006f\u006c\u0073":"#] {
+        let body = LISTING.replace(r#""tools":"#, spelled);
+        let out = filter(&["r"])
+            .filter_json(body.as_bytes())
+            .unwrap()
+            .unwrap();
+        let value: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["result"]["tools"].as_array().unwrap().len(), 2);
+    }
 }
 
 #[test]
