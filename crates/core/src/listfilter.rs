@@ -9,7 +9,7 @@
 //! request `1`, a replay, or an answer on another stream are all filtered alike. What cannot be
 //! read (invalid JSON, a duplicated key where a listing could be, an event past the size bound)
 //! is refused, never relayed unfiltered. An answer that cannot hold a listing at all (none of the
-//! three names in its bytes, see [`may_hold_listing`]) is only checked to be JSON.
+//! three names in its bytes, see `may_hold_listing`) is only checked to be JSON.
 //!
 //! Filtering splices the upstream's bytes: only the filtered arrays are rewritten, from the kept
 //! entries' own bytes, so key order, number forms and everything else stay as the upstream wrote
