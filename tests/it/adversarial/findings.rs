@@ -258,6 +258,34 @@ async fn a_listing_that_cannot_be_read_is_refused_not_relayed() {
     assert_eq!(body["error"]["data"]["reason"], "list_unreadable");
 }
 
+#[tokio::test]
+async fn a_tool_result_is_relayed_byte_for_byte_and_one_that_is_not_json_is_refused() {
+    const CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_customer_info","arguments":{"customer_id":"C-1"}}}"#;
+    // No listing name in its bytes: only checked to be JSON, then passed on as it came.
+    let result = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"{\"plan\":\"pro\"}"}]}}"#;
+    let (t, upstream) = system_before("application/json", result.to_string()).await;
+    let response = t
+        .post(Some(&t.token(&["customer:read"])), CALL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), result);
+    assert_eq!(upstream.load(Ordering::SeqCst), 1);
+
+    let (t, upstream) = system_before("application/json", result.replace("}}", "}")).await;
+    let response = t
+        .post(Some(&t.token(&["customer:read"])), CALL)
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = read(response).await;
+    assert_eq!(status, 502);
+    assert_eq!(body["id"], 1);
+    assert_eq!(body["error"]["data"]["reason"], "list_unreadable");
+    assert_eq!(upstream.load(Ordering::SeqCst), 1);
+}
+
 /// The events of a stream whose lines end in `line_end` and events in `blank`.
 fn replay(line_end: &str, blank: &str) -> String {
     format!(
