@@ -33,8 +33,13 @@ static SINGLETONS: [&HeaderName; 6] = [
 /// decides on spelled with `_` for `-`: CGI/WSGI-style servers read `mcp_session_id` as
 /// `Mcp-Session-Id` (both become `HTTP_MCP_SESSION_ID`), so it is a second copy too.
 pub fn check_singletons(headers: &HeaderMap) -> Result<(), ProxyError> {
-    for name in SINGLETONS.iter().copied().chain([&MCP_METHOD, &MCP_NAME]) {
-        single(headers, name)?;
+    // As many values as names: no header is repeated, so none of the lookups below could find
+    // a second copy (the common case, one comparison instead of a hash lookup per name).
+    let repeats = headers.len() != headers.keys_len();
+    if repeats {
+        for name in SINGLETONS.iter().copied().chain([&MCP_METHOD, &MCP_NAME]) {
+            single(headers, name)?;
+        }
     }
     for name in headers.keys() {
         let text = name.as_str();
@@ -47,7 +52,7 @@ pub fn check_singletons(headers: &HeaderMap) -> Result<(), ProxyError> {
             {
                 return Err(ProxyError::RepeatedHeader(name.clone()));
             }
-        } else if text.starts_with(MCP_PARAM_PREFIX) {
+        } else if repeats && text.starts_with(MCP_PARAM_PREFIX) {
             // A tool argument mirrored for routing: one value, or a router and the upstream
             // could each read another.
             single(headers, name)?;
