@@ -333,9 +333,16 @@ PACE_BY=${TARGETS[0]}
 if selected scopegate; then PACE_BY=scopegate; fi
 PACED_CONNS=
 for ((round = 1; round <= ROUNDS; round++)); do
-  # Rotate the order every round, so no target always runs first or right after a cold one.
+  # Rotate the order every round, so no target always runs first or right after a cold one, and
+  # reverse it every second round, so no target always runs right after the same one (a pair
+  # such as scopegate and scopegate-prev would otherwise always run in the same order).
   shift_by=$(((round - 1) % ${#TARGETS[@]}))
   order=("${TARGETS[@]:$shift_by}" "${TARGETS[@]:0:$shift_by}")
+  if ((round % 2 == 0)); then
+    for ((i = 0, j = ${#order[@]} - 1; i < j; i++, j--)); do
+      t=${order[i]} order[i]=${order[j]} order[j]=$t
+    done
+  fi
   say "round $round: ${order[*]}"
   PHASE=peak
   for t in "${order[@]}"; do run_wrk "$t" peak "$CONNS" "$DURATION" 0; done
