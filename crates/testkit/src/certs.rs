@@ -2,12 +2,16 @@
 //! the tests run the proxy on real TLS with a client that verifies it.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
+
+/// How long a development server certificate is valid.
+pub const SERVER_CERT_DAYS: u64 = 30;
 
 /// A CA that lives as long as this value.
 pub struct DevCa {
@@ -54,10 +58,15 @@ impl DevCa {
         self.issuer.pem()
     }
 
-    /// A server certificate for `localhost` and `127.0.0.1`, as (certificate PEM, key PEM).
+    /// A server certificate for `localhost` and `127.0.0.1`, as (certificate PEM, key PEM),
+    /// valid from an hour ago for [`SERVER_CERT_DAYS`] days: a lifetime a real certificate could
+    /// have, so the certificate-expiry metric and panel show what they would in production.
     pub fn server_cert(&self) -> anyhow::Result<(String, String)> {
         let mut params =
             CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+        let now = SystemTime::now();
+        params.not_before = (now - Duration::from_secs(3600)).into();
+        params.not_after = (now + Duration::from_secs(SERVER_CERT_DAYS * 86_400)).into();
         params
             .distinguished_name
             .push(DnType::CommonName, "localhost");
