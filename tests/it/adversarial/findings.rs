@@ -243,12 +243,12 @@ async fn an_answer_id_written_1_0_is_filtered_with_the_upstreams_key_order_kept(
     );
 }
 
-#[tokio::test]
-async fn a_listing_that_cannot_be_read_is_refused_not_relayed() {
-    let duplicated = listing("1").replace(r#","nextCursor""#, r#","tools":[],"nextCursor""#);
-    let (t, _) = system_before("application/json", duplicated).await;
+/// Sends `request` (id 1) as a `customer:read` caller to a proxy whose upstream answers
+/// `answer` as JSON, and asserts the answer is refused as unreadable, not relayed.
+async fn refused_as_unreadable(request: &'static str, answer: String) {
+    let (t, upstream) = system_before("application/json", answer).await;
     let response = t
-        .post(Some(&t.token(&["customer:read"])), LIST_REQUEST)
+        .post(Some(&t.token(&["customer:read"])), request)
         .send()
         .await
         .unwrap();
@@ -256,6 +256,13 @@ async fn a_listing_that_cannot_be_read_is_refused_not_relayed() {
     assert_eq!(status, 502);
     assert_eq!(body["id"], 1);
     assert_eq!(body["error"]["data"]["reason"], "list_unreadable");
+    assert_eq!(upstream.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_listing_that_cannot_be_read_is_refused_not_relayed() {
+    let duplicated = listing("1").replace(r#","nextCursor""#, r#","tools":[],"nextCursor""#);
+    refused_as_unreadable(LIST_REQUEST, duplicated).await;
 }
 
 #[tokio::test]
@@ -273,17 +280,7 @@ async fn a_tool_result_is_relayed_byte_for_byte_and_one_that_is_not_json_is_refu
     assert_eq!(response.text().await.unwrap(), result);
     assert_eq!(upstream.load(Ordering::SeqCst), 1);
 
-    let (t, upstream) = system_before("application/json", result.replace("}}", "}")).await;
-    let response = t
-        .post(Some(&t.token(&["customer:read"])), CALL)
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = read(response).await;
-    assert_eq!(status, 502);
-    assert_eq!(body["id"], 1);
-    assert_eq!(body["error"]["data"]["reason"], "list_unreadable");
-    assert_eq!(upstream.load(Ordering::SeqCst), 1);
+    refused_as_unreadable(CALL, result.replace("}}", "}")).await;
 }
 
 /// The events of a stream whose lines end in `line_end` and events in `blank`.
