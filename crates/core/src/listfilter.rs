@@ -19,11 +19,12 @@ use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
+use memchr::memmem::Finder;
 use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -63,11 +64,10 @@ const RESOURCE_UPDATED: &str = "notifications/resources/updated";
 /// instead of being taken apart member by member. A false positive (the word in a text, an
 /// escaped `\\u`) only takes the full path.
 fn may_hold_listing(body: &[u8]) -> bool {
-    use memchr::memmem::find;
-    find(body, b"\\u").is_some()
-        || find(body, b"tools").is_some()
-        || find(body, b"prompts").is_some()
-        || find(body, b"resources").is_some()
+    // Searchers built once, not at every answer.
+    static WORDS: LazyLock<[Finder<'static>; 4]> =
+        LazyLock::new(|| [b"\\u".as_slice(), b"tools", b"prompts", b"resources"].map(Finder::new));
+    WORDS.iter().any(|word| word.find(body).is_some())
 }
 
 /// A listing that could not be read, so could not be filtered: refused, never passed on.
