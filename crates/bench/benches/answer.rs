@@ -9,7 +9,7 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use scopegate_core::auth::Principal;
 use scopegate_core::listfilter::ListFilter;
-use scopegate_core::policy::{ClaimsCache, GrantedCache, Policy, PolicyState, ScopeSet};
+use scopegate_core::policy::{Policy, PolicyState};
 
 const POLICY: &str = include_str!("../../../policies/customer-service.toml");
 /// The load benchmark upstream's answer (crates/bench/examples/bench-upstream.rs).
@@ -36,17 +36,7 @@ fn filter() -> ListFilter {
         metadata_document: Bytes::new(),
         counters: Default::default(),
     });
-    let scopes = ["customer:read"];
-    let principal = Principal {
-        subject: Some("agent".into()),
-        client_id: Some("agent".into()),
-        scopes: scopes.iter().map(|s| s.to_string()).collect(),
-        granted: ScopeSet::new(scopes.iter().copied()),
-        expires_at: u64::MAX,
-        claims: serde_json::Map::new(),
-        claims_cache: ClaimsCache::default(),
-        granted_cache: GrantedCache::default(),
-    };
+    let principal = Principal::with_scopes(&["customer:read"]);
     ListFilter::new(Arc::new(principal), state).by_policy(true)
 }
 
